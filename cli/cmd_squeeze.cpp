@@ -1,0 +1,86 @@
+// lpld squeeze / lpld eval
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "common.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "data/dataset.h"
+#include "models/checkpoint.h"
+#include "squeeze/squeeze.h"
+#include "train/evaluate.h"
+
+namespace lpld::cli {
+
+void add_squeeze_command(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand(
+      "squeeze", "train a teacher, evaluate it, gather class-wise BN statistics (Stage 1)");
+  auto config = std::make_shared<squeeze::SqueezeConfig>();
+  auto json_path = std::make_shared<std::string>();
+  auto set = options_of(*config);
+  if (std::find(ctx.argv.begin(), ctx.argv.end(), "squeeze") != ctx.argv.end())
+    preload_yaml(ctx, set, "squeeze");
+  bind_options(sub, set);
+  sub->add_option("--config", "YAML file with these options (flags override it)");
+  sub->add_option("--json", *json_path, "write the result as JSON here");
+  sub->callback([&ctx, config, json_path] {
+    ctx.run = [&ctx, config, json_path] {
+      auto r = squeeze::squeeze(*config, ctx.progress());
+      json j = r.to_json();
+      j["config"] = config_json(*config);
+      write_result(*json_path, j);
+      std::cout << fmt::format("teacher {} top-1 {:.2f}% top-5 {:.2f}%  train {:.1f}s ({:.0f} img/s)  "
+                               "class stats {:.1f}s  -> {}\n",
+                               config->arch, r.top1, r.top5, r.train_seconds, r.images_per_second,
+                               r.stats_seconds, r.checkpoint);
+    };
+  });
+}
+
+struct EvalConfig {
+  std::string model, data, device = "cpu";
+  int64_t batch_size = 512;
+  void declare(OptionSet& o) {
+    o.add("model", &model, "checkpoint to evaluate")
+        .add("data", &data, "labelled dataset spec")
+        .add("device", &device, "cpu, cuda or cuda:N")
+        .add("batch_size", &batch_size, "evaluation batch size");
+  }
+};
+
+void add_eval_command(CLI::App& app, Context& ctx) {
+  auto* sub = app.add_subcommand("eval", "top-1/top-5 of a checkpoint on a labelled set");
+  auto config = std::make_shared<EvalConfig>();
+  auto json_path = std::make_shared<std::string>();
+  bind_options(sub, options_of(*config));
+  sub->add_option("--json", *json_path, "write the result as JSON here");
+  sub->callback([&ctx, config, json_path] {
+    ctx.run = [&ctx, config, json_path] {
+      check_arg(!config->model.empty(), "--model", "a checkpoint is required");
+      check_arg(!config->data.empty(), "--data", "a dataset spec is required");
+      check_arg(config->batch_size >= 1, "--batch-size", "must be >= 1");
+      const auto device = parse_device(config->device);
+      auto ck = models::load_checkpoint(config->model, device);
+      auto ds = data::open_dataset(config->data);
+      check_arg(ds->num_classes() == ck.meta.num_classes, "--data",
+                "has " + std::to_string(ds->num_classes()) + " classes, the model " +
+                    std::to_string(ck.meta.num_classes));
+      check_arg(ds->channels() == ck.meta.channels, "--data",
+                "has " + std::to_string(ds->channels()) + " channels, the model " +
+                    std::to_string(ck.meta.channels));
+      if (ds->fixed_size()[0] > 0) ds = data::load_into_memory(ds);
+      auto r = train::evaluate(*ck.model, ds, ck.meta.norm, ck.meta.image_size, device,
+                               ctx.progress(), config->batch_size);
+      write_result(*json_path, {{"top1", r.top1},
+                                {"top5", r.top5},
+                                {"images", r.images},
+                                {"seconds", r.seconds},
+                                {"images_per_second", r.images_per_second}});
+      std::cout << fmt::format("top-1 {:.2f}% top-5 {:.2f}% on {} images ({:.1f}s)\n", r.top1,
+                               r.top5, r.images, r.seconds);
+    };
+  });
+}
+
+}  // namespace lpld::cli

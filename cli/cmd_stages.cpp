@@ -1,0 +1,138 @@
+// lpld recover / relabel / labels / train / pipeline: parse, call the stage, report.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "common.h"
+#include "core/error.h"
+#include "pipeline/pipeline.h"
+#include "recover/recover.h"
+#include "relabel/label_store.h"
+#include "relabel/relabel.h"
+#include "train/student.h"
+
+namespace lpld::cli {
+namespace {
+
+bool chosen(const Context& ctx, const std::string& name) {
+  return ctx.argv.size() > 1 && std::find(ctx.argv.begin() + 1, ctx.argv.end(), name) != ctx.argv.end();
+}
+
+// --recipe NAME is applied before --config and flags, so both override the preset.
+std::string prescan(const Context& ctx, const std::string& flag) {
+  for (size_t i = 0; i + 1 < ctx.argv.size(); ++i)
+    if (ctx.argv[i] == flag) return ctx.argv[i + 1];
+  for (const auto& a : ctx.argv)
+    if (a.rfind(flag + "=", 0) == 0) return a.substr(flag.size() + 1);
+  return "";
+}
+
+template <typename Config, typename Run>
+void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::string& help,
+               bool has_recipe, Run run) {
+  auto* sub = app.add_subcommand(name, help);
+  auto config = std::make_shared<Config>();
+  auto json_path = std::make_shared<std::string>();
+  if (chosen(ctx, name)) {
+    if constexpr (std::is_same_v<Config, recover::RecoverConfig> ||
+                  std::is_same_v<Config, train::TrainConfig>) {
+      const std::string recipe = prescan(ctx, "--recipe");
+      if (!recipe.empty()) config->apply_recipe(recipe);
+    }
+    preload_yaml(ctx, options_of(*config), name);
+  }
+  bind_options(sub, options_of(*config));
+  if (has_recipe) sub->add_option("--recipe", "preset: imagenet1k, tiny or small (flags override it)");
+  sub->add_option("--config", "YAML file with these options (flags override it)");
+  sub->add_option("--json", *json_path, "write the result as JSON here");
+  sub->callback([&ctx, config, json_path, run] {
+    ctx.run = [&ctx, config, json_path, run] {
+      json j = run(*config, ctx.progress());
+      j["config"] = config_json(*config);
+      write_result(*json_path, j);
+    };
+  });
+}
+
+}  // namespace
+
+void add_stage_commands(CLI::App& app, Context& ctx) {
+  add_stage<recover::RecoverConfig>(
+      app, ctx, "recover", "synthesize IPC images per class from the teacher (Stage 2)", true,
+      [](const recover::RecoverConfig& c, Progress& p) {
+        auto r = recover::recover(c, p);
+        std::cout << fmt::format("recover {} ipc {}: {} images ({} bytes) in {:.1f}s, {:.1f} it/s, "
+                                 "{:.0f} image-it/s, teacher top-1 on them {:.1f}%\n",
+                                 c.mode, c.ipc, r.images, r.image_bytes, r.seconds,
+                                 r.iterations_per_second, r.image_iterations_per_second, r.teacher_top1);
+        return r.to_json();
+      });
+  add_stage<relabel::RelabelConfig>(
+      app, ctx, "relabel", "soft labels for the label pool, into one label store (Stage 3)", false,
+      [](const relabel::RelabelConfig& c, Progress& p) {
+        auto r = relabel::relabel(c, p);
+        std::cout << fmt::format("relabel: {} of {} steps, {} views in {:.1f}s ({:.0f} views/s); "
+                                 "{} label bytes ({} logits, {} metadata); images {} bytes -> {}\n",
+                                 r.steps_kept, r.total_steps, r.labelled_views, r.seconds,
+                                 r.views_per_second, r.label_bytes, r.logit_bytes, r.metadata_bytes,
+                                 r.image_bytes, r.out);
+        return r.to_json();
+      });
+  add_stage<train::TrainConfig>(
+      app, ctx, "train", "train a student on the synthetic set with pruned soft labels (Stage 4)", true,
+      [](const train::TrainConfig& c, Progress& p) {
+        auto r = train::train_student(c, p);
+        std::cout << fmt::format("student {} top-1 {:.2f}% top-5 {:.2f}% ({} steps, {:.1f}s, {:.0f} img/s){}\n",
+                                 c.arch, r.top1, r.top5, r.steps, r.seconds, r.images_per_second,
+                                 r.reused ? " [reused]" : "");
+        return r.to_json();
+      });
+
+  // labels info / verify
+  auto* labels = app.add_subcommand("labels", "inspect or verify a label store");
+  labels->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto* info = labels->add_subcommand("info", "steps, images, classes and bytes by part");
+  info->add_option("file", *file, "label store")->required();
+  info->callback([&ctx, file] {
+    ctx.run = [file] {
+      relabel::LabelStore s(*file);
+      const auto& h = s.header();
+      std::cout << fmt::format(
+          "{}\n  images {}  classes {}  image size {}  epochs {}  batch size {}  batches/epoch {}\n"
+          "  steps kept {} of {} (prune ratio {}, {:.1f}x)  logits {}  seed {}  cutmix {}\n"
+          "  bytes: total {}  logits {}  metadata {} ({:.2f}% of logits)\n",
+          *file, h.num_images, h.num_classes, h.image_size, h.epochs, h.batch_size,
+          h.batches_per_epoch(), h.steps_kept, h.total_steps(), h.prune_ratio,
+          static_cast<double>(h.total_steps()) / h.steps_kept, h.dtype, h.seed,
+          h.cutmix ? fmt::format("alpha {}", h.cutmix_alpha) : "off", s.file_bytes(), s.logit_bytes(),
+          s.file_bytes() - s.logit_bytes(),
+          100.0 * (s.file_bytes() - s.logit_bytes()) / std::max<uint64_t>(1, s.logit_bytes()));
+    };
+  });
+  auto* verify = labels->add_subcommand("verify", "check every checksum; non-zero exit on damage");
+  verify->add_option("file", *file, "label store")->required();
+  verify->callback([&ctx, file] {
+    ctx.run = [file] {
+      relabel::LabelStore s(*file);
+      s.verify();
+      std::cout << fmt::format("{}: OK ({} steps, {} bytes)\n", *file, s.header().steps_kept, s.file_bytes());
+    };
+  });
+
+  // pipeline
+  auto* pipe = app.add_subcommand("pipeline", "squeeze -> recover -> relabel -> train from a YAML config");
+  auto pconfig = std::make_shared<std::string>();
+  auto pout = std::make_shared<std::string>();
+  pipe->add_option("--config", *pconfig, "pipeline YAML (README: Pipeline config)")->required();
+  pipe->add_option("--out", *pout, "run folder")->required();
+  pipe->callback([&ctx, pconfig, pout] {
+    ctx.run = [&ctx, pconfig, pout] {
+      auto config = pipeline::load_pipeline_config(*pconfig);
+      auto r = pipeline::run_pipeline(config, *pout, ctx.progress());
+      std::cout << r.markdown;
+    };
+  });
+}
+
+}  // namespace lpld::cli

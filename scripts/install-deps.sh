@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lpld needs, only those missing. Idempotent: quick and
+# silent when everything is there. Run as root (or with sudo available).
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config
+      libtorch-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+      libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+      dataset-fashion-mnist gnuplot-nox)
+# Side-by-side reference scripts (bench/) only: LPLD_PYTHON_REF=1 adds PyTorch.
+if [ "${LPLD_PYTHON_REF:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-numpy); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "Installing missing Debian packages: ${missing[*]}" >&2
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,140 @@
+#include "core/options.h"
+
+#include <sstream>
+
+#include "core/error.h"
+
+namespace lpld {
+namespace {
+
+template <typename T>
+T parse_scalar(const std::string& name, const std::string& text);
+
+template <>
+int64_t parse_scalar<int64_t>(const std::string& name, const std::string& text) {
+  try {
+    size_t pos = 0;
+    const int64_t v = std::stoll(text, &pos);
+    if (pos == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(name + ": '" + text + "' is not an integer");
+}
+template <>
+uint64_t parse_scalar<uint64_t>(const std::string& name, const std::string& text) {
+  try {
+    size_t pos = 0;
+    if (!text.empty() && text[0] != '-') {
+      const uint64_t v = std::stoull(text, &pos);
+      if (pos == text.size()) return v;
+    }
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(name + ": '" + text + "' is not a non-negative integer");
+}
+template <>
+double parse_scalar<double>(const std::string& name, const std::string& text) {
+  try {
+    size_t pos = 0;
+    const double v = std::stod(text, &pos);
+    if (pos == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(name + ": '" + text + "' is not a number");
+}
+template <>
+bool parse_scalar<bool>(const std::string& name, const std::string& text) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  throw std::invalid_argument(name + ": '" + text + "' is not true or false");
+}
+template <>
+std::string parse_scalar<std::string>(const std::string&, const std::string& text) {
+  return text;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+const OptionSet::Option* find(const std::vector<OptionSet::Option>& options,
+                              const std::string& name) {
+  for (const auto& o : options)
+    if (o.name == name) return &o;
+  return nullptr;
+}
+
+}  // namespace
+
+void OptionSet::set(const std::string& name, const std::string& value) const {
+  const Option* o = find(options_, name);
+  check_arg(o != nullptr, name, "unknown option");
+  std::visit(
+      [&](auto* field) {
+        using T = std::decay_t<decltype(*field)>;
+        if constexpr (std::is_same_v<T, std::vector<double>> ||
+                      std::is_same_v<T, std::vector<int64_t>> ||
+                      std::is_same_v<T, std::vector<std::string>>) {
+          field->clear();
+          for (const auto& item : split(value))
+            field->push_back(parse_scalar<typename T::value_type>(name, item));
+        } else {
+          *field = parse_scalar<T>(name, value);
+        }
+      },
+      o->target);
+}
+
+void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where) const {
+  if (!node || node.IsNull()) return;
+  check_arg(node.IsMap(), where, "expected a map of options");
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const Option* o = find(options_, key);
+    if (o == nullptr) {
+      std::string known;
+      for (const auto& opt : options_) known += (known.empty() ? "" : ", ") + opt.name;
+      throw std::invalid_argument(where + ": unknown key '" + key + "' (known: " + known + ")");
+    }
+    const YAML::Node& v = it->second;
+    const std::string name = where + ": " + key;
+    if (v.IsSequence()) {
+      std::string joined;
+      for (const auto& item : v) joined += (joined.empty() ? "" : ",") + item.as<std::string>();
+      const bool is_list = std::visit(
+          [](auto* f) {
+            using T = std::decay_t<decltype(*f)>;
+            return std::is_same_v<T, std::vector<double>> ||
+                   std::is_same_v<T, std::vector<int64_t>> ||
+                   std::is_same_v<T, std::vector<std::string>>;
+          },
+          o->target);
+      check_arg(is_list, name, "expected a single value, got a list");
+      try {
+        set(key, joined);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(where + ": " + e.what());
+      }
+    } else {
+      check_arg(v.IsScalar(), name, "expected a value");
+      try {
+        set(key, v.as<std::string>());
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(where + ": " + e.what());
+      }
+    }
+  }
+}
+
+json OptionSet::to_json() const {
+  json j = json::object();
+  for (const auto& o : options_) std::visit([&](auto* f) { j[o.name] = *f; }, o.target);
+  return j;
+}
+
+}  // namespace lpld

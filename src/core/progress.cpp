@@ -1,0 +1,85 @@
+#include "core/progress.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace lpld {
+namespace {
+class NullProgress : public Progress {
+ public:
+  void start(const std::string&, int64_t, const std::string&) override {}
+  void update(int64_t, const std::string&) override {}
+  void finish(const std::string&) override {}
+  void message(const std::string&) override {}
+};
+
+std::string format_duration(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const int t = static_cast<int>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%d:%02d", t / 60, t % 60);
+  return buf;
+}
+}  // namespace
+
+Progress& Progress::null() {
+  static NullProgress p;
+  return p;
+}
+
+ConsoleProgress::ConsoleProgress(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0) {}
+
+void ConsoleProgress::start(const std::string& label, int64_t total, const std::string& unit) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  label_ = label;
+  unit_ = unit;
+  total_ = total;
+  done_ = 0;
+  status_.clear();
+  start_ = last_draw_ = Clock::now();
+}
+
+void ConsoleProgress::update(int64_t done, const std::string& status) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_ = done;
+  if (!status.empty()) status_ = status;
+  const auto now = Clock::now();
+  const double since = std::chrono::duration<double>(now - last_draw_).count();
+  if (since < (tty_ ? 0.2 : 10.0)) return;
+  last_draw_ = now;
+  draw(false);
+}
+
+void ConsoleProgress::finish(const std::string& status) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!status.empty()) status_ = status;
+  if (done_ < total_) done_ = total_;
+  draw(true);
+}
+
+void ConsoleProgress::message(const std::string& text) { spdlog::info("{}", text); }
+
+void ConsoleProgress::draw(bool final) {
+  if (quiet_) return;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+  const double rate = elapsed > 0 ? done_ / elapsed : 0;
+  const double eta = rate > 0 ? (total_ - done_) / rate : -1;
+  const double frac = total_ > 0 ? static_cast<double>(done_) / total_ : 1.0;
+  const int width = 24, fill = static_cast<int>(frac * width);
+  std::string bar(fill, '#');
+  bar.resize(width, '.');
+  std::fprintf(stderr, "%s%-14s [%s] %3.0f%% %lld/%lld %.1f %s/s %s %s%s", tty_ ? "\r\033[K" : "",
+               label_.c_str(), bar.c_str(), frac * 100, static_cast<long long>(done_),
+               static_cast<long long>(total_), rate, unit_.c_str(),
+               final ? ("in " + format_duration(elapsed)).c_str()
+                     : ("eta " + format_duration(eta)).c_str(),
+               status_.c_str(), (final || !tty_) ? "\n" : "");
+  std::fflush(stderr);
+}
+
+}  // namespace lpld

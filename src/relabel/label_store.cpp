@@ -1,0 +1,223 @@
+#include "relabel/label_store.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace lpld::relabel {
+namespace {
+constexpr char kMagic[8] = {'L', 'P', 'L', 'D', 'L', 'B', 'L', '1'};
+
+torch::ScalarType scalar_type(const std::string& dtype) {
+  if (dtype == "fp16") return torch::kFloat16;
+  if (dtype == "bf16") return torch::kBFloat16;
+  if (dtype == "fp32") return torch::kFloat32;
+  throw std::invalid_argument("--logits: unknown dtype '" + dtype + "' (use fp16, bf16 or fp32)");
+}
+}  // namespace
+
+int64_t LabelHeader::step_size(int64_t step) const {
+  const int64_t b = step % batches_per_epoch();
+  return std::min(batch_size, num_images - b * batch_size);
+}
+
+int64_t LabelHeader::dtype_bytes() const { return dtype == "fp32" ? 4 : 2; }
+
+json LabelHeader::to_json() const {
+  return {{"format", "lpld-labels"},
+          {"format_version", kLabelStoreVersion},
+          {"num_images", num_images},
+          {"num_classes", num_classes},
+          {"channels", channels},
+          {"image_size", image_size},
+          {"epochs", epochs},
+          {"batch_size", batch_size},
+          {"batches_per_epoch", batches_per_epoch()},
+          {"total_steps", total_steps()},
+          {"steps_kept", steps_kept},
+          {"prune_ratio", prune_ratio},
+          {"dtype", dtype},
+          {"seed", seed},
+          {"crop", {{"scale", {crop.scale_lo, crop.scale_hi}},
+                    {"ratio", {crop.ratio_lo, crop.ratio_hi}},
+                    {"flip", crop.flip}}},
+          {"cutmix", cutmix},
+          {"cutmix_alpha", cutmix_alpha},
+          {"mean", norm.mean},
+          {"std", norm.std},
+          {"images", images},
+          {"labels", labels},
+          {"image_set_hash", image_set_hash},
+          {"teacher_hash", teacher_hash},
+          {"config", config}};
+}
+
+LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
+  LabelHeader h;
+  try {
+    check_file(j.at("format") == "lpld-labels", path, "not an lpld label store");
+    check_file(j.at("format_version") == kLabelStoreVersion, path,
+               "unsupported label store version " + j.at("format_version").dump());
+    h.num_images = j.at("num_images");
+    h.num_classes = j.at("num_classes");
+    h.channels = j.at("channels");
+    h.image_size = j.at("image_size");
+    h.epochs = j.at("epochs");
+    h.batch_size = j.at("batch_size");
+    h.steps_kept = j.at("steps_kept");
+    h.prune_ratio = j.at("prune_ratio");
+    h.dtype = j.at("dtype");
+    h.seed = j.at("seed");
+    h.crop.scale_lo = j.at("crop").at("scale").at(0);
+    h.crop.scale_hi = j.at("crop").at("scale").at(1);
+    h.crop.ratio_lo = j.at("crop").at("ratio").at(0);
+    h.crop.ratio_hi = j.at("crop").at("ratio").at(1);
+    h.crop.flip = j.at("crop").at("flip");
+    h.cutmix = j.at("cutmix");
+    h.cutmix_alpha = j.at("cutmix_alpha");
+    h.norm.mean = j.at("mean").get<std::vector<float>>();
+    h.norm.std = j.at("std").get<std::vector<float>>();
+    h.images = j.at("images").get<std::vector<std::string>>();
+    h.labels = j.at("labels").get<std::vector<int64_t>>();
+    h.image_set_hash = j.at("image_set_hash");
+    h.teacher_hash = j.at("teacher_hash");
+    h.config = j.at("config");
+  } catch (const json::exception& e) {
+    fail_file(path, std::string("bad label store header: ") + e.what());
+  }
+  check_file(h.num_images > 0 && h.num_classes > 1 && h.epochs > 0 && h.batch_size > 0, path,
+             "label store header has non-positive sizes");
+  check_file(static_cast<int64_t>(h.images.size()) == h.num_images &&
+                 static_cast<int64_t>(h.labels.size()) == h.num_images,
+             path, "label store header lists the wrong number of images");
+  check_file(h.steps_kept >= 0 && h.steps_kept <= h.total_steps(), path,
+             "label store keeps more steps than it has");
+  check_file(h.dtype == "fp16" || h.dtype == "bf16" || h.dtype == "fp32", path,
+             "unknown logit dtype " + h.dtype);
+  return h;
+}
+
+int64_t steps_for_ratio(double prune_ratio, int64_t total_steps) {
+  if (!(prune_ratio >= 0 && prune_ratio < 1))
+    throw std::invalid_argument("--prune-ratio: must be in [0, 1), got " + std::to_string(prune_ratio));
+  return static_cast<int64_t>(std::floor((1.0 - prune_ratio) * total_steps + 1e-9));
+}
+
+LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& header)
+    : file_(path), header_(header) {
+  const std::string text = header_.to_json().dump();
+  const uint64_t len = text.size();
+  const uint64_t hash = xxh64(text.data(), text.size());
+  file_.write(kMagic, 8);
+  file_.write(&len, 8);
+  file_.write(text.data(), text.size());
+  file_.write(&hash, 8);
+}
+
+void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits) {
+  TORCH_CHECK(step == next_step_, "label store: steps must be appended in order");
+  TORCH_CHECK(step < header_.steps_kept, "label store: step beyond the kept pool");
+  const int64_t n = header_.step_size(step);
+  TORCH_CHECK(logits.dim() == 2 && logits.size(0) == n && logits.size(1) == header_.num_classes,
+              "label store: logits of step ", step, " have the wrong shape");
+  auto t = logits.detach().to(torch::kCPU).to(scalar_type(header_.dtype)).contiguous();
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  const uint64_t hash = xxh64(t.data_ptr(), bytes, static_cast<uint64_t>(step));
+  file_.write(t.data_ptr(), bytes);
+  file_.write(&hash, 8);
+  ++next_step_;
+}
+
+void LabelStoreWriter::commit() {
+  TORCH_CHECK(next_step_ == header_.steps_kept, "label store: only ", next_step_, " of ",
+              header_.steps_kept, " steps written");
+  file_.commit();
+}
+
+LabelStore::LabelStore(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail_file(path, std::string("cannot open label store: ") + std::strerror(errno));
+  struct stat st {};
+  ::fstat(fd, &st);
+  size_ = static_cast<uint64_t>(st.st_size);
+  if (size_ < 24) {
+    ::close(fd);
+    fail_file(path, "too short to be a label store (truncated?)");
+  }
+  void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) fail_file(path, std::string("cannot map: ") + std::strerror(errno));
+  map_ = static_cast<const unsigned char*>(m);
+  try {
+    check_file(std::memcmp(map_, kMagic, 8) == 0, path, "not an lpld label store (bad magic)");
+    uint64_t len = 0, hash = 0;
+    std::memcpy(&len, map_ + 8, 8);
+    check_file(len <= size_ - 24, path, "header length exceeds the file (truncated or damaged)");
+    std::memcpy(&hash, map_ + 16 + len, 8);
+    check_file(xxh64(map_ + 16, len) == hash, path, "header checksum mismatch (damaged)");
+    json j;
+    try {
+      j = json::parse(map_ + 16, map_ + 16 + len);
+    } catch (const json::exception& e) {
+      fail_file(path, std::string("header is not valid JSON: ") + e.what());
+    }
+    header_ = LabelHeader::from_json(j, path);
+    data_offset_ = 24 + len;
+    const uint64_t expected = record_offset(header_.steps_kept);
+    check_file(size_ == expected, path,
+               fmt::format("file is {} bytes, the header implies {} ({})", size_, expected,
+                           size_ < expected ? "truncated" : "trailing data"));
+  } catch (...) {
+    ::munmap(const_cast<unsigned char*>(map_), size_);
+    throw;
+  }
+}
+
+LabelStore::~LabelStore() {
+  if (map_) ::munmap(const_cast<unsigned char*>(map_), size_);
+}
+
+uint64_t LabelStore::record_offset(int64_t step) const {
+  const int64_t bpe = header_.batches_per_epoch();
+  const uint64_t row = static_cast<uint64_t>(header_.num_classes * header_.dtype_bytes());
+  const uint64_t full = header_.batch_size * row + 8;
+  const uint64_t last = (header_.num_images - (bpe - 1) * header_.batch_size) * row + 8;
+  const uint64_t epoch_bytes = (bpe - 1) * full + last;
+  const int64_t e = step / bpe, b = step % bpe;
+  return data_offset_ + e * epoch_bytes + b * full;
+}
+
+uint64_t LabelStore::logit_bytes() const {
+  return size_ - data_offset_ - 8 * static_cast<uint64_t>(header_.steps_kept);
+}
+
+torch::Tensor LabelStore::logits(int64_t step) const {
+  if (step < 0 || step >= header_.steps_kept)
+    throw std::out_of_range(fmt::format("{}: step {} is not in the label pool (0..{})", path_, step,
+                                        header_.steps_kept - 1));
+  const int64_t n = header_.step_size(step);
+  const uint64_t off = record_offset(step);
+  const size_t bytes = static_cast<size_t>(n * header_.num_classes * header_.dtype_bytes());
+  uint64_t stored = 0;
+  std::memcpy(&stored, map_ + off + bytes, 8);
+  if (xxh64(map_ + off, bytes, static_cast<uint64_t>(step)) != stored)
+    fail_file(path_, fmt::format("record of step {} is damaged (checksum mismatch)", step));
+  const auto type = header_.dtype == "fp16" ? torch::kFloat16
+                    : header_.dtype == "bf16" ? torch::kBFloat16
+                                              : torch::kFloat32;
+  auto t = torch::empty({n, header_.num_classes}, torch::TensorOptions().dtype(type));
+  std::memcpy(t.data_ptr(), map_ + off, bytes);
+  return t.to(torch::kFloat32);
+}
+
+void LabelStore::verify() const {
+  for (int64_t s = 0; s < header_.steps_kept; ++s) logits(s);
+}
+
+}  // namespace lpld::relabel

@@ -1,0 +1,102 @@
+// The label store: every soft label of a relabel run in one file, random access by step
+// id through a memory map. Byte layout (docs/label-store.md):
+//
+//   "LPLDLBL1"                        8 bytes magic (format version 1)
+//   header_len                        u64 little-endian
+//   header                            header_len bytes of JSON (LabelHeader)
+//   header_hash                       u64 xxh64 of the header bytes
+//   records, step 0 .. steps_kept-1   logits [n_s, classes] in `dtype`, then u64 xxh64
+//                                     (seed = step id) of those bytes
+//
+// n_s is batch_size, except the last batch of each epoch (N mod batch_size when
+// nonzero). Crops, flips, CutMix and the epoch orders are not stored: they are
+// regenerated from (seed, step) by relabel/replay.h, which keeps the metadata a few bytes
+// per step instead of tens per image.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/io.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+
+namespace lpld::relabel {
+
+constexpr int kLabelStoreVersion = 1;
+
+struct LabelHeader {
+  int64_t num_images = 0, num_classes = 0, channels = 0, image_size = 0;
+  int64_t epochs = 0, batch_size = 0;
+  int64_t steps_kept = 0;     // the label pool: steps 0 .. steps_kept-1
+  double prune_ratio = 0;
+  std::string dtype = "fp16";  // fp16 | bf16 | fp32
+  uint64_t seed = 0;
+  data::CropOptions crop;
+  bool cutmix = true;
+  double cutmix_alpha = 1.0;
+  data::Normalization norm;
+  std::vector<std::string> images;  // relative paths, index order
+  std::vector<int64_t> labels;      // class of each image
+  std::string image_set_hash, teacher_hash;
+  json config = json::object();     // resolved relabel config
+
+  int64_t batches_per_epoch() const { return (num_images + batch_size - 1) / batch_size; }
+  int64_t total_steps() const { return epochs * batches_per_epoch(); }
+  int64_t step_size(int64_t step) const;  // images in step `step`
+  int64_t dtype_bytes() const;
+  json to_json() const;
+  static LabelHeader from_json(const json& j, const std::string& path);
+};
+
+// Steps kept for a pruning ratio: floor((1 - r) * S), exact for decimal ratios (a small
+// epsilon absorbs 1 - 0.9 = 0.0999...; the official code loses a step there).
+int64_t steps_for_ratio(double prune_ratio, int64_t total_steps);
+
+// Streams records to `path + ".tmp.<pid>"`; commit() renames it into place once every
+// kept step was appended in order. Memory use is one record.
+class LabelStoreWriter {
+ public:
+  LabelStoreWriter(const std::string& path, const LabelHeader& header);
+  // logits: [n_s, classes], any float dtype and device; converted to the store's dtype.
+  void append(int64_t step, const torch::Tensor& logits);
+  void commit();
+  const LabelHeader& header() const { return header_; }
+
+ private:
+  AtomicFile file_;
+  LabelHeader header_;
+  int64_t next_step_ = 0;
+};
+
+class LabelStore {
+ public:
+  // Maps and validates the file: magic, header checksum and fields, exact size.
+  // Throws runtime_error naming `path` and the problem.
+  explicit LabelStore(const std::string& path);
+  ~LabelStore();
+  LabelStore(const LabelStore&) = delete;
+  LabelStore& operator=(const LabelStore&) = delete;
+
+  const LabelHeader& header() const { return header_; }
+  const std::string& path() const { return path_; }
+  // float32 [n_s, classes] (CPU) of a kept step; checks the record's checksum.
+  torch::Tensor logits(int64_t step) const;
+  // Checks every record; throws runtime_error at the first damaged one.
+  void verify() const;
+
+  uint64_t file_bytes() const { return size_; }
+  uint64_t logit_bytes() const;  // the logits alone
+  uint64_t header_bytes() const { return data_offset_; }
+
+ private:
+  uint64_t record_offset(int64_t step) const;
+  std::string path_;
+  LabelHeader header_;
+  const unsigned char* map_ = nullptr;
+  uint64_t size_ = 0, data_offset_ = 0;
+};
+
+}  // namespace lpld::relabel

@@ -1,0 +1,164 @@
+#include "relabel/relabel.h"
+
+#include <chrono>
+#include <future>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "models/checkpoint.h"
+#include "relabel/image_set.h"
+#include "relabel/label_store.h"
+#include "relabel/replay.h"
+
+namespace lpld::relabel {
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+void RelabelConfig::declare(OptionSet& o) {
+  o.add("teacher", &teacher, "teacher checkpoint")
+      .add("images", &images, "synthetic image folder from recover")
+      .add("out", &out, "label store file to write")
+      .add("epochs", &epochs, "relabel epochs E (= student training epochs)")
+      .add("batch_size", &batch_size, "label batch size B")
+      .add("prune_ratio", &prune_ratio, "R: keep the first floor((1-R) * E * batches) steps")
+      .add("cutmix", &cutmix, "CutMix within each label batch")
+      .add("cutmix_alpha", &cutmix_alpha, "CutMix Beta(alpha, alpha)")
+      .add("logits", &logits, "stored logit dtype: fp16, bf16 or fp32")
+      .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
+      .add("seed", &seed, "random seed of the views")
+      .add("forward_batch", &forward_batch, "images per teacher forward (0: automatic)")
+      .add("device", &device, "cpu, cuda or cuda:N");
+}
+
+void RelabelConfig::validate() const {
+  check_arg(!teacher.empty(), "--teacher", "a teacher checkpoint is required");
+  check_arg(!images.empty(), "--images", "the synthetic image folder is required");
+  check_arg(!out.empty(), "--out", "a label store path is required");
+  check_arg(epochs >= 1, "--epochs", "must be >= 1");
+  check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
+  check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
+  check_arg(cutmix_alpha > 0, "--cutmix", "alpha must be > 0");
+  check_arg(logits == "fp16" || logits == "bf16" || logits == "fp32", "--logits",
+            "must be fp16, bf16 or fp32, not '" + logits + "'");
+  check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
+  check_arg(forward_batch >= 0, "--forward-batch", "must be >= 0");
+}
+
+json RelabelResult::to_json() const {
+  return {{"total_steps", total_steps},   {"steps_kept", steps_kept},
+          {"images", images},             {"labelled_views", labelled_views},
+          {"seconds", seconds},           {"views_per_second", views_per_second},
+          {"label_bytes", label_bytes},   {"logit_bytes", logit_bytes},
+          {"metadata_bytes", metadata_bytes}, {"image_bytes", image_bytes},
+          {"out", out}};
+}
+
+RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
+  config.validate();
+  const auto start = Clock::now();
+  const torch::Device device = parse_device(config.device);
+  auto ck = models::load_checkpoint(config.teacher, device);
+  auto& teacher = *ck.model;
+  teacher.eval();
+  ImageSet set = load_image_set(config.images);
+  const auto& imgs = *set.images;
+  check_arg(imgs.num_classes() == ck.meta.num_classes, "--images",
+            config.images + " has " + std::to_string(imgs.num_classes()) +
+                " class folders, the teacher " + std::to_string(ck.meta.num_classes));
+  check_arg(imgs.channels() == ck.meta.channels, "--images",
+            config.images + " has " + std::to_string(imgs.channels()) + "-channel images, the teacher takes " +
+                std::to_string(ck.meta.channels));
+
+  LabelHeader h;
+  h.num_images = imgs.size();
+  h.num_classes = ck.meta.num_classes;
+  h.channels = ck.meta.channels;
+  h.image_size = ck.meta.image_size;
+  h.epochs = config.epochs;
+  h.batch_size = config.batch_size;
+  h.steps_kept = steps_for_ratio(config.prune_ratio, h.total_steps());
+  h.prune_ratio = config.prune_ratio;
+  h.dtype = config.logits;
+  h.seed = config.seed;
+  h.crop.scale_lo = config.crop_scale_min;
+  h.cutmix = config.cutmix;
+  h.cutmix_alpha = config.cutmix_alpha;
+  h.norm = ck.meta.norm;
+  h.images = set.paths;
+  auto labels = imgs.labels();
+  h.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
+  h.image_set_hash = set.hash;
+  h.teacher_hash = hash_file(config.teacher);
+  json cfg = config_json(config);
+  cfg.erase("device");
+  cfg.erase("forward_batch");
+  h.config = cfg;
+  check_arg(h.steps_kept >= 1, "--prune-ratio",
+            fmt::format("{} keeps no step of {}", config.prune_ratio, h.total_steps()));
+
+  // The whole synthetic set, normalized, on the device (it is small by construction).
+  auto images = data::normalize(imgs.images(), h.norm, device);
+  // Several label batches per forward: the teacher is frozen, so batches are independent
+  // and a larger forward uses the cores better (bench/relabel measures the choice).
+  const int64_t forward = config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 320);
+  const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
+
+  LabelStoreWriter writer(config.out, h);
+  torch::NoGradGuard no_grad;
+  progress.start("relabel", h.steps_kept, "step");
+  std::vector<int64_t> order;
+  int64_t order_epoch = -1;
+  auto plans_for = [&](int64_t s0) {
+    std::vector<StepPlan> plans;
+    for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
+      const int64_t e = s / h.batches_per_epoch();
+      if (e != order_epoch) order = epoch_order(h, e), order_epoch = e;
+      plans.push_back(plan_step(h, s, &order));
+    }
+    return plans;
+  };
+  std::future<void> pending_write;
+  auto next_plans = std::async(std::launch::async, plans_for, int64_t{0});
+  int64_t views = 0;
+  for (int64_t s0 = 0; s0 < h.steps_kept; s0 += group) {
+    auto plans = next_plans.get();
+    if (s0 + group < h.steps_kept) next_plans = std::async(std::launch::async, plans_for, s0 + group);
+    std::vector<torch::Tensor> batches;
+    for (const auto& p : plans) batches.push_back(render_step(images, p, h.image_size));
+    auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
+    // The writer runs behind the next forward.
+    if (pending_write.valid()) pending_write.get();
+    pending_write = std::async(std::launch::async, [&writer, logits, plans] {
+      int64_t row = 0;
+      for (const auto& p : plans) {
+        const int64_t n = static_cast<int64_t>(p.indices.size());
+        writer.append(p.step, logits.narrow(0, row, n));
+        row += n;
+      }
+    });
+    for (const auto& p : plans) views += static_cast<int64_t>(p.indices.size());
+    progress.update(s0 + static_cast<int64_t>(plans.size()));
+  }
+  if (pending_write.valid()) pending_write.get();
+  writer.commit();
+  progress.finish();
+
+  RelabelResult r;
+  r.total_steps = h.total_steps();
+  r.steps_kept = h.steps_kept;
+  r.images = h.num_images;
+  r.labelled_views = views;
+  r.seconds = since(start);
+  r.views_per_second = r.seconds > 0 ? views / r.seconds : 0;
+  LabelStore store(config.out);
+  r.label_bytes = store.file_bytes();
+  r.logit_bytes = store.logit_bytes();
+  r.metadata_bytes = r.label_bytes - r.logit_bytes;
+  r.image_bytes = set.bytes;
+  r.out = config.out;
+  return r;
+}
+
+}  // namespace lpld::relabel

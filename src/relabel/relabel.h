@@ -1,0 +1,39 @@
+// Stage 3 (METHOD.md): FKD-style soft labels for the synthetic set, generated only for the
+// label pool (the first floor((1-R) * S) steps), written into one label store.
+#pragma once
+#include <string>
+
+#include "core/options.h"
+#include "core/progress.h"
+
+namespace lpld::relabel {
+
+struct RelabelConfig {
+  std::string teacher, images, out;
+  int64_t epochs = 300;
+  int64_t batch_size = 20;
+  double prune_ratio = 0;
+  bool cutmix = true;
+  double cutmix_alpha = 1.0;
+  std::string logits = "fp16";  // fp16 | bf16 | fp32
+  double crop_scale_min = 0.08;
+  uint64_t seed = 0;
+  int64_t forward_batch = 0;  // images per teacher forward (0: automatic)
+  std::string device = "cpu";
+
+  void declare(OptionSet& o);
+  void validate() const;
+};
+
+struct RelabelResult {
+  int64_t total_steps = 0, steps_kept = 0, images = 0, labelled_views = 0;
+  double seconds = 0, views_per_second = 0;
+  uint64_t label_bytes = 0, logit_bytes = 0, metadata_bytes = 0;
+  int64_t image_bytes = 0;
+  std::string out;
+  json to_json() const;
+};
+
+RelabelResult relabel(const RelabelConfig& config, Progress& progress);
+
+}  // namespace lpld::relabel

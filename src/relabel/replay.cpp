@@ -1,0 +1,38 @@
+#include "relabel/replay.h"
+
+namespace lpld::relabel {
+
+std::vector<int64_t> epoch_order(const LabelHeader& h, int64_t epoch) {
+  return Rng(derive_seed(h.seed, kTagEpochOrder, static_cast<uint64_t>(epoch))).permutation(h.num_images);
+}
+
+StepPlan plan_step(const LabelHeader& h, int64_t step, const std::vector<int64_t>* order) {
+  const int64_t bpe = h.batches_per_epoch();
+  const int64_t epoch = step / bpe, b = step % bpe;
+  std::vector<int64_t> own;
+  if (order == nullptr) {
+    own = epoch_order(h, epoch);
+    order = &own;
+  }
+  StepPlan p;
+  p.step = step;
+  const int64_t n = h.step_size(step);
+  p.indices.assign(order->begin() + b * h.batch_size, order->begin() + b * h.batch_size + n);
+  Rng view_rng(derive_seed(h.seed, kTagView, static_cast<uint64_t>(step)));
+  for (int64_t i = 0; i < n; ++i)
+    p.views.push_back(data::random_view(view_rng, h.image_size, h.image_size, h.crop));
+  p.cutmix = h.cutmix;
+  if (h.cutmix) {
+    Rng mix_rng(derive_seed(h.seed, kTagCutMix, static_cast<uint64_t>(step)));
+    p.mix = data::random_cutmix(mix_rng, n, h.image_size, h.image_size, h.cutmix_alpha);
+  }
+  return p;
+}
+
+torch::Tensor render_step(const torch::Tensor& images, const StepPlan& plan, int64_t size) {
+  auto index = torch::tensor(plan.indices, torch::kInt64).to(images.device());
+  auto batch = data::render_views(images.index_select(0, index), plan.views, size);
+  return plan.cutmix ? data::apply_cutmix(batch, plan.mix) : batch;
+}
+
+}  // namespace lpld::relabel

@@ -1,0 +1,33 @@
+// The augmentation of a label step, regenerated from (seed, step): which images, their
+// crops and flips, and the CutMix. relabel renders a step to compute its logits; train
+// renders the same step to replay them (METHOD.md Stages 3-4). Everything comes from
+// lpld::Rng streams, so the same step gives the same pixels on any machine.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "data/augment.h"
+#include "relabel/label_store.h"
+
+namespace lpld::relabel {
+
+struct StepPlan {
+  int64_t step = 0;
+  std::vector<int64_t> indices;   // images of the batch, in order
+  std::vector<data::View> views;  // one per image
+  bool cutmix = false;
+  data::CutMix mix;
+};
+
+// Epoch e's image order: a permutation of 0..N-1 from stream (seed, kTagEpochOrder, e).
+std::vector<int64_t> epoch_order(const LabelHeader& header, int64_t epoch);
+
+StepPlan plan_step(const LabelHeader& header, int64_t step,
+                   const std::vector<int64_t>* order = nullptr);
+
+// images: float normalized [N, C, H, W] on the device (the whole synthetic set) ->
+// the step's batch [n, C, size, size], views rendered and CutMix applied.
+torch::Tensor render_step(const torch::Tensor& images, const StepPlan& plan, int64_t size);
+
+}  // namespace lpld::relabel

@@ -1,0 +1,196 @@
+#include "squeeze/squeeze.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "data/batches.h"
+#include "models/checkpoint.h"
+#include "models/registry.h"
+#include "squeeze/class_stats.h"
+#include "train/evaluate.h"
+#include "train/schedule.h"
+
+namespace lpld::squeeze {
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+void SqueezeConfig::declare(OptionSet& o) {
+  o.add("data", &data, "training set spec")
+      .add("val", &val, "validation set spec")
+      .add("arch", &arch, "teacher architecture (convnet-dD-wW, resnet18/34/50[-small|-imagenet])")
+      .add("out", &out, "checkpoint file to write")
+      .add("init", &init, "start from this checkpoint instead of a fresh model")
+      .add("epochs", &epochs, "training epochs (0 with --init: only gather class statistics)")
+      .add("batch_size", &batch_size, "training batch size")
+      .add("lr", &lr, "peak SGD learning rate")
+      .add("momentum", &momentum, "SGD momentum")
+      .add("weight_decay", &weight_decay, "SGD weight decay")
+      .add("warmup_epochs", &warmup_epochs, "linear warm-up epochs before the cosine")
+      .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
+      .add("flip", &flip, "random horizontal flip")
+      .add("image_size", &image_size, "training resolution (0: the dataset's)")
+      .add("stats_augment", &stats_augment, "augment during the class-statistics pass")
+      .add("class_stats", &class_stats, "gather class-wise BN statistics")
+      .add("seed", &seed, "random seed")
+      .add("device", &device, "cpu, cuda or cuda:N")
+      .add("workers", &workers, "decoding threads for streaming datasets");
+}
+
+void SqueezeConfig::validate() const {
+  check_arg(!out.empty(), "--out", "a checkpoint path is required");
+  check_arg(epochs >= 0, "--epochs", "must be >= 0");
+  check_arg(epochs > 0 || !init.empty(), "--epochs", "0 epochs needs --init");
+  check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
+  check_arg(lr > 0, "--lr", "must be > 0");
+  check_arg(momentum >= 0 && momentum < 1, "--momentum", "must be in [0, 1)");
+  check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
+  check_arg(warmup_epochs >= 0, "--warmup-epochs", "must be >= 0");
+  check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
+  check_arg(image_size >= 0, "--image-size", "must be >= 0");
+  check_arg(workers >= 1, "--workers", "must be >= 1");
+}
+
+json SqueezeResult::to_json() const {
+  return {{"top1", top1},
+          {"top5", top5},
+          {"seconds", seconds},
+          {"train_seconds", train_seconds},
+          {"stats_seconds", stats_seconds},
+          {"eval_seconds", eval_seconds},
+          {"images_per_second", images_per_second},
+          {"step_images_per_second", step_images_per_second},
+          {"train_images", train_images},
+          {"checkpoint", checkpoint},
+          {"checkpoint_hash", checkpoint_hash}};
+}
+
+SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
+  config.validate();
+  const auto start = Clock::now();
+  const torch::Device device = parse_device(config.device);
+  torch::manual_seed(config.seed);  // weight initialization
+  auto train_set = data::open_dataset(config.data);
+  auto val_set = data::open_dataset(config.val);
+  if (train_set->fixed_size()[0] > 0) train_set = data::load_into_memory(train_set);
+  if (val_set->fixed_size()[0] > 0) val_set = data::load_into_memory(val_set);
+  check_arg(val_set->num_classes() == train_set->num_classes(), "--val",
+            "has " + std::to_string(val_set->num_classes()) + " classes, the training set " +
+                std::to_string(train_set->num_classes()));
+
+  models::Checkpoint ck;
+  if (!config.init.empty()) {
+    ck = models::load_checkpoint(config.init, device);
+    check_arg(ck.meta.num_classes == train_set->num_classes(), "--init",
+              "checkpoint has " + std::to_string(ck.meta.num_classes) + " classes, the data " +
+                  std::to_string(train_set->num_classes()));
+  } else {
+    ck.meta.arch = config.arch;
+    ck.meta.num_classes = train_set->num_classes();
+    ck.meta.channels = train_set->channels();
+    ck.meta.image_size = config.image_size > 0 ? config.image_size
+                                               : data::default_image_size(*train_set);
+    ck.meta.norm = data::normalization_for(*train_set);
+    ck.model = models::make_model(
+        {ck.meta.arch, ck.meta.num_classes, ck.meta.channels, ck.meta.image_size});
+    ck.model->to(device);
+  }
+  ck.meta.class_names = train_set->class_names();
+  ck.meta.dataset = config.data;
+  ck.meta.seed = config.seed;
+  auto& model = *ck.model;
+  SqueezeResult result;
+
+  // --- train the teacher ---
+  const auto train_start = Clock::now();
+  double step_seconds = 0;
+  if (config.epochs > 0) {
+    torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)
+                                                  .momentum(config.momentum)
+                                                  .weight_decay(config.weight_decay));
+    const int64_t n = train_set->size();
+    const int64_t steps_per_epoch = std::max<int64_t>(1, n / config.batch_size);
+    const int64_t total = steps_per_epoch * config.epochs;
+    int64_t step = 0;
+    progress.start("squeeze train", total * config.batch_size, "img");
+    model.train();
+    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+      data::EpochOptions eo;
+      eo.batch_size = config.batch_size;
+      eo.image_size = ck.meta.image_size;
+      eo.augment = true;
+      eo.crop.scale_lo = config.crop_scale_min;
+      eo.crop.flip = config.flip;
+      eo.shuffle = true;
+      eo.drop_last = true;
+      eo.seed = derive_seed(config.seed, kTagTrainOrder, static_cast<uint64_t>(epoch));
+      eo.workers = static_cast<int>(config.workers);
+      data::EpochBatches batches(train_set, ck.meta.norm, eo, device);
+      torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+      int64_t epoch_steps = 0;
+      while (auto batch = batches.next()) {
+        const auto t0 = Clock::now();
+        train::set_lr(sgd, train::cosine_lr(config.lr, static_cast<double>(step), total,
+                                            config.warmup_epochs * steps_per_epoch));
+        auto logits = model.forward(batch->first);
+        auto loss = torch::cross_entropy_loss(logits, batch->second);
+        sgd.zero_grad();
+        loss.backward();
+        sgd.step();
+        loss_sum += loss.detach();
+        ++step;
+        ++epoch_steps;
+        step_seconds += since(t0);
+        result.train_images += batch->second.size(0);
+        if (step % 20 == 0)
+          progress.update(step * config.batch_size,
+                          fmt::format("epoch {}/{}", epoch + 1, config.epochs));
+      }
+      const double mean_loss = loss_sum.item<double>() / std::max<int64_t>(1, epoch_steps);
+      if (!std::isfinite(mean_loss))
+        throw std::runtime_error("squeeze: training diverged (loss is not finite); lower --lr");
+      progress.message(fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs,
+                                   mean_loss));
+    }
+    progress.finish();
+  }
+  result.train_seconds = since(train_start);
+  result.images_per_second = result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
+  result.step_images_per_second = step_seconds > 0 ? result.train_images / step_seconds : 0;
+
+  // --- evaluate ---
+  model.eval();
+  auto ev = train::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress);
+  result.top1 = ev.top1;
+  result.top5 = ev.top5;
+  result.eval_seconds = ev.seconds;
+  progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", ev.top1, ev.top5));
+
+  // --- class-wise BN statistics ---
+  const auto stats_start = Clock::now();
+  if (config.class_stats) {
+    ClassStatsOptions so;
+    so.image_size = ck.meta.image_size;
+    so.augment = config.stats_augment;
+    so.crop.scale_lo = config.crop_scale_min;
+    so.crop.flip = config.flip;
+    so.seed = derive_seed(config.seed, kTagTrainAug, 1u << 20);
+    so.workers = static_cast<int>(config.workers);
+    ck.class_stats = compute_class_stats(model, train_set, ck.meta.norm, so, device, progress);
+  }
+  result.stats_seconds = since(stats_start);
+
+  ck.meta.info = {{"stage", "squeeze"},
+                  {"config", config_json(config)},
+                  {"top1", ev.top1},
+                  {"top5", ev.top5}};
+  models::save_checkpoint(config.out, ck);
+  result.checkpoint = config.out;
+  result.checkpoint_hash = hash_file(config.out);
+  result.seconds = since(start);
+  return result;
+}
+
+}  // namespace lpld::squeeze

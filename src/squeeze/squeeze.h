@@ -1,0 +1,49 @@
+// Stage 1 (METHOD.md): train a teacher on the real training set (SGD + momentum, cosine
+// with optional linear warm-up, RandomResizedCrop + flip), evaluate it, gather exact
+// class-wise BN statistics, and save one checkpoint (models/checkpoint.h).
+#pragma once
+#include <string>
+
+#include "core/options.h"
+#include "core/progress.h"
+
+namespace lpld::squeeze {
+
+struct SqueezeConfig {
+  std::string data = "fashion-mnist:train";
+  std::string val = "fashion-mnist:test";
+  std::string arch = "convnet-d3-w64";
+  std::string out;        // checkpoint path (required)
+  std::string init;       // start from this checkpoint (epochs 0: only gather class stats)
+  int64_t epochs = 5;
+  int64_t batch_size = 128;
+  double lr = 0.05;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  int64_t warmup_epochs = 0;
+  double crop_scale_min = 0.8;  // RandomResizedCrop scale (min, 1)
+  bool flip = true;
+  int64_t image_size = 0;       // 0: the dataset's own size (224 for varying folders)
+  bool stats_augment = false;   // crop/flip during the class-statistics pass
+  bool class_stats = true;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  int64_t workers = 2;
+
+  void declare(OptionSet& o);
+  void validate() const;  // throws invalid_argument naming the option
+};
+
+struct SqueezeResult {
+  double top1 = 0, top5 = 0;
+  double train_seconds = 0, stats_seconds = 0, eval_seconds = 0, seconds = 0;
+  double images_per_second = 0;  // training, data loading included
+  double step_images_per_second = 0;  // forward+backward+update only
+  int64_t train_images = 0;
+  std::string checkpoint, checkpoint_hash;
+  json to_json() const;
+};
+
+SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress);
+
+}  // namespace lpld::squeeze

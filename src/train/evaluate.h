@@ -1,0 +1,23 @@
+// Top-1 / top-5 accuracy of a classifier on a real labelled set.
+#pragma once
+#include <memory>
+
+#include "core/progress.h"
+#include "data/dataset.h"
+#include "models/classifier.h"
+
+namespace lpld::train {
+
+struct EvalResult {
+  double top1 = 0, top5 = 0;  // percent
+  int64_t images = 0;
+  double seconds = 0, images_per_second = 0;
+};
+
+// Evaluates in eval mode without gradients, at `image_size` (centre view when the set's
+// images have another size), batch 512.
+EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset> dataset,
+                    const data::Normalization& norm, int64_t image_size,
+                    const torch::Device& device, Progress& progress, int64_t batch_size = 512);
+
+}  // namespace lpld::train

@@ -1,0 +1,61 @@
+// Stage 4 (METHOD.md): train a student from scratch on the synthetic images, replaying the
+// stored views and soft labels of a label pool (or labelling each view online with the
+// teacher), with KL(softmax(teacher/T) || softmax(student/T)). Evaluates on the real
+// validation set, checkpoints every few epochs and resumes after a kill.
+//
+// Files in `out`: student.safetensors (final model), result.json, eval.jsonl (one line
+// per evaluation), train-state.safetensors (resume state, removed when done).
+#pragma once
+#include <string>
+
+#include "core/options.h"
+#include "core/progress.h"
+
+namespace lpld::train {
+
+struct TrainConfig {
+  std::string images;           // synthetic image folder
+  std::string labels;           // label store, or "online"
+  std::string teacher;          // online labels only
+  std::string val = "fashion-mnist:test";
+  std::string arch = "convnet-d3-w64";
+  std::string out;
+  int64_t epochs = 300;
+  double prune_ratio = 0;
+  std::string granularity = "batch_to_epoch";
+  std::string metric = "random";
+  std::string optimizer = "adamw";  // adamw | sgd
+  double lr = 1e-3;
+  double weight_decay = 0.01;
+  double momentum = 0.9;            // sgd
+  int64_t warmup_epochs = 0;
+  double temperature = 20;
+  bool temperature_squared = false;  // Tiny-ImageNet recipe: loss x T^2
+  int64_t eval_every = 0;            // evaluate every K epochs (0: only at the end)
+  int64_t checkpoint_every = 25;     // epochs between resume checkpoints
+  // Views for online labels (a store carries its own).
+  int64_t batch_size = 20;
+  bool cutmix = true;
+  double cutmix_alpha = 1.0;
+  double crop_scale_min = 0.08;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+
+  void declare(OptionSet& o);
+  // "imagenet1k", "tiny", or "small" (our 28-32 px default: the ImageNet-1K recipe).
+  void apply_recipe(const std::string& name);
+  void validate() const;
+};
+
+struct TrainResult {
+  double top1 = 0, top5 = 0;
+  double seconds = 0, train_seconds = 0, images_per_second = 0;
+  int64_t steps = 0, pool_steps = 0, resumed_from_epoch = 0;
+  bool reused = false;  // an identical finished run was found in `out`
+  json evals = json::array();
+  json to_json() const;
+};
+
+TrainResult train_student(const TrainConfig& config, Progress& progress);
+
+}  // namespace lpld::train

@@ -1,0 +1,123 @@
+// Core utilities: tensor files, atomic writes, the replayable RNG, declared options.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/io.h"
+#include "core/options.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "test_util.h"
+
+using namespace lpld;
+
+TEST(Safetensors, RoundTripKeepsValuesDtypesAndMetadata) {
+  test::TempDir dir;
+  TensorFile f;
+  f.tensors["a"] = torch::randn({3, 4});
+  f.tensors["b.c"] = torch::arange(10, torch::kInt64);
+  f.tensors["h"] = torch::randn({5}).to(torch::kFloat16);
+  f.tensors["u"] = torch::randint(0, 255, {2, 2}, torch::kUInt8);
+  f.metadata["format"] = "x";
+  save_safetensors(dir.path("t.safetensors"), f);
+  TensorFile g = load_safetensors(dir.path("t.safetensors"));
+  ASSERT_EQ(g.tensors.size(), 4u);
+  for (const auto& [k, t] : f.tensors) {
+    EXPECT_EQ(g.tensors[k].scalar_type(), t.scalar_type()) << k;
+    EXPECT_TRUE(torch::equal(g.tensors[k], t)) << k;
+  }
+  EXPECT_EQ(g.metadata["format"], "x");
+}
+
+TEST(Safetensors, TruncatedFileIsAnErrorNamingIt) {
+  test::TempDir dir;
+  TensorFile f;
+  f.tensors["a"] = torch::randn({100});
+  const std::string path = dir.path("t.safetensors");
+  save_safetensors(path, f);
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 10);
+  try {
+    load_safetensors(path);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+  std::ofstream(path) << "garbage";
+  EXPECT_THROW(load_safetensors(path), std::runtime_error);
+  EXPECT_THROW(load_safetensors(dir.path("missing")), std::runtime_error);
+}
+
+TEST(AtomicFile, AbandonedWriteLeavesNothing) {
+  test::TempDir dir;
+  const std::string path = dir.path("out.bin");
+  {
+    AtomicFile f(path);
+    f.write("hello", 5);
+  }  // no commit
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  write_file_atomic(path, "abc");
+  EXPECT_EQ(read_file(path), "abc");
+  EXPECT_EQ(hash_file(path), hash_bytes("abc", 3));
+}
+
+TEST(Rng, StreamsAreDeterministicAndDistinct) {
+  Rng a(derive_seed(1, kTagView, 5)), b(derive_seed(1, kTagView, 5)), c(derive_seed(1, kTagView, 6));
+  for (int i = 0; i < 100; ++i) {
+    const uint64_t x = a.next();
+    EXPECT_EQ(x, b.next());
+    EXPECT_NE(x, c.next());
+  }
+  auto p = Rng(7).permutation(50);
+  std::vector<int64_t> sorted = p;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 50; ++i) EXPECT_EQ(sorted[i], i);
+  // Beta(1,1) mean 0.5, Beta(0.5,0.5) in (0,1)
+  Rng r(3);
+  double s = 0;
+  for (int i = 0; i < 20000; ++i) s += r.beta(1, 1);
+  EXPECT_NEAR(s / 20000, 0.5, 0.01);
+  for (int i = 0; i < 1000; ++i) {
+    const double v = r.beta(0.5, 0.5);
+    EXPECT_GE(v, 0.0);
+    EXPECT_LE(v, 1.0);
+  }
+}
+
+struct ToyConfig {
+  int64_t epochs = 3;
+  double lr = 0.1;
+  bool flip = true;
+  std::string name = "x";
+  std::vector<double> ratios = {0.0};
+  void declare(OptionSet& o) {
+    o.add("epochs", &epochs, "").add("lr", &lr, "").add("flip", &flip, "").add("name", &name, "")
+        .add("ratios", &ratios, "");
+  }
+};
+
+TEST(Options, YamlSetsFieldsAndRejectsUnknownKeysAndBadValues) {
+  ToyConfig c;
+  auto set = options_of(c);
+  set.apply_yaml(YAML::Load("{epochs: 7, lr: 0.5, flip: false, name: y, ratios: [0, 0.9]}"), "t");
+  EXPECT_EQ(c.epochs, 7);
+  EXPECT_DOUBLE_EQ(c.lr, 0.5);
+  EXPECT_FALSE(c.flip);
+  EXPECT_EQ(c.name, "y");
+  EXPECT_EQ(c.ratios, (std::vector<double>{0, 0.9}));
+  try {
+    set.apply_yaml(YAML::Load("{epochz: 1}"), "t.yaml: train");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("epochz"), std::string::npos);
+  }
+  try {
+    set.apply_yaml(YAML::Load("{epochs: many}"), "t.yaml");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("epochs"), std::string::npos);
+  }
+  EXPECT_EQ(config_json(c)["epochs"], 7);
+}

@@ -1,0 +1,125 @@
+// The one-command pipeline on a toy 3-class set, and every CLI stage end to end.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "core/io.h"
+#include "fixtures.h"
+#include "pipeline/pipeline.h"
+
+using namespace lpld;
+namespace fs = std::filesystem;
+
+namespace {
+std::string toy_yaml(const std::string& path, const std::string& extra = "") {
+  std::ofstream(path) << "modes: [class, mixed]\nipcs: [2]\nprune_ratios: [0, 0.5]\nseeds: [0]\n"
+                      << "squeeze: {data: '" << test::toy().train << "', val: '" << test::toy().val
+                      << "', arch: convnet-d2-w8, epochs: 3, batch_size: 16}\n"
+                      << "recover: {iterations: 10}\n"
+                      << "relabel: {epochs: 4, batch_size: 2}\n"
+                      << "train: {arch: convnet-d2-w8, lr: 0.003}\n"
+                      << extra;
+  return path;
+}
+
+int run(const std::string& args, std::string* output = nullptr) {
+  const char* bin = std::getenv("LPLD_BINARY");
+  const std::string log = "/tmp/lpld-cli-" + std::to_string(::getpid()) + ".txt";
+  const std::string cmd = std::string(bin) + " --quiet " + args + " > " + log + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  if (output) *output = read_file(log);
+  std::remove(log.c_str());
+  return WEXITSTATUS(rc);
+}
+}  // namespace
+
+TEST(Pipeline, TinyEndToEndWritesAWellFormedSummaryAndResumes) {
+  test::TempDir dir;
+  auto config = pipeline::load_pipeline_config(toy_yaml(dir.path("p.yaml")));
+  auto r = pipeline::run_pipeline(config, dir.path("run"), Progress::null());
+  const auto& s = r.summary;
+  ASSERT_EQ(s["runs"].size(), 4u);
+  for (const auto& run : s["runs"]) {
+    EXPECT_GT(run["label_bytes"].get<uint64_t>(), 0u);
+    EXPECT_GT(run["image_bytes"].get<int64_t>(), 0);
+    EXPECT_GE(run["student_top1"].get<double>(), 0.0);
+  }
+  for (const char* k : {"squeeze", "recover", "relabel", "train", "total"}) EXPECT_TRUE(s["seconds"].contains(k));
+  EXPECT_GT(s["teacher"]["top1"].get<double>(), 50.0);
+  EXPECT_TRUE(fs::exists(dir.path("run/summary.json")));
+  EXPECT_TRUE(fs::exists(dir.path("run/images.png")));
+  EXPECT_NE(read_file(dir.path("run/summary.md")).find("| class | 2 | 2x |"), std::string::npos);
+
+  // Kill-and-resume: a lost student run and summary are redone, nothing else.
+  const auto teacher_time = fs::last_write_time(dir.path("run/teacher.safetensors"));
+  const auto store_time = fs::last_write_time(dir.path("run/labels/class-ipc2-r0.lpld"));
+  fs::remove_all(dir.path("run/runs/class-ipc2-r0.5-s0"));
+  fs::remove(dir.path("run/summary.json"));
+  auto again = pipeline::run_pipeline(config, dir.path("run"), Progress::null());
+  EXPECT_EQ(fs::last_write_time(dir.path("run/teacher.safetensors")), teacher_time);
+  EXPECT_EQ(fs::last_write_time(dir.path("run/labels/class-ipc2-r0.lpld")), store_time);
+  EXPECT_EQ(again.summary["seconds"]["squeeze"].get<double>(), 0.0);
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_DOUBLE_EQ(again.summary["runs"][i]["student_top1"].get<double>(),
+                     s["runs"][i]["student_top1"].get<double>());
+}
+
+TEST(Pipeline, ConfigErrorsNameTheKey) {
+  test::TempDir dir;
+  try {
+    pipeline::load_pipeline_config(toy_yaml(dir.path("p.yaml"), "relabel_typo: 3\n"));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("relabel_typo"), std::string::npos);
+  }
+  std::ofstream(dir.path("q.yaml")) << "modes: [class]\nrecover: {iterationz: 3}\n";
+  try {
+    pipeline::load_pipeline_config(dir.path("q.yaml"));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("iterationz"), std::string::npos);
+  }
+  std::ofstream(dir.path("r.yaml")) << "prune_ratios: [0, 1.5]\n";
+  EXPECT_THROW(pipeline::load_pipeline_config(dir.path("r.yaml")), std::invalid_argument);
+}
+
+TEST(Cli, EveryStageRunsEndToEndAndBadInputExitsNonZero) {
+  if (std::getenv("LPLD_BINARY") == nullptr) GTEST_SKIP() << "LPLD_BINARY not set";
+  test::TempDir dir;
+  const std::string d = dir.path();
+  std::string out;
+  ASSERT_EQ(run("squeeze --data " + test::toy().train + " --val " + test::toy().val +
+                " --arch convnet-d2-w8 --epochs 2 --batch-size 16 --out " + d + "/t.safetensors --json " + d + "/sq.json", &out), 0) << out;
+  EXPECT_TRUE(read_json(d + "/sq.json").contains("images_per_second"));
+  ASSERT_EQ(run("eval --model " + d + "/t.safetensors --data " + test::toy().val + " --json " + d + "/ev.json", &out), 0) << out;
+  EXPECT_TRUE(read_json(d + "/ev.json").contains("top5"));
+  ASSERT_EQ(run("recover --teacher " + d + "/t.safetensors --ipc 2 --iterations 5 --mode mixed --out " + d + "/img --json " + d + "/rc.json", &out), 0) << out;
+  ASSERT_EQ(run("relabel --teacher " + d + "/t.safetensors --images " + d + "/img --epochs 3 --batch-size 2 --prune-ratio 0.5 --no-cutmix --out " + d + "/l.lpld", &out), 0) << out;
+  ASSERT_EQ(run("labels info " + d + "/l.lpld", &out), 0) << out;
+  EXPECT_NE(out.find("steps kept 4 of 9"), std::string::npos) << out;
+  ASSERT_EQ(run("labels verify " + d + "/l.lpld", &out), 0) << out;
+  ASSERT_EQ(run("train --images " + d + "/img --labels " + d + "/l.lpld --val " + test::toy().val +
+                " --arch convnet-d2-w8 --epochs 3 --prune-ratio 0.5 --out " + d + "/s --json " + d + "/tr.json", &out), 0) << out;
+  EXPECT_TRUE(read_json(d + "/tr.json").contains("top1"));
+  std::ofstream(d + "/p.yaml") << "ipcs: [1]\nprune_ratios: [0]\nsqueeze: {data: '" << test::toy().train
+                               << "', val: '" << test::toy().val << "', arch: convnet-d2-w8, epochs: 1}\n"
+                               << "recover: {iterations: 2}\nrelabel: {epochs: 2, batch_size: 3}\ntrain: {arch: convnet-d2-w8}\n";
+  ASSERT_EQ(run("pipeline --config " + d + "/p.yaml --out " + d + "/run", &out), 0) << out;
+  EXPECT_NE(out.find("| class | 1 | 1x |"), std::string::npos) << out;
+
+  // bad input: one line naming the problem, non-zero exit
+  EXPECT_NE(run("squeeze --data nosuchset:x --out " + d + "/x.safetensors", &out), 0);
+  EXPECT_NE(out.find("nosuchset"), std::string::npos) << out;
+  EXPECT_NE(run("eval --model " + d + "/missing.safetensors --data " + test::toy().val, &out), 0);
+  EXPECT_NE(out.find("missing.safetensors"), std::string::npos) << out;
+  std::ofstream(d + "/broken.lpld") << "LPLDLBL1 but not really";
+  EXPECT_NE(run("labels verify " + d + "/broken.lpld", &out), 0);
+  EXPECT_NE(run("recover --teacher " + d + "/t.safetensors --ipc 0 --out " + d + "/y", &out), 0);
+  EXPECT_NE(out.find("--ipc"), std::string::npos) << out;
+  EXPECT_NE(run("train --images " + d + "/img --labels " + d + "/l.lpld --granularity stripes --out " + d + "/z", &out), 0);
+  EXPECT_NE(out.find("--granularity"), std::string::npos) << out;
+}

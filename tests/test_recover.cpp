@@ -1,0 +1,191 @@
+// Recover: the BN-matching loss, gradients, learning on a trained teacher, class/mixed
+// batching, determinism, split runs, resume, and class packing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/io.h"
+#include "fixtures.h"
+#include "models/checkpoint.h"
+#include "models/registry.h"
+#include "recover/bn_loss.h"
+#include "recover/recover.h"
+#include "relabel/image_set.h"
+
+using namespace lpld;
+namespace fs = std::filesystem;
+
+TEST(BnLoss, EqualsDirectComputationPerGroup) {
+  torch::manual_seed(1);
+  std::vector<torch::Tensor> inputs = {torch::randn({6, 4, 5, 5}), torch::randn({6, 3, 2, 2})};
+  std::vector<torch::Tensor> tm = {torch::randn({2, 4}), torch::randn({2, 3})};
+  std::vector<torch::Tensor> tv = {torch::rand({2, 4}), torch::rand({2, 3})};
+  auto loss = recover::bn_matching_loss(inputs, 2, tm, tv, 10.0);
+  ASSERT_EQ(loss.sizes(), (std::vector<int64_t>{2}));
+  for (int64_t k = 0; k < 2; ++k) {
+    double expect = 0;
+    for (size_t l = 0; l < 2; ++l) {
+      auto g = inputs[l].narrow(0, k * 3, 3);
+      auto mean = g.mean({0, 2, 3});
+      auto var = g.var({0, 2, 3}, /*unbiased=*/false);
+      const double term = (mean - tm[l][k]).norm().item<double>() + (var - tv[l][k]).norm().item<double>();
+      expect += (l == 0 ? 10.0 : 1.0) * term;
+    }
+    EXPECT_NEAR(loss[k].item<double>(), expect, 1e-4);
+  }
+}
+
+TEST(BnLoss, GradientsReachImagesNotTeacherFiniteDifferences) {
+  torch::manual_seed(2);
+  auto net = models::make_model({"convnet-d1-w3", 3, 1, 8});
+  net->to(torch::kFloat64);
+  net->eval();
+  for (auto& p : net->parameters()) p.set_requires_grad(false);
+  {  // non-trivial running statistics
+    torch::NoGradGuard g;
+    for (auto& b : net->named_buffers())
+      if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
+  }
+  auto tm = std::vector<torch::Tensor>{torch::randn({1, 3}, torch::kFloat64)};
+  auto tv = std::vector<torch::Tensor>{torch::rand({1, 3}, torch::kFloat64) + 0.5};
+  auto target = torch::tensor({1, 1, 1, 1}, torch::kInt64);
+  auto loss_of = [&](const torch::Tensor& x) {
+    models::BnCapture cap(*net);
+    auto ce = torch::cross_entropy_loss(net->forward(x), target);
+    return ce + 0.05 * recover::bn_matching_loss(cap.inputs(), 1, tm, tv, 10.0).sum();
+  };
+  auto x = torch::randn({4, 1, 8, 8}, torch::kFloat64).set_requires_grad(true);
+  loss_of(x).backward();
+  auto grad = x.grad().clone();
+  for (auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+  torch::NoGradGuard g;
+  const double eps = 1e-6;
+  for (int64_t i : {0, 17, 100, 200, 255}) {
+    auto xp = x.detach().clone(), xm = x.detach().clone();
+    xp.view(-1)[i] += eps;
+    xm.view(-1)[i] -= eps;
+    const double fd = (loss_of(xp).item<double>() - loss_of(xm).item<double>()) / (2 * eps);
+    EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 1e-6 + 1e-4 * std::abs(fd)) << i;
+  }
+}
+
+TEST(Recover, UnitsHoldOneClassOrOneOfEach) {
+  recover::RecoverConfig c;
+  c.ipc = 5;
+  c.batch_size = 2;
+  auto units = recover::plan_units(c, 10, {3, 4});
+  ASSERT_EQ(units.size(), 6u);  // 3 chunks (2, 2, 1) per class
+  for (const auto& u : units) EXPECT_TRUE(u.label == 3 || u.label == 4);
+  EXPECT_EQ(units[2].count, 1);
+  c.mode = "mixed";
+  auto mixed = recover::plan_units(c, 10, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  ASSERT_EQ(mixed.size(), 5u);  // ipc batches of one image per class
+  for (const auto& u : mixed) {
+    EXPECT_EQ(u.label, -1);
+    EXPECT_EQ(u.count, 10);
+  }
+}
+
+namespace {
+recover::RecoverConfig small_config(const std::string& out, const std::string& mode = "class") {
+  recover::RecoverConfig c;
+  c.teacher = test::toy().teacher;
+  c.out = out;
+  c.mode = mode;
+  c.ipc = 3;
+  c.iterations = 60;
+  c.lr = 0.1;
+  return c;
+}
+std::map<std::string, std::string> folder_bytes(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().extension() == ".png") out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
+  return out;
+}
+}  // namespace
+
+TEST(Recover, LearnsImagesTheTeacherAssignsToTheirClass) {
+  test::TempDir dir;
+  for (const char* mode : {"class", "mixed"}) {
+    auto c = small_config(dir.path(mode), mode);
+    c.iterations = 150;
+    auto r = recover::recover(c, Progress::null());
+    EXPECT_EQ(r.images, 9);
+    EXPECT_GE(r.teacher_top1, 80.0) << mode;
+    for (const auto& cls : r.classes) EXPECT_LT(cls.ce, 0.7) << mode;  // from ~ln 3 at noise
+    auto set = relabel::load_image_set(c.out);
+    EXPECT_EQ(set.images->num_classes(), 3);
+    EXPECT_EQ(set.images->images().size(2), 16);
+    EXPECT_TRUE(file_exists(c.out + "/manifest.json"));
+    EXPECT_TRUE(read_json(c.out + "/manifest.json")["complete"].get<bool>());
+  }
+}
+
+TEST(Recover, SameSeedSameImagesAndSplitRunEqualsSingleRun) {
+  test::TempDir dir;
+  auto a = small_config(dir.path("a"));
+  a.pack = 1;
+  recover::recover(a, Progress::null());
+  auto b = small_config(dir.path("b"));
+  b.pack = 1;
+  b.classes = "0:1";
+  recover::recover(b, Progress::null());
+  b.classes = "1:3";
+  recover::recover(b, Progress::null());
+  EXPECT_EQ(folder_bytes(a.out), folder_bytes(b.out));
+  auto c = small_config(dir.path("c"));
+  c.seed = 5;
+  recover::recover(c, Progress::null());
+  EXPECT_NE(folder_bytes(a.out), folder_bytes(c.out));
+}
+
+TEST(Recover, InterruptedRunResumesToTheSameSet) {
+  test::TempDir dir;
+  auto a = small_config(dir.path("a"));
+  a.pack = 1;
+  recover::recover(a, Progress::null());
+  const auto full = folder_bytes(a.out);
+  // Interrupt: two class folders were never written.
+  fs::remove_all(a.out + "/001_vstripes");
+  fs::remove_all(a.out + "/002_checker");
+  auto r = recover::recover(a, Progress::null());
+  int skipped = 0;
+  for (const auto& c : r.classes) skipped += c.skipped;
+  EXPECT_EQ(skipped, 1);
+  EXPECT_EQ(folder_bytes(a.out), full);
+  // Another config into the same folder is refused.
+  auto other = small_config(dir.path("a"));
+  other.lr = 0.2;
+  EXPECT_THROW(recover::recover(other, Progress::null()), std::invalid_argument);
+}
+
+TEST(Recover, PackingMatchesOneClassAtATime) {
+  test::TempDir dir;
+  auto one = small_config(dir.path("one"));
+  one.pack = 1;
+  recover::recover(one, Progress::null());
+  auto packed = small_config(dir.path("packed"));
+  packed.pack = 3;
+  recover::recover(packed, Progress::null());
+  auto a = relabel::load_image_set(one.out).images->images().to(torch::kInt32);
+  auto b = relabel::load_image_set(packed.out).images->images().to(torch::kInt32);
+  // identical up to float reassociation: at most one 8-bit level on a few pixels
+  const double max_diff = (a - b).abs().max().item<double>();
+  const double frac_diff = (a != b).to(torch::kFloat64).mean().item<double>();
+  EXPECT_LE(max_diff, 2.0);
+  EXPECT_LE(frac_diff, 0.01);
+}
+
+TEST(Recover, BadInputIsAClearError) {
+  test::TempDir dir;
+  auto c = small_config(dir.path("x"));
+  c.mode = "both";
+  EXPECT_THROW(recover::recover(c, Progress::null()), std::invalid_argument);
+  c = small_config(dir.path("x"));
+  c.classes = "2:9";
+  EXPECT_THROW(recover::recover(c, Progress::null()), std::invalid_argument);
+  c = small_config(dir.path("x"));
+  c.teacher = dir.path("missing.safetensors");
+  EXPECT_THROW(recover::recover(c, Progress::null()), std::runtime_error);
+}

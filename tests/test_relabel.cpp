@@ -1,0 +1,176 @@
+// Relabel and the label store: replayed views reproduce the stored logits, the pool size,
+// damage and truncation detection, and atomic writes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/io.h"
+#include "fixtures.h"
+#include "models/checkpoint.h"
+#include "recover/recover.h"
+#include "relabel/image_set.h"
+#include "relabel/label_store.h"
+#include "relabel/relabel.h"
+#include "relabel/replay.h"
+
+using namespace lpld;
+namespace fs = std::filesystem;
+
+namespace {
+// Synthetic images made once for this binary.
+const std::string& toy_images() {
+  static test::TempDir dir;
+  static std::string path = [] {
+    recover::RecoverConfig c;
+    c.teacher = test::toy().teacher;
+    c.out = dir.path("images");
+    c.ipc = 4;
+    c.iterations = 20;
+    recover::recover(c, Progress::null());
+    return c.out;
+  }();
+  return path;
+}
+
+relabel::RelabelConfig small(const std::string& out, double ratio = 0) {
+  relabel::RelabelConfig c;
+  c.teacher = test::toy().teacher;
+  c.images = toy_images();
+  c.out = out;
+  c.epochs = 5;
+  c.batch_size = 5;  // 12 images: batches 5, 5, 2
+  c.prune_ratio = ratio;
+  return c;
+}
+}  // namespace
+
+TEST(LabelStore, StepsKeptFollowThePoolFormula) {
+  EXPECT_EQ(relabel::steps_for_ratio(0.0, 1500), 1500);
+  EXPECT_EQ(relabel::steps_for_ratio(0.9, 1500), 150);  // exactly floor(0.1 * 1500)
+  EXPECT_EQ(relabel::steps_for_ratio(0.975, 1500), 37);
+  EXPECT_EQ(relabel::steps_for_ratio(0.5, 3), 1);
+  EXPECT_THROW(relabel::steps_for_ratio(1.0, 10), std::invalid_argument);
+  test::TempDir dir;
+  for (double r : {0.0, 0.5, 0.9}) {
+    auto res = relabel::relabel(small(dir.path("l.lpld"), r), Progress::null());
+    relabel::LabelStore s(dir.path("l.lpld"));
+    EXPECT_EQ(s.header().total_steps(), 15);
+    EXPECT_EQ(s.header().steps_kept, relabel::steps_for_ratio(r, 15));
+    EXPECT_EQ(res.steps_kept, s.header().steps_kept);
+    EXPECT_EQ(res.label_bytes, fs::file_size(dir.path("l.lpld")));
+  }
+}
+
+TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
+  test::TempDir dir;
+  for (const char* dtype : {"fp16", "fp32"}) {
+    auto c = small(dir.path(std::string(dtype) + ".lpld"));
+    c.logits = dtype;
+    relabel::relabel(c, Progress::null());
+    relabel::LabelStore s(c.out);
+    auto ck = models::load_checkpoint(c.teacher, torch::kCPU);
+    auto set = relabel::load_image_set(c.images);
+    auto images = data::normalize(set.images->images(), s.header().norm, torch::kCPU);
+    torch::NoGradGuard g;
+    for (int64_t step : {0, 2, 7, 14}) {
+      auto plan = relabel::plan_step(s.header(), step);
+      EXPECT_EQ(static_cast<int64_t>(plan.indices.size()), step % 3 == 2 ? 2 : 5);
+      auto logits = ck.model->forward(relabel::render_step(images, plan, s.header().image_size));
+      const double tol = std::string(dtype) == "fp16" ? 1e-2 : 1e-4;
+      EXPECT_TRUE(torch::allclose(s.logits(step), logits, tol, tol)) << dtype << " step " << step;
+    }
+    // every image appears once per epoch
+    std::vector<int> seen(12, 0);
+    for (int64_t step = 3; step < 6; ++step)
+      for (auto i : relabel::plan_step(s.header(), step).indices) ++seen[i];
+    for (int v : seen) EXPECT_EQ(v, 1);
+  }
+}
+
+TEST(LabelStore, EveryFlippedByteAndTruncationIsDetected) {
+  test::TempDir dir;
+  auto c = small(dir.path("l.lpld"), 0.6);  // 6 steps
+  relabel::relabel(c, Progress::null());
+  const std::string good = read_file(c.out);
+  const std::string bad = dir.path("bad.lpld");
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string b = good;
+    b[i] = static_cast<char>(b[i] ^ 0x10);
+    write_file_atomic(bad, b);
+    EXPECT_THROW({ relabel::LabelStore s(bad); s.verify(); }, std::runtime_error) << "byte " << i;
+  }
+  for (size_t cut : {good.size() - 1, good.size() - 9, good.size() / 2, size_t{30}, size_t{5}}) {
+    write_file_atomic(bad, good.substr(0, cut));
+    try {
+      relabel::LabelStore s(bad);
+      s.verify();
+      FAIL() << "truncated to " << cut;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos);
+    }
+  }
+  relabel::LabelStore ok(c.out);
+  EXPECT_NO_THROW(ok.verify());
+}
+
+TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
+  const char* bin = std::getenv("LPLD_BINARY");
+  if (bin == nullptr || !fs::exists(bin)) GTEST_SKIP() << "LPLD_BINARY not set";
+  test::TempDir dir;
+  const std::string out = dir.path("killed.lpld");
+  const std::string images = toy_images();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(bin, bin, "--quiet", "--threads", "1", "relabel", "--teacher", test::toy().teacher.c_str(),
+          "--images", images.c_str(), "--out", out.c_str(), "--epochs", "200000", "--batch-size", "4",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // wait until the temp file has grown, then kill
+  for (int i = 0; i < 400; ++i) {
+    usleep(50000);
+    bool grown = false;
+    for (const auto& e : fs::directory_iterator(dir.path()))
+      grown = grown || (e.path().string().find(".tmp.") != std::string::npos && fs::file_size(e.path()) > 100000);
+    if (grown) break;
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_FALSE(fs::exists(out));
+  int temps = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    ++temps;
+    EXPECT_THROW({ relabel::LabelStore s(e.path().string()); s.verify(); }, std::runtime_error);
+  }
+  EXPECT_EQ(temps, 1);
+}
+
+TEST(LabelStore, WriterWithoutCommitLeavesNoFile) {
+  test::TempDir dir;
+  relabel::LabelHeader h;
+  h.num_images = 2, h.num_classes = 2, h.epochs = 1, h.batch_size = 2, h.steps_kept = 1;
+  h.images = {"a", "b"};
+  h.labels = {0, 1};
+  {
+    relabel::LabelStoreWriter w(dir.path("x.lpld"), h);
+    w.append(0, torch::zeros({2, 2}));
+  }
+  EXPECT_FALSE(fs::exists(dir.path("x.lpld")));
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(Relabel, MetadataIsSmallNextToLogits) {
+  test::TempDir dir;
+  auto c = small(dir.path("l.lpld"));
+  c.epochs = 100;
+  auto r = relabel::relabel(c, Progress::null());
+  // per step: 8 checksum bytes next to 5 x 3 x 2 logit bytes; the header is fixed-size
+  EXPECT_EQ(r.logit_bytes, static_cast<uint64_t>(100 * 12 * 3 * 2));
+  EXPECT_EQ(r.metadata_bytes, r.label_bytes - r.logit_bytes);
+  EXPECT_GT(r.image_bytes, 0);
+}

@@ -1,0 +1,77 @@
+// Squeeze: exact class statistics and a short teacher training that learns.
+#include <gtest/gtest.h>
+
+#include "data/dataset.h"
+#include "models/checkpoint.h"
+#include "models/registry.h"
+#include "squeeze/class_stats.h"
+#include "squeeze/squeeze.h"
+#include "test_util.h"
+
+using namespace lpld;
+
+TEST(ClassStats, EqualDirectPerClassComputation) {
+  torch::manual_seed(0);
+  const int64_t n = 40, classes = 3;
+  auto images = torch::randint(0, 256, {n, 1, 12, 12}, torch::kUInt8);
+  auto labels = torch::randint(0, classes, {n}, torch::kInt64);
+  labels.index_put_({torch::indexing::Slice(0, 3)}, torch::arange(3));  // every class present
+  auto ds = std::make_shared<data::TensorDataset>(images, labels,
+                                                  std::vector<std::string>{"a", "b", "c"}, "toy");
+  auto model = models::make_model({"convnet-d2-w6", classes, 1, 12});
+  model->eval();
+  data::Normalization norm{{0.5f}, {0.25f}};
+  squeeze::ClassStatsOptions opt;
+  opt.batch_size = 7;  // batches cut across classes
+  opt.image_size = 12;
+  auto stats = squeeze::compute_class_stats(*model, ds, norm, opt, torch::kCPU, Progress::null());
+  // direct: one forward of everything, BN inputs per class
+  torch::NoGradGuard g;
+  auto x = (images.to(torch::kFloat32) / 255 - 0.5) / 0.25;
+  models::BnCapture cap(*model);
+  model->forward(x);
+  auto bns = model->batchnorms();
+  for (size_t l = 0; l < bns.size(); ++l) {
+    for (int64_t c = 0; c < classes; ++c) {
+      auto xc = cap.inputs()[l].index({labels == c}).to(torch::kFloat64);
+      auto mean = xc.mean({0, 2, 3});
+      auto var = xc.var({0, 2, 3}, /*unbiased=*/false);
+      EXPECT_TRUE(torch::allclose(stats.mean[bns[l].first][c].to(torch::kFloat64), mean, 1e-4, 1e-5));
+      EXPECT_TRUE(torch::allclose(stats.var[bns[l].first][c].to(torch::kFloat64), var, 1e-4, 1e-5));
+    }
+  }
+  EXPECT_EQ(stats.count.sum().item<int64_t>(), n);
+}
+
+TEST(Squeeze, ShortRunOnFashionMnistSubsetLearns) {
+  if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  test::TempDir dir;
+  squeeze::SqueezeConfig c;
+  c.data = "fashion-mnist:train@3000";
+  c.val = "fashion-mnist:test@1000";
+  c.arch = "convnet-d3-w16";
+  c.epochs = 3;
+  c.batch_size = 64;
+  c.out = dir.path("teacher.safetensors");
+  auto r = squeeze::squeeze(c, Progress::null());
+  EXPECT_GT(r.top1, 60.0);  // chance is 10%
+  auto ck = models::load_checkpoint(c.out, torch::kCPU);
+  EXPECT_EQ(ck.meta.num_classes, 10);
+  EXPECT_EQ(ck.meta.class_names[0], "T-shirt/top");
+  EXPECT_EQ(ck.class_stats.mean.size(), 3u);
+  EXPECT_EQ(ck.class_stats.count.sum().item<int64_t>(), 3000);
+  EXPECT_EQ(ck.meta.info["top1"].get<double>(), r.top1);
+}
+
+TEST(Squeeze, BadConfigNamesTheOption) {
+  squeeze::SqueezeConfig c;
+  try {
+    c.validate();
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--out"), std::string::npos);
+  }
+  c.out = "x";
+  c.lr = -1;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+}
