@@ -82,7 +82,7 @@ struct Labelled {
     lc.teacher = rc.teacher;
     lc.images = images;
     lc.out = dir.path("labels.lpld");
-    lc.epochs = 6;
+    lc.epochs = 30;
     lc.batch_size = 4;
     lc.prune_ratio = 0.5;
     relabel::relabel(lc, Progress::null());
@@ -107,9 +107,9 @@ train::TrainConfig small(const std::string& out) {
   c.val = test::toy().val;
   c.arch = "convnet-d2-w8";
   c.out = out;
-  c.epochs = 6;
+  c.epochs = 30;
   c.prune_ratio = 0.5;
-  c.lr = 3e-3;
+  c.lr = 1e-2;
   c.checkpoint_every = 1;
   return c;
 }
@@ -134,15 +134,15 @@ TEST(Train, LearnsAndResumesToTheSameResult) {
   test::TempDir dir;
   auto whole = train::train_student(small(dir.path("whole")), Progress::null());
   EXPECT_GT(whole.top1, 50.0);  // 3 classes: chance is 33%
-  EXPECT_EQ(whole.pool_steps, 9);  // floor(0.5 * 6 * 3)
+  EXPECT_EQ(whole.pool_steps, 45);  // floor(0.5 * 30 * 3)
   EXPECT_TRUE(fs::exists(dir.path("whole/student.safetensors")));
   EXPECT_FALSE(fs::exists(dir.path("whole/train-state.safetensors")));
 
-  KillAt kill(4);
+  KillAt kill(21);
   EXPECT_THROW(train::train_student(small(dir.path("killed")), kill), std::runtime_error);
   EXPECT_TRUE(fs::exists(dir.path("killed/train-state.safetensors")));
   auto resumed = train::train_student(small(dir.path("killed")), Progress::null());
-  EXPECT_EQ(resumed.resumed_from_epoch, 3);
+  EXPECT_EQ(resumed.resumed_from_epoch, 20);
   EXPECT_DOUBLE_EQ(resumed.top1, whole.top1);
   auto a = load_safetensors(dir.path("whole/student.safetensors"));
   auto b = load_safetensors(dir.path("killed/student.safetensors"));
@@ -175,6 +175,6 @@ TEST(Train, OnlineLabels) {
   c.prune_ratio = 0;
   c.batch_size = 4;
   auto r = train::train_student(c, Progress::null());
-  EXPECT_EQ(r.steps, 6 * 3);
+  EXPECT_EQ(r.steps, 30 * 3);
   EXPECT_GT(r.top1, 50.0);
 }

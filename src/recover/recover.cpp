@@ -29,7 +29,7 @@ std::string sanitize(const std::string& name) {
 
 struct UnitResult {
   torch::Tensor images;  // uint8 [count, C, H, W]
-  double ce = 0, bn = 0, seconds = 0, correct = 0;
+  double ce = 0, bn = 0, ce_start = 0, bn_start = 0, seconds = 0, correct = 0;
 };
 
 std::string unit_path(const std::string& out, int64_t id) {
@@ -41,6 +41,8 @@ void save_unit(const std::string& path, const UnitResult& r) {
   f.tensors["images"] = r.images;
   f.metadata["ce"] = fmt::format("{}", r.ce);
   f.metadata["bn"] = fmt::format("{}", r.bn);
+  f.metadata["ce_start"] = fmt::format("{}", r.ce_start);
+  f.metadata["bn_start"] = fmt::format("{}", r.bn_start);
   f.metadata["seconds"] = fmt::format("{}", r.seconds);
   f.metadata["correct"] = fmt::format("{}", r.correct);
   save_safetensors(path, f);
@@ -53,6 +55,8 @@ UnitResult load_unit(const std::string& path) {
   r.images = f.tensors["images"];
   r.ce = std::stod(f.metadata["ce"]);
   r.bn = std::stod(f.metadata["bn"]);
+  r.ce_start = std::stod(f.metadata["ce_start"]);
+  r.bn_start = std::stod(f.metadata["bn_start"]);
   r.seconds = std::stod(f.metadata["seconds"]);
   r.correct = std::stod(f.metadata["correct"]);
   return r;
@@ -143,7 +147,8 @@ json RecoverConfig::identity() const {
 json RecoverResult::to_json() const {
   json cls = json::array();
   for (const auto& c : classes)
-    cls.push_back({{"label", c.label}, {"ce", c.ce}, {"bn", c.bn}, {"seconds", c.seconds},
+    cls.push_back({{"label", c.label}, {"ce", c.ce}, {"bn", c.bn}, {"ce_start", c.ce_start},
+                   {"bn_start", c.bn_start}, {"seconds", c.seconds},
                    {"teacher_accuracy", c.teacher_accuracy}, {"skipped", c.skipped}});
   return {{"seconds", seconds},
           {"iterations_per_second", iterations_per_second},
@@ -297,7 +302,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       for (const auto& u : group)
         aug.emplace_back(derive_seed(config.seed, kTagRecoverAug, static_cast<uint64_t>(u.id)));
       torch::optim::Adam adam({x}, torch::optim::AdamOptions(config.lr).betas({0.5, 0.9}).eps(1e-8));
-      torch::Tensor ce_last, bn_last;
+      torch::Tensor ce_last, bn_last, ce_first, bn_first;
       for (int64_t it = 0; it < config.iterations; ++it) {
         train::set_lr(adam, train::cosine_lr(config.lr, static_cast<double>(it),
                                              static_cast<double>(config.iterations)));
@@ -337,6 +342,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
         }
         ce_last = ce.detach();
         bn_last = bn.detach();
+        if (it == 0) ce_first = ce_last, bn_first = bn_last;
         work_done += K;
         image_iterations += K * b;
         if (it % 10 == 0 || it + 1 == config.iterations) {
@@ -353,12 +359,15 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       auto pred = teacher.forward(data::normalize(u8, ck.meta.norm, device)).argmax(1);
       auto correct = pred.eq(target).view({K, b}).to(torch::kFloat64).sum(1).cpu();
       auto ce_cpu = ce_last.cpu(), bn_cpu = bn_last.cpu();
+      auto ce0_cpu = ce_first.cpu(), bn0_cpu = bn_first.cpu();
       const double secs = since(pack_start) / static_cast<double>(units.size());
       for (int64_t k = 0; k < K; ++k) {
         UnitResult r;
         r.images = u8.narrow(0, k * b, b).clone();
         r.ce = ce_cpu[k].item<double>();
         r.bn = bn_cpu[k].item<double>();
+        r.ce_start = ce0_cpu[k].item<double>();
+        r.bn_start = bn0_cpu[k].item<double>();
         r.correct = correct[k].item<double>();
         r.seconds = secs;
         save_unit(unit_path(config.out, group[k].id), r);
@@ -394,12 +403,16 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
             data::write_png(fmt::format("{}/{:05d}.png", tmp, index++), r.images[i]);
           rec.ce += r.ce / ids.size();
           rec.bn += r.bn / ids.size();
+          rec.ce_start += r.ce_start / ids.size();
+          rec.bn_start += r.bn_start / ids.size();
           rec.seconds += r.seconds;
           correct += r.correct;
         } else {
           data::write_png(fmt::format("{}/{:05d}.png", tmp, index++), r.images[c]);
           rec.ce += r.ce / ids.size();  // mixed: the batch's losses, shared by its classes
           rec.bn += r.bn / ids.size();
+          rec.ce_start += r.ce_start / ids.size();
+          rec.bn_start += r.bn_start / ids.size();
           rec.seconds += r.seconds / C;
           correct += r.correct / C;  // approximate per class; exact overall
         }
@@ -409,6 +422,8 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
                                        {"name", ck.meta.class_names[c]},
                                        {"ce", rec.ce},
                                        {"bn", rec.bn},
+                                       {"ce_start", rec.ce_start},
+                                       {"bn_start", rec.bn_start},
                                        {"seconds", rec.seconds},
                                        {"teacher_accuracy", rec.teacher_accuracy}});
       fs::rename(tmp, dir);
@@ -448,6 +463,8 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
         rec.skipped = true;
         rec.ce = cj["ce"];
         rec.bn = cj["bn"];
+        rec.ce_start = cj["ce_start"];
+        rec.bn_start = cj["bn_start"];
         rec.seconds = cj["seconds"];
         rec.teacher_accuracy = cj["teacher_accuracy"];
         result.classes.push_back(rec);

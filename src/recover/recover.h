@@ -63,7 +63,9 @@ std::vector<Unit> plan_units(const RecoverConfig& config, int64_t num_classes,
 
 struct ClassRecord {
   int64_t label = 0;
-  double ce = 0, bn = 0, seconds = 0, teacher_accuracy = 0;
+  double ce = 0, bn = 0;              // losses at the last iteration
+  double ce_start = 0, bn_start = 0;  // and at the first
+  double seconds = 0, teacher_accuracy = 0;
   bool skipped = false;  // already complete on disk
 };
 
