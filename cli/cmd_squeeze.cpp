@@ -40,7 +40,7 @@ void add_squeeze_command(CLI::App& app, Context& ctx) {
 
 struct EvalConfig {
   std::string model, data, device = "cpu";
-  int64_t batch_size = 512;
+  int64_t batch_size = 100;
   void declare(OptionSet& o) {
     o.add("model", &model, "checkpoint to evaluate")
         .add("data", &data, "labelled dataset spec")

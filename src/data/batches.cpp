@@ -28,11 +28,7 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
     batches_.emplace_back(order.begin() + start, order.begin() + end);
   }
   memory_ = std::dynamic_pointer_cast<TensorDataset>(dataset_);
-  if (memory_) {
-    if (!batches_.empty())
-      ahead_ = std::async(std::launch::async, [this] { return make_memory_batch(0); });
-    return;
-  }
+  if (memory_) return;
   // Streaming: each worker decodes and renders one sample at the output size ([0,1] floats).
   const int64_t size = options_.image_size;
   const bool augment = options_.augment;
@@ -56,9 +52,7 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
   loader_ = std::make_unique<BatchLoader>(dataset_, batches_, transform, lo);
 }
 
-EpochBatches::~EpochBatches() {
-  if (ahead_.valid()) ahead_.wait();
-}
+EpochBatches::~EpochBatches() = default;
 
 std::pair<torch::Tensor, torch::Tensor> EpochBatches::make_memory_batch(int64_t b) {
   torch::NoGradGuard no_grad;
@@ -82,12 +76,9 @@ std::pair<torch::Tensor, torch::Tensor> EpochBatches::make_memory_batch(int64_t 
 std::optional<std::pair<torch::Tensor, torch::Tensor>> EpochBatches::next() {
   if (next_ >= num_batches()) return std::nullopt;
   const int64_t b = next_++;
-  if (memory_) {
-    auto batch = ahead_.get();
-    if (next_ < num_batches())
-      ahead_ = std::async(std::launch::async, [this, n = next_] { return make_memory_batch(n); });
-    return batch;
-  }
+  // In-memory sets: built here, on the caller's thread. A background thread would run its
+  // own OpenMP team against the training step's on the same cores (measured slower).
+  if (memory_) return make_memory_batch(b);
   auto batch = loader_->next();
   if (!batch) return std::nullopt;
   auto images = batch->images.to(device_);

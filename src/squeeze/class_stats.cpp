@@ -8,9 +8,11 @@ void accumulate_class_sums(const std::vector<torch::Tensor>& inputs, const torch
                            std::vector<torch::Tensor>& sum, std::vector<torch::Tensor>& sum_sq,
                            torch::Tensor& pixels) {
   for (size_t l = 0; l < inputs.size(); ++l) {
-    auto x = inputs[l].to(torch::kFloat64);
-    sum[l].index_add_(0, labels, x.sum({2, 3}));
-    sum_sq[l].index_add_(0, labels, x.square().sum({2, 3}));
+    // Per-image sums in the input's precision (a few thousand terms each), then the
+    // per-class accumulation in float64 (millions of terms).
+    const auto& x = inputs[l];
+    sum[l].index_add_(0, labels, x.sum({2, 3}).to(torch::kFloat64));
+    sum_sq[l].index_add_(0, labels, x.square().sum({2, 3}).to(torch::kFloat64));
   }
   // Every layer sees the same samples; pixel counts differ by layer (H*W), applied later.
   pixels.index_add_(0, labels, torch::ones({labels.size(0)}, pixels.options()));

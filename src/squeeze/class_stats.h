@@ -14,7 +14,7 @@
 namespace lpld::squeeze {
 
 struct ClassStatsOptions {
-  int64_t batch_size = 512;
+  int64_t batch_size = 100;  // small batches run faster on CPU (cache)
   int64_t image_size = 28;
   bool augment = false;  // apply the training crop/flip during the pass (official: on)
   data::CropOptions crop;

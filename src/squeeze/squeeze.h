@@ -15,8 +15,10 @@ struct SqueezeConfig {
   std::string arch = "convnet-d3-w64";
   std::string out;        // checkpoint path (required)
   std::string init;       // start from this checkpoint (epochs 0: only gather class stats)
-  int64_t epochs = 5;
-  int64_t batch_size = 128;
+  // Default teacher recipe for 28-32 px data (bench/results/squeeze.md): 6 epochs of
+  // batch 64 (small batches run faster per image on CPU), mild crops.
+  int64_t epochs = 6;
+  int64_t batch_size = 64;
   double lr = 0.05;
   double momentum = 0.9;
   double weight_decay = 5e-4;

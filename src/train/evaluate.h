@@ -15,9 +15,10 @@ struct EvalResult {
 };
 
 // Evaluates in eval mode without gradients, at `image_size` (centre view when the set's
-// images have another size), batch 512.
+// images have another size). Small batches are faster on CPU (they stay in cache:
+// bench/bench_kernels), hence the default of 100.
 EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset> dataset,
                     const data::Normalization& norm, int64_t image_size,
-                    const torch::Device& device, Progress& progress, int64_t batch_size = 512);
+                    const torch::Device& device, Progress& progress, int64_t batch_size = 100);
 
 }  // namespace lpld::train
