@@ -157,8 +157,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
         lc.device = config.device;
         lc.out = out + "/labels/" + tag + "-" + ratio_tag(ratio) + ".lpld";
         json want = config_json(lc);
-        want.erase("device");
-        want.erase("forward_batch");
+        for (const char* k : {"device", "forward_batch", "out"}) want.erase(k);
         bool reuse = false;
         if (file_exists(lc.out)) {
           try {

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -20,6 +22,38 @@ torch::ScalarType scalar_type(const std::string& dtype) {
   if (dtype == "fp32") return torch::kFloat32;
   throw std::invalid_argument("--logits: unknown dtype '" + dtype + "' (use fp16, bf16 or fp32)");
 }
+// The header is zlib-compressed JSON: the image list dominates it, and with 10 classes a
+// whole label pool can be smaller than the raw list (40x of 100 images: 15 KB of logits).
+std::string compress(const std::string& text) {
+  uLongf size = compressBound(text.size());
+  std::string out(size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size,
+                reinterpret_cast<const Bytef*>(text.data()), text.size(), 9) != Z_OK)
+    throw std::runtime_error("label store: zlib compression failed");
+  out.resize(size);
+  return out;
+}
+
+std::string decompress(const unsigned char* data, size_t size, const std::string& path) {
+  z_stream zs{};
+  if (inflateInit(&zs) != Z_OK) fail_file(path, "zlib init failed");
+  zs.next_in = const_cast<Bytef*>(data);
+  zs.avail_in = static_cast<uInt>(size);
+  std::string out;
+  char buf[65536];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (out.size() > (64u << 20)) rc = Z_DATA_ERROR;  // no header is this large
+  }
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END) fail_file(path, "header does not decompress (damaged)");
+  return out;
+}
+
 }  // namespace
 
 int64_t LabelHeader::step_size(int64_t step) const {
@@ -111,7 +145,7 @@ int64_t steps_for_ratio(double prune_ratio, int64_t total_steps) {
 
 LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& header)
     : file_(path), header_(header) {
-  const std::string text = header_.to_json().dump();
+  const std::string text = compress(header_.to_json().dump());
   const uint64_t len = text.size();
   const uint64_t hash = xxh64(text.data(), text.size());
   file_.write(kMagic, 8);
@@ -163,7 +197,7 @@ LabelStore::LabelStore(const std::string& path) : path_(path) {
     check_file(xxh64(map_ + 16, len) == hash, path, "header checksum mismatch (damaged)");
     json j;
     try {
-      j = json::parse(map_ + 16, map_ + 16 + len);
+      j = json::parse(decompress(map_ + 16, len, path));
     } catch (const json::exception& e) {
       fail_file(path, std::string("header is not valid JSON: ") + e.what());
     }

@@ -3,7 +3,7 @@
 //
 //   "LPLDLBL1"                        8 bytes magic (format version 1)
 //   header_len                        u64 little-endian
-//   header                            header_len bytes of JSON (LabelHeader)
+//   header                            header_len bytes of zlib-compressed JSON (LabelHeader)
 //   header_hash                       u64 xxh64 of the header bytes
 //   records, step 0 .. steps_kept-1   logits [n_s, classes] in `dtype`, then u64 xxh64
 //                                     (seed = step id) of those bytes
