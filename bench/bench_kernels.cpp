@@ -55,4 +55,9 @@ static void BM_ConvThroughput(benchmark::State& state) {
 }
 BENCHMARK(BM_ConvThroughput)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  tune_allocator();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

@@ -9,6 +9,7 @@
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {
+  lpld::tune_allocator();
   lpld::cli::Context ctx;
   for (int i = 0; i < argc; ++i) ctx.argv.emplace_back(argv[i]);
   CLI::App app{"lpld: large-scale dataset distillation with pruned soft labels (LPLD, SRe2L)"};

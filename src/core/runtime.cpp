@@ -1,5 +1,7 @@
 #include "core/runtime.h"
 
+#include <malloc.h>
+
 #include <thread>
 
 #include "core/error.h"
@@ -21,6 +23,12 @@ torch::Device parse_device(const std::string& spec) {
               "--device", "'" + spec + "' does not exist");
   }
   return device;
+}
+
+void tune_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 64 << 20);
 }
 
 int set_threads(int threads) {

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <future>
 #include <map>
 
 #include "core/error.h"
@@ -274,17 +273,12 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       for (int64_t b = 0; b < bpe; ++b) s[b] = epoch * bpe + b;
       return s;
     }() : draw_epoch_steps(pool, epoch);
-    // The next step's plan and stored logits are prepared while this one trains.
-    auto prepare = [&](int64_t s) {
-      auto plan = plan_of(s);
-      torch::Tensor target = online ? torch::Tensor() : store->logits(s);
-      return std::make_pair(std::move(plan), target);
-    };
-    auto ahead = std::async(std::launch::deferred, prepare, steps[0]);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     for (size_t i = 0; i < steps.size(); ++i) {
-      auto [plan, target] = ahead.get();
-      if (i + 1 < steps.size()) ahead = std::async(std::launch::async, prepare, steps[i + 1]);
+      // Plan and stored logits are cheap (RNG draws, one mapped record); a helper thread
+      // per step cost more in thread and OpenMP-team start-up than it saved.
+      auto plan = plan_of(steps[i]);
+      torch::Tensor target = online ? torch::Tensor() : store->logits(steps[i]);
       auto batch = relabel::render_step(images, plan, h.image_size);
       if (online) {
         torch::NoGradGuard ng;
