@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "core/error.h"
+#include "analyze/analyze.h"
 #include "pipeline/pipeline.h"
 #include "recover/recover.h"
 #include "relabel/label_store.h"
@@ -85,6 +86,22 @@ void add_stage_commands(CLI::App& app, Context& ctx) {
         std::cout << fmt::format("student {} top-1 {:.2f}% top-5 {:.2f}% ({} steps, {:.1f}s, {:.0f} img/s){}\n",
                                  c.arch, r.top1, r.top5, r.steps, r.seconds, r.images_per_second,
                                  r.reused ? " [reused]" : "");
+        return r.to_json();
+      });
+
+  add_stage<analyze::AnalyzeConfig>(
+      app, ctx, "analyze", "within-class similarity, top-1 on the synthetic set, storage", false,
+      [](const analyze::AnalyzeConfig& c, Progress& p) {
+        auto r = analyze::analyze(c, p);
+        std::cout << fmt::format("within-class similarity: synthetic {:.4f}", r.synthetic.overall);
+        if (!r.real.per_class.empty()) std::cout << fmt::format(", real {:.4f}", r.real.overall);
+        std::cout << fmt::format("\ntop-1 of the model on the synthetic set: {:.2f}%\nimages: {} ({} bytes)\n",
+                                 r.synthetic_top1, r.images, r.image_bytes);
+        for (const auto& s : r.storage)
+          std::cout << fmt::format("labels {}: R {} ({} steps) {} bytes, {:.2f}x the images\n",
+                                   s["file"].get<std::string>(), s["prune_ratio"].get<double>(),
+                                   s["steps_kept"].get<int64_t>(), s["label_bytes"].get<uint64_t>(),
+                                   s["labels_to_images"].get<double>());
         return r.to_json();
       });
 

@@ -9,6 +9,7 @@
 
 #include "core/io.h"
 #include "fixtures.h"
+#include "analyze/analyze.h"
 #include "pipeline/pipeline.h"
 
 using namespace lpld;
@@ -66,6 +67,37 @@ TEST(Pipeline, TinyEndToEndWritesAWellFormedSummaryAndResumes) {
   for (size_t i = 0; i < 4; ++i)
     EXPECT_DOUBLE_EQ(again.summary["runs"][i]["student_top1"].get<double>(),
                      s["runs"][i]["student_top1"].get<double>());
+}
+
+TEST(Analyze, WithinClassSimilarityOfKnownFeatures) {
+  // class 0: identical features (1.0); class 1: two orthogonal vectors (0.0)
+  auto f = torch::tensor({{1.0, 2.0}, {2.0, 4.0}, {1.0, 0.0}, {0.0, 3.0}});
+  auto l = torch::tensor({0, 0, 1, 1}, torch::kInt64);
+  auto s = analyze::within_class_similarity(f, l, 2);
+  EXPECT_NEAR(s.per_class[0], 1.0, 1e-9);
+  EXPECT_NEAR(s.per_class[1], 0.0, 1e-9);
+  EXPECT_NEAR(s.overall, 0.5, 1e-9);
+}
+
+TEST(Analyze, SyntheticAndRealSetsOfTheToyTeacher) {
+  test::TempDir dir;
+  auto config = pipeline::load_pipeline_config(toy_yaml(dir.path("p.yaml")));
+  config.modes = {"class"};
+  config.prune_ratios = {0.5};
+  pipeline::run_pipeline(config, dir.path("run"), Progress::null());
+  analyze::AnalyzeConfig a;
+  a.model = dir.path("run/teacher.safetensors");
+  a.images = dir.path("run/images/class-ipc2");
+  a.real = test::toy().val;
+  a.labels = {dir.path("run/labels/class-ipc2-r0.5.lpld")};
+  auto r = analyze::analyze(a, Progress::null());
+  EXPECT_EQ(r.images, 6);
+  EXPECT_EQ(r.synthetic.per_class.size(), 3u);
+  EXPECT_EQ(r.real.per_class.size(), 3u);
+  EXPECT_GT(r.synthetic.overall, -1.0);
+  EXPECT_LE(r.synthetic.overall, 1.0);
+  ASSERT_EQ(r.storage.size(), 1u);
+  EXPECT_GT(r.storage[0]["label_bytes"].get<uint64_t>(), 0u);
 }
 
 TEST(Pipeline, ConfigErrorsNameTheKey) {

@@ -66,6 +66,27 @@ TEST(LabelPool, OrderReplaysEverythingAndOtherGranularities) {
   EXPECT_THROW(train::validate_pool(p), std::invalid_argument);
 }
 
+TEST(LabelPool, RuleScoresAndSelection) {
+  auto probs = torch::tensor({{0.7, 0.2, 0.1}, {0.1, 0.3, 0.6}}, torch::kFloat64);
+  auto labels = torch::tensor({0, 1}, torch::kInt64);
+  EXPECT_DOUBLE_EQ(train::rule_score("correct", probs, labels, 1), 0.5);
+  EXPECT_NEAR(train::rule_score("confidence", probs, labels, 1), 0.65, 1e-12);
+  EXPECT_NEAR(train::rule_score("diff", probs, labels, 1), (0.5 + 0.3) / 2, 1e-12);
+  EXPECT_NEAR(train::rule_score("diff_signed", probs, labels, 1), (0.5 - 0.3) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(train::rule_score("cut_ratio", probs, labels, 0.25), 0.25);
+  std::vector<double> scores = {0.5, 0.9, 0.1, 0.7};
+  EXPECT_EQ(train::select_by_score(scores, 2, true), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(train::select_by_score(scores, 2, false), (std::vector<int64_t>{0, 2}));
+  EXPECT_TRUE(train::is_rule_metric("diff_signed_hard"));
+  EXPECT_FALSE(train::is_rule_metric("diff_medium"));
+  train::PoolSpec p;
+  p.metric = "confidence_easy";
+  p.pool_steps = 2;
+  p.batches_per_epoch = 10;
+  p.selected = {1, 3};
+  for (auto id : train::draw_epoch_steps(p, 0)) EXPECT_TRUE(id == 1 || id == 3);
+}
+
 namespace {
 struct Labelled {
   std::string images, labels, labels_other;
@@ -161,6 +182,9 @@ TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("other images"), std::string::npos);
   }
+  c = small(dir.path("x"));
+  c.metric = "confidence_easy";  // ranks every step: needs an unpruned store
+  EXPECT_THROW(train::train_student(c, Progress::null()), std::invalid_argument);
   c = small(dir.path("x"));
   c.prune_ratio = 0.2;  // needs more steps than the store (pruned at 0.5) holds
   EXPECT_THROW(train::train_student(c, Progress::null()), std::invalid_argument);

@@ -1,5 +1,7 @@
 #include "train/label_pool.h"
 
+#include <algorithm>
+#include <numeric>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -7,11 +9,49 @@
 
 namespace lpld::train {
 
+namespace {
+const char* kRules[] = {"correct", "diff", "diff_signed", "cut_ratio", "confidence"};
+}
+
+bool is_rule_metric(const std::string& metric) {
+  for (const char* r : kRules)
+    if (metric == std::string(r) + "_easy" || metric == std::string(r) + "_hard") return true;
+  return false;
+}
+
+double rule_score(const std::string& rule, const torch::Tensor& probs, const torch::Tensor& labels,
+                  double lambda) {
+  if (rule == "cut_ratio") return lambda;
+  auto top2 = std::get<0>(probs.topk(2, 1));
+  if (rule == "confidence") return top2.select(1, 0).mean().item<double>();
+  if (rule == "diff") return (top2.select(1, 0) - top2.select(1, 1)).mean().item<double>();
+  if (rule == "correct") return probs.argmax(1).eq(labels).to(torch::kFloat64).mean().item<double>();
+  if (rule == "diff_signed") {
+    auto p_true = probs.gather(1, labels.unsqueeze(1)).squeeze(1);
+    auto others = probs.scatter(1, labels.unsqueeze(1), -1.0);
+    return (p_true - std::get<0>(others.max(1))).mean().item<double>();
+  }
+  throw std::invalid_argument("--metric: unknown rule '" + rule + "'");
+}
+
+std::vector<int64_t> select_by_score(const std::vector<double>& scores, int64_t count, bool easy) {
+  std::vector<int64_t> ids(scores.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  // stable: ties keep step order, so the selection is reproducible
+  std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) {
+    return easy ? scores[a] > scores[b] : scores[a] < scores[b];
+  });
+  ids.resize(static_cast<size_t>(std::min<int64_t>(count, static_cast<int64_t>(ids.size()))));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 void validate_pool(const PoolSpec& s) {
   check_arg(s.granularity == "batch_to_epoch" || s.granularity == "batch" || s.granularity == "epoch",
             "--granularity", "must be batch_to_epoch, batch or epoch, not '" + s.granularity + "'");
-  check_arg(s.metric == "random" || s.metric == "order", "--metric",
-            "must be random or order, not '" + s.metric + "'");
+  check_arg(s.metric == "random" || s.metric == "order" || is_rule_metric(s.metric), "--metric",
+            "must be random, order or <rule>_easy|_hard (rules: correct, diff, diff_signed, "
+            "cut_ratio, confidence), not '" + s.metric + "'");
   check_arg(s.pool_steps >= 1, "--prune-ratio", "leaves an empty label pool");
   if (s.granularity == "epoch")
     check_arg(s.pool_steps >= s.batches_per_epoch, "--granularity",
@@ -23,6 +63,11 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
   Rng rng(derive_seed(s.seed, kTagPoolDraw, static_cast<uint64_t>(epoch)));
   std::vector<int64_t> steps;
   steps.reserve(static_cast<size_t>(bpe));
+  if (is_rule_metric(s.metric)) {
+    for (int64_t b = 0; b < bpe; ++b)
+      steps.push_back(s.selected[static_cast<size_t>(rng.below(static_cast<int64_t>(s.selected.size())))]);
+    return steps;
+  }
   if (s.granularity == "epoch") {
     const int64_t pooled_epochs = s.pool_steps / bpe;
     const int64_t e = s.metric == "random" ? rng.below(pooled_epochs) : epoch % pooled_epochs;

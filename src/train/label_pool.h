@@ -9,8 +9,15 @@
 //   batch + order            same as batch_to_epoch + order.
 //   epoch + random|order     the pool is the first floor((1-R) * E) whole stored epochs;
 //                            each training epoch replays one of them (random or cyclic).
+//   <rule>_easy | <rule>_hard (rule: correct, diff, diff_signed, cut_ratio, confidence):
+//                            the paper's rule-based pruning (METHOD.md "Analysis"): the pool
+//                            is the floor((1-R) * S) steps of a full store that score highest
+//                            (easy) or lowest (hard) by the rule; epochs draw from it with
+//                            replacement, as batch_to_epoch + random.
 // Draws come from stream (seed, kTagPoolDraw, epoch), so a resumed run draws the same ids.
 #pragma once
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,7 +31,20 @@ struct PoolSpec {
   int64_t batches_per_epoch = 0;
   int64_t stored_epochs = 0;
   uint64_t seed = 0;
+  std::vector<int64_t> selected;  // rule-based metrics: the chosen step ids
 };
+
+// True for the rule-based metrics (<rule>_easy / <rule>_hard).
+bool is_rule_metric(const std::string& metric);
+
+// Batch-level score of a stored step by `rule` (higher = easier): `probs` [n, C] softmax of
+// the teacher logits, `labels` [n] the images' classes, `lambda` the step's CutMix lambda
+// (1 without CutMix).
+double rule_score(const std::string& rule, const torch::Tensor& probs, const torch::Tensor& labels,
+                  double lambda);
+
+// The `count` step ids with the highest (easy) or lowest (hard) scores, ascending by id.
+std::vector<int64_t> select_by_score(const std::vector<double>& scores, int64_t count, bool easy);
 
 // Validates the spec; throws invalid_argument naming --granularity / --metric.
 void validate_pool(const PoolSpec& spec);

@@ -151,6 +151,23 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   pool.seed = config.seed;
   pool.pool_steps = online ? h.total_steps() : relabel::steps_for_ratio(config.prune_ratio, h.total_steps());
   validate_pool(pool);
+  if (is_rule_metric(config.metric)) {
+    // Rule-based pruning scores every step, so it needs a store with all of them.
+    check_arg(!online && h.steps_kept == h.total_steps(), "--metric",
+              config.metric + " ranks all label steps: give a store relabelled with --prune-ratio 0");
+    const auto cut = config.metric.rfind('_');
+    const std::string rule = config.metric.substr(0, cut);
+    const bool easy = config.metric.substr(cut + 1) == "easy";
+    auto labels_all = torch::tensor(h.labels, torch::kInt64);
+    std::vector<double> scores;
+    for (int64_t s = 0; s < h.total_steps(); ++s) {
+      auto plan = relabel::plan_step(h, s);
+      auto idx = torch::tensor(plan.indices, torch::kInt64);
+      scores.push_back(rule_score(rule, torch::softmax(store->logits(s), 1),
+                                  labels_all.index_select(0, idx), plan.cutmix ? plan.mix.lambda : 1.0));
+    }
+    pool.selected = select_by_score(scores, pool.pool_steps, easy);
+  }
   check_arg(pool.pool_steps <= h.steps_kept, "--prune-ratio",
             fmt::format("{} needs the first {} label steps but {} keeps only {} (relabel it with "
                         "--prune-ratio <= {})",
