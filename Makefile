@@ -22,6 +22,10 @@ test: build
 demo: build
 	@$(BUILD)/lpld pipeline --config configs/demo-fmnist.yaml --out runs/demo
 
+# The committed benchmark results (bench/README.md); about 50 minutes on 2 cores.
+bench: build
+	@bench/squeeze.sh && bench/recover.sh && bench/relabel.sh && bench/pipeline.sh
+
 clean:
 	rm -rf $(BUILD)
 

@@ -36,7 +36,8 @@ Command: `bench/squeeze.sh` (lpld {ref['config']['device']}, all cores).
 
 PyTorch reference from the issue (python3-torch, 2 threads): 88.05% top-1, 1196 img/s step, 1040 img/s with loading.
 
-Conv throughput of this machine (64->64 3x3 conv, 28x28, batch 64, fwd+bwd): {conv:.0f} GFLOP/s.
+Conv throughput of this machine (64->64 3x3 conv, 28x28, batch 64, forward + both backward convs,
+counted as direct-convolution FLOPs; oneDNN may use cheaper algorithms, so this is an effective rate): {conv:.0f} GFLOP/s.
 Training throughput as a fraction of it: reference {res['fraction_of_conv_reference']*100:.0f}%, default {res['fraction_of_conv_default']*100:.0f}%
 ({res['train_gflops_reference']:.0f} / {res['train_gflops_default']:.0f} GFLOP/s at {train_flops/1e6:.1f} MFLOP per image).
 """

@@ -1,4 +1,4 @@
-// lpld squeeze / lpld eval
+// lpld eval: top-1/top-5 of any checkpoint on a labelled set.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -8,35 +8,9 @@
 #include "core/runtime.h"
 #include "data/dataset.h"
 #include "models/checkpoint.h"
-#include "squeeze/squeeze.h"
 #include "train/evaluate.h"
 
 namespace lpld::cli {
-
-void add_squeeze_command(CLI::App& app, Context& ctx) {
-  auto* sub = app.add_subcommand(
-      "squeeze", "train a teacher, evaluate it, gather class-wise BN statistics (Stage 1)");
-  auto config = std::make_shared<squeeze::SqueezeConfig>();
-  auto json_path = std::make_shared<std::string>();
-  auto set = options_of(*config);
-  if (std::find(ctx.argv.begin(), ctx.argv.end(), "squeeze") != ctx.argv.end())
-    preload_yaml(ctx, set, "squeeze");
-  bind_options(sub, set);
-  sub->add_option("--config", "YAML file with these options (flags override it)");
-  sub->add_option("--json", *json_path, "write the result as JSON here");
-  sub->callback([&ctx, config, json_path] {
-    ctx.run = [&ctx, config, json_path] {
-      auto r = squeeze::squeeze(*config, ctx.progress());
-      json j = r.to_json();
-      j["config"] = config_json(*config);
-      write_result(*json_path, j);
-      std::cout << fmt::format("teacher {} top-1 {:.2f}% top-5 {:.2f}%  train {:.1f}s ({:.0f} img/s)  "
-                               "class stats {:.1f}s  -> {}\n",
-                               config->arch, r.top1, r.top5, r.train_seconds, r.images_per_second,
-                               r.stats_seconds, r.checkpoint);
-    };
-  });
-}
 
 struct EvalConfig {
   std::string model, data, device = "cpu";

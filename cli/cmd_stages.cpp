@@ -1,4 +1,5 @@
-// lpld recover / relabel / labels / train / pipeline: parse, call the stage, report.
+// lpld squeeze / recover / relabel / train / analyze / labels / pipeline: parse, call the
+// stage function, report one line on stdout and the result as JSON (--json).
 #include <fmt/format.h>
 
 #include <iostream>
@@ -10,13 +11,24 @@
 #include "recover/recover.h"
 #include "relabel/label_store.h"
 #include "relabel/relabel.h"
+#include "squeeze/squeeze.h"
 #include "train/student.h"
 
 namespace lpld::cli {
 namespace {
 
+// Whether `name` is the subcommand: the first argument that is neither a global flag nor
+// its value.
 bool chosen(const Context& ctx, const std::string& name) {
-  return ctx.argv.size() > 1 && std::find(ctx.argv.begin() + 1, ctx.argv.end(), name) != ctx.argv.end();
+  for (size_t i = 1; i < ctx.argv.size(); ++i) {
+    if (ctx.argv[i] == "--threads") {
+      ++i;
+      continue;
+    }
+    if (!ctx.argv[i].empty() && ctx.argv[i][0] == '-') continue;
+    return ctx.argv[i] == name;
+  }
+  return false;
 }
 
 // --recipe NAME is applied before --config and flags, so both override the preset.
@@ -40,7 +52,7 @@ void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::
       const std::string recipe = prescan(ctx, "--recipe");
       if (!recipe.empty()) config->apply_recipe(recipe);
     }
-    preload_yaml(ctx, options_of(*config), name);
+    preload_yaml(ctx, options_of(*config));
   }
   bind_options(sub, options_of(*config));
   if (has_recipe) sub->add_option("--recipe", "preset: imagenet1k, tiny or small (flags override it)");
@@ -58,6 +70,16 @@ void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::
 }  // namespace
 
 void add_stage_commands(CLI::App& app, Context& ctx) {
+  add_stage<squeeze::SqueezeConfig>(
+      app, ctx, "squeeze", "train a teacher, evaluate it, gather class-wise BN statistics (Stage 1)",
+      false, [](const squeeze::SqueezeConfig& c, Progress& p) {
+        auto r = squeeze::squeeze(c, p);
+        std::cout << fmt::format("teacher {} top-1 {:.2f}% top-5 {:.2f}%  train {:.1f}s ({:.0f} img/s)  "
+                                 "class stats {:.1f}s  -> {}\n",
+                                 c.arch, r.top1, r.top5, r.train_seconds, r.images_per_second,
+                                 r.stats_seconds, r.checkpoint);
+        return r.to_json();
+      });
   add_stage<recover::RecoverConfig>(
       app, ctx, "recover", "synthesize IPC images per class from the teacher (Stage 2)", true,
       [](const recover::RecoverConfig& c, Progress& p) {

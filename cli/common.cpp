@@ -32,7 +32,7 @@ void bind_options(CLI::App* sub, const OptionSet& set) {
   }
 }
 
-void preload_yaml(const Context& ctx, const OptionSet& set, const std::string& subcommand) {
+void preload_yaml(const Context& ctx, const OptionSet& set) {
   for (size_t i = 0; i < ctx.argv.size(); ++i) {
     std::string path;
     if (ctx.argv[i] == "--config" && i + 1 < ctx.argv.size()) path = ctx.argv[i + 1];
@@ -46,7 +46,6 @@ void preload_yaml(const Context& ctx, const OptionSet& set, const std::string& s
     }
     set.apply_yaml(node, path);
   }
-  (void)subcommand;
 }
 
 void write_result(const std::string& path, const json& result) {

@@ -28,12 +28,11 @@ void bind_options(CLI::App* sub, const OptionSet& set);
 
 // If argv has `--config FILE`, applies that YAML file's top-level map to `set` first,
 // so flags given on the command line override it.
-void preload_yaml(const Context& ctx, const OptionSet& set, const std::string& subcommand);
+void preload_yaml(const Context& ctx, const OptionSet& set);
 
 // Writes `result` to `path` atomically when `path` is not empty.
 void write_result(const std::string& path, const json& result);
 
-void add_squeeze_command(CLI::App& app, Context& ctx);
 void add_eval_command(CLI::App& app, Context& ctx);
 void add_stage_commands(CLI::App& app, Context& ctx);
 

@@ -14,10 +14,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) ctx.argv.emplace_back(argv[i]);
   CLI::App app{"lpld: large-scale dataset distillation with pruned soft labels (LPLD, SRe2L)"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags may also follow the subcommand
   app.add_option("--threads", ctx.threads, "CPU threads (default: all cores)");
   app.add_flag("--quiet,-q", ctx.quiet, "no progress bars");
   try {
-    lpld::cli::add_squeeze_command(app, ctx);
     lpld::cli::add_eval_command(app, ctx);
     lpld::cli::add_stage_commands(app, ctx);
     app.parse(argc, argv);

@@ -51,6 +51,8 @@ TEST(Pipeline, TinyEndToEndWritesAWellFormedSummaryAndResumes) {
   }
   for (const char* k : {"squeeze", "recover", "relabel", "train", "total"}) EXPECT_TRUE(s["seconds"].contains(k));
   EXPECT_GT(s["teacher"]["top1"].get<double>(), 50.0);
+  EXPECT_EQ(s["num_classes"], 3);
+  EXPECT_EQ(s["teacher"]["arch"], "convnet-d2-w8");
   EXPECT_TRUE(fs::exists(dir.path("run/summary.json")));
   EXPECT_TRUE(fs::exists(dir.path("run/images.png")));
   EXPECT_NE(read_file(dir.path("run/summary.md")).find("| class | 2 | 2x |"), std::string::npos);

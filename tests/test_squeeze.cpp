@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "data/dataset.h"
+#include "data/image_io.h"
 #include "models/checkpoint.h"
 #include "models/registry.h"
 #include "squeeze/class_stats.h"
@@ -74,4 +75,30 @@ TEST(Squeeze, BadConfigNamesTheOption) {
   c.out = "x";
   c.lr = -1;
   EXPECT_THROW(c.validate(), std::invalid_argument);
+}
+
+TEST(Squeeze, StreamsImageFoldersOfVaryingSize) {
+  // Images of different sizes are not loaded into memory: decoding threads crop them.
+  test::TempDir dir;
+  for (int c = 0; c < 2; ++c)
+    for (int i = 0; i < 12; ++i) {
+      const int64_t h = 16 + (i % 3) * 4, w = 16 + (i % 2) * 6;
+      auto img = torch::full({3, h, w}, c == 0 ? 40 : 220, torch::kUInt8);
+      img += torch::randint(0, 20, {3, h, w}, torch::kUInt8);
+      data::write_png(dir.path("data/c" + std::to_string(c) + "/" + std::to_string(i) + ".png"), img);
+    }
+  squeeze::SqueezeConfig c;
+  c.data = "imagefolder:" + dir.path("data");
+  c.val = c.data;
+  c.arch = "convnet-d2-w4";
+  c.image_size = 16;
+  c.epochs = 4;
+  c.batch_size = 8;
+  c.out = dir.path("t.safetensors");
+  auto r = squeeze::squeeze(c, Progress::null());
+  EXPECT_GT(r.top1, 90.0);  // bright vs dark
+  auto ck = models::load_checkpoint(c.out, torch::kCPU);
+  EXPECT_EQ(ck.meta.image_size, 16);
+  EXPECT_EQ(ck.meta.channels, 3);
+  EXPECT_EQ(ck.class_stats.count.sum().item<int64_t>(), 24);
 }

@@ -221,7 +221,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
   }
   PipelineResult result;
   result.summary = {{"dataset", config.squeeze.data},
-                    {"num_classes", teacher_info.contains("num_classes") ? teacher_info["num_classes"] : json()},
+                    {"num_classes", teacher_info["num_classes"]},
                     {"teacher", {{"arch", config.squeeze.arch}, {"top1", teacher_info["top1"]}}},
                     {"runs", runs},
                     {"seconds", {{"squeeze", t_squeeze}, {"recover", t_recover}, {"relabel", t_relabel},

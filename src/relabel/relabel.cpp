@@ -101,9 +101,9 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   auto images = data::normalize(imgs.images(), h.norm, device);
   // Several label batches per forward: the teacher is frozen, so batches are independent
   // and a larger forward uses the cores better (bench/relabel measures the choice).
-  // On CPU small forwards stay in cache and win (bench/results/relabel.md: 20 images
-  // beat 320); on a GPU, fill it.
-  const int64_t forward = config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 32);
+  // On CPU small forwards stay in cache and win (bench/results/relabel.md: 40 images
+  // beat 20, 100 and 320); on a GPU, fill it.
+  const int64_t forward = config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
   const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
 
   LabelStoreWriter writer(config.out, h);

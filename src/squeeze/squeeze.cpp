@@ -63,6 +63,7 @@ json SqueezeResult::to_json() const {
           {"images_per_second", images_per_second},
           {"step_images_per_second", step_images_per_second},
           {"train_images", train_images},
+          {"num_classes", num_classes},
           {"checkpoint", checkpoint},
           {"checkpoint_hash", checkpoint_hash}};
 }
@@ -188,6 +189,7 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
                   {"top5", ev.top5}};
   models::save_checkpoint(config.out, ck);
   result.checkpoint = config.out;
+  result.num_classes = ck.meta.num_classes;
   result.checkpoint_hash = hash_file(config.out);
   result.seconds = since(start);
   return result;

@@ -41,7 +41,7 @@ struct SqueezeResult {
   double train_seconds = 0, stats_seconds = 0, eval_seconds = 0, seconds = 0;
   double images_per_second = 0;  // training, data loading included
   double step_images_per_second = 0;  // forward+backward+update only
-  int64_t train_images = 0;
+  int64_t train_images = 0, num_classes = 0;
   std::string checkpoint, checkpoint_hash;
   json to_json() const;
 };
