@@ -41,7 +41,7 @@ for c in out["cells"]:
     md.append(f"| {c['mode']} | {c['ipc']} | {lab} | {c['label_bytes']} | {c['image_bytes']} | "
               f"{c['label_bytes']/c['image_bytes']:.2f} | {c['seconds_per_run']:.1f} |")
 sec = s["seconds"]
-md += ["", f"Stage seconds (this invocation; 0 = reused): squeeze {sec['squeeze']:.0f}, recover {sec['recover']:.0f}, "
+md += ["", f"Compute seconds of all cells: squeeze {sec['squeeze']:.0f}, recover {sec['recover']:.0f}, "
        f"relabel {sec['relabel']:.0f}, train {sec['train']:.0f}, total {sec['total']:.0f}.", ""]
 # Table 1: similarity
 md += ["## Within-class similarity (paper Table 1)", "",

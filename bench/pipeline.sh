@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 for c in reference better-teacher per-image; do
   ./build/lpld --quiet pipeline --config bench/configs/fmnist-$c.yaml --out bench/work/pipeline-$c > /dev/null
 done
+# Within-class similarity of the reference setting's two image sets (teacher features).
+for m in class mixed; do
+  ./build/lpld --quiet analyze --model bench/work/pipeline-reference/teacher.safetensors \
+    --images bench/work/pipeline-reference/images/$m-ipc10 --real fashion-mnist:train \
+    --json bench/work/pipeline-reference/analyze-$m.json > /dev/null
+done
 /usr/bin/python3 - <<'PY'
 import json, statistics as st
 out, md = {}, ["# pipeline: Fashion-MNIST, IPC 10, convnet-d3-w64 teacher and student (2 cores)", "",
@@ -30,8 +36,15 @@ for name in ["reference", "better-teacher", "per-image"]:
         md.append(f"| {mode} | {1/(1-ratio):g}x | {runs[0]['label_bytes']} | {cell(runs)} | "
                   f"{ref.get((mode, ratio), '') if name == 'reference' else ''} | {secs:.1f} |")
     sec = s["seconds"]
-    md += ["", f"Seconds: squeeze {sec['squeeze']:.0f}, recover {sec['recover']:.0f}, relabel {sec['relabel']:.0f}, "
-           f"train {sec['train']:.0f}, total {sec['total']:.0f} (0 = reused from an earlier run).", ""]
+    md += ["", f"Compute seconds: squeeze {sec['squeeze']:.0f}, recover {sec['recover']:.0f}, relabel {sec['relabel']:.0f}, "
+           f"train {sec['train']:.0f}, total {sec['total']:.0f}.", ""]
+md += ["## Within-class similarity, reference setting", "",
+       "Mean pairwise cosine similarity of the teacher's penultimate features within a class (`lpld analyze`; lower = more diverse).", "",
+       "| image set | synthetic | real (same count per class) |", "| --- | --- | --- |"]
+for m in ["class", "mixed"]:
+    a = json.load(open(f"bench/work/pipeline-reference/analyze-{m}.json"))
+    out[f"analyze-{m}"] = a
+    md.append(f"| {m} | {a['synthetic_similarity']:.4f} | {a['real_similarity']:.4f} |")
 json.dump(out, open("bench/results/pipeline.json", "w"), indent=2)
 open("bench/results/pipeline.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))

@@ -3,7 +3,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <vector>
 
 #include "common.h"
 #include "core/runtime.h"
@@ -11,7 +13,15 @@
 int main(int argc, char** argv) {
   lpld::tune_allocator();
   lpld::cli::Context ctx;
-  for (int i = 0; i < argc; ++i) ctx.argv.emplace_back(argv[i]);
+  // `--cutmix ALPHA` is `--cutmix-alpha ALPHA` (with CutMix on); a bare `--cutmix` or
+  // `--no-cutmix` is the on/off flag.
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--cutmix" && i + 1 < argc && std::strtod(argv[i + 1], nullptr) > 0) arg = "--cutmix-alpha";
+    ctx.argv.push_back(arg);
+  }
+  std::vector<const char*> args;
+  for (const auto& a : ctx.argv) args.push_back(a.c_str());
   CLI::App app{"lpld: large-scale dataset distillation with pruned soft labels (LPLD, SRe2L)"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand
@@ -20,7 +30,7 @@ int main(int argc, char** argv) {
   try {
     lpld::cli::add_eval_command(app, ctx);
     lpld::cli::add_stage_commands(app, ctx);
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

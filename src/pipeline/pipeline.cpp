@@ -2,11 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "pipeline/image_grid.h"
 #include "relabel/label_store.h"
@@ -14,8 +14,6 @@
 namespace lpld::pipeline {
 namespace fs = std::filesystem;
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 template <typename Config>
 void apply_section(const YAML::Node& root, const std::string& key, Config& config,
@@ -96,7 +94,8 @@ std::string summary_markdown(const json& s) {
                       stat("student_top1"), stat("student_top5"), runs.size());
   }
   const auto& sec = s["seconds"];
-  md += fmt::format("\nSeconds: squeeze {:.0f}, recover {:.0f}, relabel {:.0f}, train {:.0f}, total {:.0f}.\n",
+  md += fmt::format("\nCompute seconds of these results: squeeze {:.0f}, recover {:.0f}, relabel {:.0f}, "
+                    "train {:.0f}, total {:.0f}.\n",
                     sec["squeeze"].get<double>(), sec["recover"].get<double>(),
                     sec["relabel"].get<double>(), sec["train"].get<double>(), sec["total"].get<double>());
   return md;
@@ -105,7 +104,12 @@ std::string summary_markdown(const json& s) {
 PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out, Progress& progress) {
   const auto start = Clock::now();
   make_dirs(out);
+  // Stage costs are those of the artifacts the summary uses, whether made now or reused:
+  // squeeze.json, the class.json files and each student's result.json keep their seconds;
+  // label stores have theirs in costs.json.
   double t_squeeze = 0, t_recover = 0, t_relabel = 0, t_train = 0;
+  const std::string costs_path = out + "/costs.json";
+  json costs = file_exists(costs_path) ? read_json(costs_path) : json::object();
 
   // --- squeeze (reused when squeeze.json records the same config) ---
   squeeze::SqueezeConfig sq = config.squeeze;
@@ -119,14 +123,13 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
     teacher_info = read_json(sq_json);
     progress.message("squeeze: reusing " + sq.out);
   } else {
-    auto t = Clock::now();
     auto r = squeeze::squeeze(sq, progress);
-    t_squeeze = since(t);
     teacher_info = r.to_json();
     teacher_info["config"] = config_json(sq);
     write_json(sq_json, teacher_info);
     progress.message(fmt::format("squeeze: teacher top-1 {:.2f}%", r.top1));
   }
+  t_squeeze = teacher_info["seconds"].get<double>();
 
   json runs = json::array();
   for (const auto& mode : config.modes) {
@@ -140,9 +143,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
       rc.ipc = ipc;
       rc.seed = config.seed;
       rc.device = config.device;
-      auto t = Clock::now();
       auto rr = recover::recover(rc, progress);
-      t_recover += since(t);
+      for (const auto& c : rr.classes) t_recover += c.seconds;
       progress.message(fmt::format("recover {}: teacher top-1 on the images {:.1f}%", tag, rr.teacher_top1));
       if (mode == config.modes.front() && ipc == config.ipcs.front())
         write_image_grid(rc.out, out + "/images.png");
@@ -169,10 +171,10 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           }
         }
         if (!reuse) {
-          auto t2 = Clock::now();
-          relabel::relabel(lc, progress);
-          t_relabel += since(t2);
+          costs[lc.out] = relabel::relabel(lc, progress).seconds;
+          write_json(costs_path, costs);
         }
+        t_relabel += costs.value(lc.out, 0.0);
         const uint64_t label_bytes = relabel::LabelStore(lc.out).file_bytes();
         // --- train one student per seed ---
         for (int64_t seed : config.seeds) {
@@ -185,9 +187,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           tc.val = config.squeeze.val;
           tc.epochs = lc.epochs;
           tc.out = out + "/runs/" + tag + "-" + ratio_tag(ratio) + fmt::format("-s{}", seed);
-          auto t3 = Clock::now();
           auto tr = train::train_student(tc, progress);
-          t_train += since(t3);
+          t_train += tr.seconds;
           progress.message(fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag, factor(ratio), seed, tr.top1));
           runs.push_back({{"mode", mode}, {"ipc", ipc}, {"prune_ratio", ratio}, {"seed", seed},
                           {"label_bytes", label_bytes}, {"image_bytes", rr.image_bytes},
@@ -208,9 +209,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           tc.batch_size = config.relabel.batch_size;
           tc.cutmix = config.relabel.cutmix;
           tc.out = out + "/runs/" + tag + fmt::format("-online-s{}", seed);
-          auto t3 = Clock::now();
           auto tr = train::train_student(tc, progress);
-          t_train += since(t3);
+          t_train += tr.seconds;
           runs.push_back({{"mode", mode}, {"ipc", ipc}, {"prune_ratio", -1.0}, {"seed", seed},
                           {"label_bytes", 0}, {"image_bytes", rr.image_bytes},
                           {"student_top1", tr.top1}, {"student_top5", tr.top5},
@@ -225,7 +225,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
                     {"teacher", {{"arch", config.squeeze.arch}, {"top1", teacher_info["top1"]}}},
                     {"runs", runs},
                     {"seconds", {{"squeeze", t_squeeze}, {"recover", t_recover}, {"relabel", t_relabel},
-                                 {"train", t_train}, {"total", since(start)}}}};
+                                 {"train", t_train},
+                                 {"total", t_squeeze + t_recover + t_relabel + t_train},
+                                 {"this_invocation", seconds_since(start)}}}};
   result.markdown = summary_markdown(result.summary);
   write_json(out + "/summary.json", result.summary);
   write_file_atomic(out + "/summary.md", result.markdown);

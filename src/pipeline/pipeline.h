@@ -2,6 +2,8 @@
 // mode, IPC, pruning ratio and student seed a YAML config lists (README "Pipeline config").
 // Each stage's outputs live under the run folder and are reused when they exist for the
 // same config, so a re-run after a kill, or with one more ratio, does only what is missing.
+// summary.json's "seconds" are the compute costs of the results it lists (reused ones
+// included); "this_invocation" is the wall time of this call.
 #pragma once
 #include <string>
 #include <vector>

@@ -1,9 +1,9 @@
 #include "recover/recover.h"
 
-#include <chrono>
 #include <filesystem>
 #include <map>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/runtime.h"
@@ -17,8 +17,6 @@
 namespace lpld::recover {
 namespace fs = std::filesystem;
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 constexpr int kImagesFormatVersion = 1;
 
 std::string sanitize(const std::string& name) {
@@ -165,8 +163,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   const auto start = Clock::now();
   const torch::Device device = parse_device(config.device);
   auto ck = models::load_checkpoint(config.teacher, device);
-  auto& teacher = *ck.model;
-  teacher.eval();
+  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
   for (auto& p : teacher.parameters()) p.set_requires_grad(false);
   const bool class_mode = config.mode == "class";
   check_arg(!class_mode || !ck.class_stats.empty(), "--teacher",
@@ -360,7 +357,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       auto correct = pred.eq(target).view({K, b}).to(torch::kFloat64).sum(1).cpu();
       auto ce_cpu = ce_last.cpu(), bn_cpu = bn_last.cpu();
       auto ce0_cpu = ce_first.cpu(), bn0_cpu = bn_first.cpu();
-      const double secs = since(pack_start) / static_cast<double>(units.size());
+      const double secs = seconds_since(pack_start) / static_cast<double>(units.size());
       for (int64_t k = 0; k < K; ++k) {
         UnitResult r;
         r.images = u8.narrow(0, k * b, b).clone();
@@ -439,7 +436,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
     result.teacher_top1 = 100.0 * correct / (static_cast<double>(C) * config.ipc);
   }
   fs::remove_all(config.out + "/.units");
-  const double opt_seconds = since(optimize_start);
+  const double opt_seconds = seconds_since(optimize_start);
   result.iterations_per_second = opt_seconds > 0 ? work_done / opt_seconds : 0;
   result.image_iterations_per_second = opt_seconds > 0 ? image_iterations / opt_seconds : 0;
 
@@ -489,7 +486,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   write_json(config.out + "/manifest.json", manifest);
   std::sort(result.classes.begin(), result.classes.end(),
             [](const ClassRecord& a, const ClassRecord& b) { return a.label < b.label; });
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
   return result;
 }
 

@@ -1,8 +1,8 @@
 #include "relabel/relabel.h"
 
-#include <chrono>
 #include <future>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "models/checkpoint.h"
@@ -11,10 +11,6 @@
 #include "relabel/replay.h"
 
 namespace lpld::relabel {
-namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-}  // namespace
 
 void RelabelConfig::declare(OptionSet& o) {
   o.add("teacher", &teacher, "teacher checkpoint")
@@ -60,8 +56,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   const auto start = Clock::now();
   const torch::Device device = parse_device(config.device);
   auto ck = models::load_checkpoint(config.teacher, device);
-  auto& teacher = *ck.model;
-  teacher.eval();
+  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
   ImageSet set = load_image_set(config.images);
   const auto& imgs = *set.images;
   check_arg(imgs.num_classes() == ck.meta.num_classes, "--images",
@@ -151,7 +146,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   r.steps_kept = h.steps_kept;
   r.images = h.num_images;
   r.labelled_views = views;
-  r.seconds = since(start);
+  r.seconds = seconds_since(start);
   r.views_per_second = r.seconds > 0 ? views / r.seconds : 0;
   LabelStore store(config.out);
   r.label_bytes = store.file_bytes();

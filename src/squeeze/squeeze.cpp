@@ -1,7 +1,7 @@
 #include "squeeze/squeeze.h"
 
-#include <chrono>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/batches.h"
@@ -12,10 +12,6 @@
 #include "train/schedule.h"
 
 namespace lpld::squeeze {
-namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-}  // namespace
 
 void SqueezeConfig::declare(OptionSet& o) {
   o.add("data", &data, "training set spec")
@@ -143,7 +139,7 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
         loss_sum += loss.detach();
         ++step;
         ++epoch_steps;
-        step_seconds += since(t0);
+        step_seconds += seconds_since(t0);
         result.train_images += batch->second.size(0);
         if (step % 20 == 0)
           progress.update(step * config.batch_size,
@@ -157,7 +153,7 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
     }
     progress.finish();
   }
-  result.train_seconds = since(train_start);
+  result.train_seconds = seconds_since(train_start);
   result.images_per_second = result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
   result.step_images_per_second = step_seconds > 0 ? result.train_images / step_seconds : 0;
 
@@ -181,7 +177,7 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
     so.workers = static_cast<int>(config.workers);
     ck.class_stats = compute_class_stats(model, train_set, ck.meta.norm, so, device, progress);
   }
-  result.stats_seconds = since(stats_start);
+  result.stats_seconds = seconds_since(stats_start);
 
   ck.meta.info = {{"stage", "squeeze"},
                   {"config", config_json(config)},
@@ -191,7 +187,7 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   result.checkpoint = config.out;
   result.num_classes = ck.meta.num_classes;
   result.checkpoint_hash = hash_file(config.out);
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
   return result;
 }
 

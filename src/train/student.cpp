@@ -1,9 +1,9 @@
 #include "train/student.h"
 
-#include <chrono>
 #include <filesystem>
 #include <map>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
@@ -21,8 +21,6 @@
 namespace lpld::train {
 namespace fs = std::filesystem;
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // KL(softmax(t/T) || softmax(s/T)), mean over the batch.
 torch::Tensor kd_loss(const torch::Tensor& student, const torch::Tensor& teacher, double T,
@@ -44,7 +42,9 @@ void TrainConfig::declare(OptionSet& o) {
       .add("epochs", &epochs, "training epochs")
       .add("prune_ratio", &prune_ratio, "R: the label pool is the first floor((1-R) * S) steps")
       .add("granularity", &granularity, "batch_to_epoch, batch or epoch")
-      .add("metric", &metric, "random or order")
+      .add("metric", &metric,
+           "random, order, or rule-based <rule>_easy|_hard with rule correct, diff, diff_signed, "
+           "cut_ratio or confidence (needs an unpruned store)")
       .add("optimizer", &optimizer, "adamw or sgd")
       .add("lr", &lr, "peak learning rate (cosine per epoch)")
       .add("weight_decay", &weight_decay, "weight decay")
@@ -182,7 +182,9 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   // --- identity of this run: a different run in the same folder is an error ---
   json identity = config_json(config);
   for (const char* k : {"device", "eval_every", "checkpoint_every", "out"}) identity.erase(k);
-  identity["label_header_hash"] = online ? h.teacher_hash : hash_bytes(h.to_json().dump().data(), h.to_json().dump().size());
+  const std::string header_text = h.to_json().dump();
+  identity["label_header_hash"] =
+      online ? h.teacher_hash : hash_bytes(header_text.data(), header_text.size());
   identity["image_set_hash"] = set.hash;
   make_dirs(config.out);
   const std::string result_path = config.out + "/result.json";
@@ -263,7 +265,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   };
   auto eval_and_log = [&](int64_t epoch) {
     auto ev = evaluate(model, val_set, h.norm, h.image_size, device, Progress::null());
-    json line = {{"epoch", epoch}, {"top1", ev.top1}, {"top5", ev.top5}, {"seconds", since(start)}};
+    json line = {{"epoch", epoch}, {"top1", ev.top1}, {"top5", ev.top5}, {"seconds", seconds_since(start)}};
     result.evals.push_back(line);
     AtomicFile f(config.out + "/eval.jsonl");
     for (const auto& l : result.evals) {
@@ -324,12 +326,12 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     if ((epoch + 1) % config.checkpoint_every == 0 && !last) save_state(epoch + 1);
   }
   progress.finish();
-  result.train_seconds = since(train_start);
+  result.train_seconds = seconds_since(train_start);
   result.images_per_second = result.train_seconds > 0 ? images_seen / result.train_seconds : 0;
   auto ev = eval_and_log(config.epochs);
   result.top1 = ev.top1;
   result.top5 = ev.top5;
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
 
   student.meta.info = {{"stage", "train"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
   models::save_checkpoint(config.out + "/student.safetensors", student);
