@@ -14,7 +14,8 @@ static void BM_ConvNetTrainStep(benchmark::State& state) {
   set_threads(0);
   const int64_t batch = state.range(0);
   auto m = models::make_model({"convnet-d3-w64", 10, 1, 28});
-  torch::optim::SGD opt(m->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(5e-4));
+  torch::optim::SGD opt(m->parameters(),
+                        torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(5e-4));
   auto x = torch::randn({batch, 1, 28, 28});
   auto y = torch::randint(0, 10, {batch}, torch::kInt64);
   for (auto _ : state) {
@@ -26,7 +27,12 @@ static void BM_ConvNetTrainStep(benchmark::State& state) {
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
                                                benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_ConvNetTrainStep)->Arg(20)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvNetTrainStep)
+    ->Arg(20)
+    ->Arg(128)
+    ->Arg(256)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 static void BM_ConvNetForward(benchmark::State& state) {
   set_threads(0);
@@ -39,7 +45,13 @@ static void BM_ConvNetForward(benchmark::State& state) {
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
                                                benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_ConvNetForward)->Arg(20)->Arg(100)->Arg(320)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvNetForward)
+    ->Arg(20)
+    ->Arg(100)
+    ->Arg(320)
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // 64 -> 64 channels, 3x3, 28x28, batch 64: forward + input and weight gradients.
 static void BM_ConvThroughput(benchmark::State& state) {
@@ -51,7 +63,8 @@ static void BM_ConvThroughput(benchmark::State& state) {
     y.sum().backward();
   }
   const double flops = 3.0 * 2.0 * 64 * 64 * 64 * 9 * 28 * 28;  // fwd + 2 backward convs
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ConvThroughput)->Unit(benchmark::kMillisecond)->UseRealTime();
 

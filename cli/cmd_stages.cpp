@@ -4,9 +4,9 @@
 
 #include <iostream>
 
+#include "analyze/analyze.h"
 #include "common.h"
 #include "core/error.h"
-#include "analyze/analyze.h"
 #include "pipeline/pipeline.h"
 #include "recover/recover.h"
 #include "relabel/label_store.h"
@@ -55,7 +55,8 @@ void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::
     preload_yaml(ctx, options_of(*config));
   }
   bind_options(sub, options_of(*config));
-  if (has_recipe) sub->add_option("--recipe", "preset: imagenet1k, tiny or small (flags override it)");
+  if (has_recipe)
+    sub->add_option("--recipe", "preset: imagenet1k, tiny or small (flags override it)");
   sub->add_option("--config", "YAML file with these options (flags override it)");
   sub->add_option("--json", *json_path, "write the result as JSON here");
   sub->callback([&ctx, config, json_path, run] {
@@ -71,43 +72,46 @@ void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::
 
 void add_stage_commands(CLI::App& app, Context& ctx) {
   add_stage<squeeze::SqueezeConfig>(
-      app, ctx, "squeeze", "train a teacher, evaluate it, gather class-wise BN statistics (Stage 1)",
-      false, [](const squeeze::SqueezeConfig& c, Progress& p) {
+      app, ctx, "squeeze",
+      "train a teacher, evaluate it, gather class-wise BN statistics (Stage 1)", false,
+      [](const squeeze::SqueezeConfig& c, Progress& p) {
         auto r = squeeze::squeeze(c, p);
-        std::cout << fmt::format("teacher {} top-1 {:.2f}% top-5 {:.2f}%  train {:.1f}s ({:.0f} img/s)  "
-                                 "class stats {:.1f}s  -> {}\n",
-                                 c.arch, r.top1, r.top5, r.train_seconds, r.images_per_second,
-                                 r.stats_seconds, r.checkpoint);
+        std::cout << fmt::format(
+            "teacher {} top-1 {:.2f}% top-5 {:.2f}%  train {:.1f}s ({:.0f} img/s)  "
+            "class stats {:.1f}s  -> {}\n",
+            c.arch, r.top1, r.top5, r.train_seconds, r.images_per_second, r.stats_seconds,
+            r.checkpoint);
         return r.to_json();
       });
   add_stage<recover::RecoverConfig>(
       app, ctx, "recover", "synthesize IPC images per class from the teacher (Stage 2)", true,
       [](const recover::RecoverConfig& c, Progress& p) {
         auto r = recover::recover(c, p);
-        std::cout << fmt::format("recover {} ipc {}: {} images ({} bytes) in {:.1f}s, {:.1f} it/s, "
-                                 "{:.0f} image-it/s, teacher top-1 on them {:.1f}%\n",
-                                 c.mode, c.ipc, r.images, r.image_bytes, r.seconds,
-                                 r.iterations_per_second, r.image_iterations_per_second, r.teacher_top1);
+        std::cout << fmt::format(
+            "recover {} ipc {}: {} images ({} bytes) in {:.1f}s, {:.1f} it/s, "
+            "{:.0f} image-it/s, teacher top-1 on them {:.1f}%\n",
+            c.mode, c.ipc, r.images, r.image_bytes, r.seconds, r.iterations_per_second,
+            r.image_iterations_per_second, r.teacher_top1);
         return r.to_json();
       });
   add_stage<relabel::RelabelConfig>(
       app, ctx, "relabel", "soft labels for the label pool, into one label store (Stage 3)", false,
       [](const relabel::RelabelConfig& c, Progress& p) {
         auto r = relabel::relabel(c, p);
-        std::cout << fmt::format("relabel: {} of {} steps, {} views in {:.1f}s ({:.0f} views/s); "
-                                 "{} label bytes ({} logits, {} metadata); images {} bytes -> {}\n",
-                                 r.steps_kept, r.total_steps, r.labelled_views, r.seconds,
-                                 r.views_per_second, r.label_bytes, r.logit_bytes, r.metadata_bytes,
-                                 r.image_bytes, r.out);
+        std::cout << fmt::format(
+            "relabel: {} of {} steps, {} views in {:.1f}s ({:.0f} views/s); "
+            "{} label bytes ({} logits, {} metadata); images {} bytes -> {}\n",
+            r.steps_kept, r.total_steps, r.labelled_views, r.seconds, r.views_per_second,
+            r.label_bytes, r.logit_bytes, r.metadata_bytes, r.image_bytes, r.out);
         return r.to_json();
       });
   add_stage<train::TrainConfig>(
-      app, ctx, "train", "train a student on the synthetic set with pruned soft labels (Stage 4)", true,
-      [](const train::TrainConfig& c, Progress& p) {
+      app, ctx, "train", "train a student on the synthetic set with pruned soft labels (Stage 4)",
+      true, [](const train::TrainConfig& c, Progress& p) {
         auto r = train::train_student(c, p);
-        std::cout << fmt::format("student {} top-1 {:.2f}% top-5 {:.2f}% ({} steps, {:.1f}s, {:.0f} img/s){}\n",
-                                 c.arch, r.top1, r.top5, r.steps, r.seconds, r.images_per_second,
-                                 r.reused ? " [reused]" : "");
+        std::cout << fmt::format(
+            "student {} top-1 {:.2f}% top-5 {:.2f}% ({} steps, {:.1f}s, {:.0f} img/s){}\n", c.arch,
+            r.top1, r.top5, r.steps, r.seconds, r.images_per_second, r.reused ? " [reused]" : "");
         return r.to_json();
       });
 
@@ -117,8 +121,9 @@ void add_stage_commands(CLI::App& app, Context& ctx) {
         auto r = analyze::analyze(c, p);
         std::cout << fmt::format("within-class similarity: synthetic {:.4f}", r.synthetic.overall);
         if (!r.real.per_class.empty()) std::cout << fmt::format(", real {:.4f}", r.real.overall);
-        std::cout << fmt::format("\ntop-1 of the model on the synthetic set: {:.2f}%\nimages: {} ({} bytes)\n",
-                                 r.synthetic_top1, r.images, r.image_bytes);
+        std::cout << fmt::format(
+            "\ntop-1 of the model on the synthetic set: {:.2f}%\nimages: {} ({} bytes)\n",
+            r.synthetic_top1, r.images, r.image_bytes);
         for (const auto& s : r.storage)
           std::cout << fmt::format("labels {}: R {} ({} steps) {} bytes, {:.2f}x the images\n",
                                    s["file"].get<std::string>(), s["prune_ratio"].get<double>(),
@@ -144,8 +149,8 @@ void add_stage_commands(CLI::App& app, Context& ctx) {
           *file, h.num_images, h.num_classes, h.image_size, h.epochs, h.batch_size,
           h.batches_per_epoch(), h.steps_kept, h.total_steps(), h.prune_ratio,
           static_cast<double>(h.total_steps()) / h.steps_kept, h.dtype, h.seed,
-          h.cutmix ? fmt::format("alpha {}", h.cutmix_alpha) : "off", s.file_bytes(), s.logit_bytes(),
-          s.file_bytes() - s.logit_bytes(),
+          h.cutmix ? fmt::format("alpha {}", h.cutmix_alpha) : "off", s.file_bytes(),
+          s.logit_bytes(), s.file_bytes() - s.logit_bytes(),
           100.0 * (s.file_bytes() - s.logit_bytes()) / std::max<uint64_t>(1, s.logit_bytes()));
     };
   });
@@ -155,12 +160,14 @@ void add_stage_commands(CLI::App& app, Context& ctx) {
     ctx.run = [file] {
       relabel::LabelStore s(*file);
       s.verify();
-      std::cout << fmt::format("{}: OK ({} steps, {} bytes)\n", *file, s.header().steps_kept, s.file_bytes());
+      std::cout << fmt::format("{}: OK ({} steps, {} bytes)\n", *file, s.header().steps_kept,
+                               s.file_bytes());
     };
   });
 
   // pipeline
-  auto* pipe = app.add_subcommand("pipeline", "squeeze -> recover -> relabel -> train from a YAML config");
+  auto* pipe =
+      app.add_subcommand("pipeline", "squeeze -> recover -> relabel -> train from a YAML config");
   auto pconfig = std::make_shared<std::string>();
   auto pout = std::make_shared<std::string>();
   pipe->add_option("--config", *pconfig, "pipeline YAML (README: Pipeline config)")->required();

@@ -35,8 +35,10 @@ void bind_options(CLI::App* sub, const OptionSet& set) {
 void preload_yaml(const Context& ctx, const OptionSet& set) {
   for (size_t i = 0; i < ctx.argv.size(); ++i) {
     std::string path;
-    if (ctx.argv[i] == "--config" && i + 1 < ctx.argv.size()) path = ctx.argv[i + 1];
-    else if (ctx.argv[i].rfind("--config=", 0) == 0) path = ctx.argv[i].substr(9);
+    if (ctx.argv[i] == "--config" && i + 1 < ctx.argv.size())
+      path = ctx.argv[i + 1];
+    else if (ctx.argv[i].rfind("--config=", 0) == 0)
+      path = ctx.argv[i].substr(9);
     if (path.empty()) continue;
     YAML::Node node;
     try {

@@ -3,7 +3,6 @@
 // stage function after parsing.
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   // `--no-cutmix` is the on/off flag.
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--cutmix" && i + 1 < argc && std::strtod(argv[i + 1], nullptr) > 0) arg = "--cutmix-alpha";
+    if (arg == "--cutmix" && i + 1 < argc && std::strtod(argv[i + 1], nullptr) > 0)
+      arg = "--cutmix-alpha";
     ctx.argv.push_back(arg);
   }
   std::vector<const char*> args;

@@ -19,11 +19,13 @@ void make_toy_folder(const std::string& dir, int per_class_train, int per_class_
       for (int i = 0; i < n; ++i) {
         auto img = torch::empty({1, 16, 16}, torch::kUInt8);
         auto* p = img.data_ptr<uint8_t>();
-        const int phase = static_cast<int>(rng.below(4)), period = 2 + static_cast<int>(rng.below(3));
+        const int phase = static_cast<int>(rng.below(4)),
+                  period = 2 + static_cast<int>(rng.below(3));
         for (int y = 0; y < 16; ++y)
           for (int x = 0; x < 16; ++x) {
-            bool on = c == 0 ? ((y + phase) / period) % 2 : c == 1 ? ((x + phase) / period) % 2
-                                                                  : (((x + phase) / period) + ((y + phase) / period)) % 2;
+            bool on = c == 0   ? ((y + phase) / period) % 2
+                      : c == 1 ? ((x + phase) / period) % 2
+                               : (((x + phase) / period) + ((y + phase) / period)) % 2;
             const int v = (on ? 200 : 50) + static_cast<int>(rng.range(-30, 30));
             p[y * 16 + x] = static_cast<uint8_t>(std::clamp(v, 0, 255));
           }

@@ -64,7 +64,8 @@ TEST(AtomicFile, AbandonedWriteLeavesNothing) {
 }
 
 TEST(Rng, StreamsAreDeterministicAndDistinct) {
-  Rng a(derive_seed(1, kTagView, 5)), b(derive_seed(1, kTagView, 5)), c(derive_seed(1, kTagView, 6));
+  Rng a(derive_seed(1, kTagView, 5)), b(derive_seed(1, kTagView, 5)),
+      c(derive_seed(1, kTagView, 6));
   for (int i = 0; i < 100; ++i) {
     const uint64_t x = a.next();
     EXPECT_EQ(x, b.next());
@@ -93,7 +94,10 @@ struct ToyConfig {
   std::string name = "x";
   std::vector<double> ratios = {0.0};
   void declare(OptionSet& o) {
-    o.add("epochs", &epochs, "").add("lr", &lr, "").add("flip", &flip, "").add("name", &name, "")
+    o.add("epochs", &epochs, "")
+        .add("lr", &lr, "")
+        .add("flip", &flip, "")
+        .add("name", &name, "")
         .add("ratios", &ratios, "");
   }
 };

@@ -38,10 +38,10 @@ TEST(Models, ResNetMatchesTorchvisionNamesAndSizes) {
   std::set<std::string> names;
   for (const auto& p : r18->named_parameters()) names.insert(p.key());
   for (const auto& b : r18->named_buffers()) names.insert(b.key());
-  for (const char* n : {"conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.num_batches_tracked",
-                        "layer1.0.conv1.weight", "layer1.1.bn2.bias", "layer2.0.downsample.0.weight",
-                        "layer2.0.downsample.1.running_var", "layer4.1.conv2.weight", "fc.weight",
-                        "fc.bias"})
+  for (const char* n :
+       {"conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.num_batches_tracked",
+        "layer1.0.conv1.weight", "layer1.1.bn2.bias", "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_var", "layer4.1.conv2.weight", "fc.weight", "fc.bias"})
     EXPECT_TRUE(names.count(n)) << n;
   EXPECT_EQ(names.size(), 62u + 60u);  // 62 parameters + 3 buffers x 20 BN layers
   EXPECT_EQ(r18->batchnorms().size(), 20u);

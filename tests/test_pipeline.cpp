@@ -1,15 +1,14 @@
 // The one-command pipeline on a toy 3-class set, and every CLI stage end to end.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "analyze/analyze.h"
 #include "core/io.h"
 #include "fixtures.h"
-#include "analyze/analyze.h"
 #include "pipeline/pipeline.h"
 
 using namespace lpld;
@@ -49,7 +48,8 @@ TEST(Pipeline, TinyEndToEndWritesAWellFormedSummaryAndResumes) {
     EXPECT_GT(run["image_bytes"].get<int64_t>(), 0);
     EXPECT_GE(run["student_top1"].get<double>(), 0.0);
   }
-  for (const char* k : {"squeeze", "recover", "relabel", "train", "total"}) EXPECT_TRUE(s["seconds"].contains(k));
+  for (const char* k : {"squeeze", "recover", "relabel", "train", "total"})
+    EXPECT_TRUE(s["seconds"].contains(k));
   EXPECT_GT(s["teacher"]["top1"].get<double>(), 50.0);
   EXPECT_EQ(s["num_classes"], 3);
   EXPECT_EQ(s["teacher"]["arch"], "convnet-d2-w8");
@@ -65,7 +65,8 @@ TEST(Pipeline, TinyEndToEndWritesAWellFormedSummaryAndResumes) {
   auto again = pipeline::run_pipeline(config, dir.path("run"), Progress::null());
   EXPECT_EQ(fs::last_write_time(dir.path("run/teacher.safetensors")), teacher_time);
   EXPECT_EQ(fs::last_write_time(dir.path("run/labels/class-ipc2-r0.lpld")), store_time);
-  EXPECT_EQ(again.summary["seconds"]["squeeze"], s["seconds"]["squeeze"]);  // the reused teacher's cost
+  EXPECT_EQ(again.summary["seconds"]["squeeze"],
+            s["seconds"]["squeeze"]);  // the reused teacher's cost
   EXPECT_LT(again.summary["seconds"]["this_invocation"].get<double>(),
             s["seconds"]["this_invocation"].get<double>());
   for (size_t i = 0; i < 4; ++i)
@@ -129,22 +130,46 @@ TEST(Cli, EveryStageRunsEndToEndAndBadInputExitsNonZero) {
   const std::string d = dir.path();
   std::string out;
   ASSERT_EQ(run("squeeze --data " + test::toy().train + " --val " + test::toy().val +
-                " --arch convnet-d2-w8 --epochs 2 --batch-size 16 --out " + d + "/t.safetensors --json " + d + "/sq.json", &out), 0) << out;
+                    " --arch convnet-d2-w8 --epochs 2 --batch-size 16 --out " + d +
+                    "/t.safetensors --json " + d + "/sq.json",
+                &out),
+            0)
+      << out;
   EXPECT_TRUE(read_json(d + "/sq.json").contains("images_per_second"));
-  ASSERT_EQ(run("eval --model " + d + "/t.safetensors --data " + test::toy().val + " --json " + d + "/ev.json", &out), 0) << out;
+  ASSERT_EQ(run("eval --model " + d + "/t.safetensors --data " + test::toy().val + " --json " + d +
+                    "/ev.json",
+                &out),
+            0)
+      << out;
   EXPECT_TRUE(read_json(d + "/ev.json").contains("top5"));
-  ASSERT_EQ(run("recover --teacher " + d + "/t.safetensors --ipc 2 --iterations 5 --mode mixed --out " + d + "/img --json " + d + "/rc.json", &out), 0) << out;
-  ASSERT_EQ(run("relabel --teacher " + d + "/t.safetensors --images " + d + "/img --epochs 3 --batch-size 2 --prune-ratio 0.5 --cutmix 0.5 --out " + d + "/l.lpld", &out), 0) << out;
+  ASSERT_EQ(
+      run("recover --teacher " + d + "/t.safetensors --ipc 2 --iterations 5 --mode mixed --out " +
+              d + "/img --json " + d + "/rc.json",
+          &out),
+      0)
+      << out;
+  ASSERT_EQ(run("relabel --teacher " + d + "/t.safetensors --images " + d +
+                    "/img --epochs 3 --batch-size 2 --prune-ratio 0.5 --cutmix 0.5 --out " + d +
+                    "/l.lpld",
+                &out),
+            0)
+      << out;
   ASSERT_EQ(run("labels info " + d + "/l.lpld", &out), 0) << out;
   EXPECT_NE(out.find("steps kept 4 of 9"), std::string::npos) << out;
   EXPECT_NE(out.find("alpha 0.5"), std::string::npos) << out;
   ASSERT_EQ(run("labels verify " + d + "/l.lpld", &out), 0) << out;
   ASSERT_EQ(run("train --images " + d + "/img --labels " + d + "/l.lpld --val " + test::toy().val +
-                " --arch convnet-d2-w8 --epochs 3 --prune-ratio 0.5 --out " + d + "/s --json " + d + "/tr.json", &out), 0) << out;
+                    " --arch convnet-d2-w8 --epochs 3 --prune-ratio 0.5 --out " + d + "/s --json " +
+                    d + "/tr.json",
+                &out),
+            0)
+      << out;
   EXPECT_TRUE(read_json(d + "/tr.json").contains("top1"));
-  std::ofstream(d + "/p.yaml") << "ipcs: [1]\nprune_ratios: [0]\nsqueeze: {data: '" << test::toy().train
-                               << "', val: '" << test::toy().val << "', arch: convnet-d2-w8, epochs: 1}\n"
-                               << "recover: {iterations: 2}\nrelabel: {epochs: 2, batch_size: 3}\ntrain: {arch: convnet-d2-w8}\n";
+  std::ofstream(d + "/p.yaml") << "ipcs: [1]\nprune_ratios: [0]\nsqueeze: {data: '"
+                               << test::toy().train << "', val: '" << test::toy().val
+                               << "', arch: convnet-d2-w8, epochs: 1}\n"
+                               << "recover: {iterations: 2}\nrelabel: {epochs: 2, batch_size: "
+                                  "3}\ntrain: {arch: convnet-d2-w8}\n";
   ASSERT_EQ(run("pipeline --config " + d + "/p.yaml --out " + d + "/run", &out), 0) << out;
   EXPECT_NE(out.find("| class | 1 | 1x |"), std::string::npos) << out;
 
@@ -157,6 +182,9 @@ TEST(Cli, EveryStageRunsEndToEndAndBadInputExitsNonZero) {
   EXPECT_NE(run("labels verify " + d + "/broken.lpld", &out), 0);
   EXPECT_NE(run("recover --teacher " + d + "/t.safetensors --ipc 0 --out " + d + "/y", &out), 0);
   EXPECT_NE(out.find("--ipc"), std::string::npos) << out;
-  EXPECT_NE(run("train --images " + d + "/img --labels " + d + "/l.lpld --granularity stripes --out " + d + "/z", &out), 0);
+  EXPECT_NE(run("train --images " + d + "/img --labels " + d +
+                    "/l.lpld --granularity stripes --out " + d + "/z",
+                &out),
+            0);
   EXPECT_NE(out.find("--granularity"), std::string::npos) << out;
 }

@@ -28,7 +28,8 @@ TEST(BnLoss, EqualsDirectComputationPerGroup) {
       auto g = inputs[l].narrow(0, k * 3, 3);
       auto mean = g.mean({0, 2, 3});
       auto var = g.var({0, 2, 3}, /*unbiased=*/false);
-      const double term = (mean - tm[l][k]).norm().item<double>() + (var - tv[l][k]).norm().item<double>();
+      const double term =
+          (mean - tm[l][k]).norm().item<double>() + (var - tv[l][k]).norm().item<double>();
       expect += (l == 0 ? 10.0 : 1.0) * term;
     }
     EXPECT_NEAR(loss[k].item<double>(), expect, 1e-4);
@@ -100,7 +101,8 @@ recover::RecoverConfig small_config(const std::string& out, const std::string& m
 std::map<std::string, std::string> folder_bytes(const std::string& dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".png") out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
+    if (e.path().extension() == ".png")
+      out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
   return out;
 }
 }  // namespace

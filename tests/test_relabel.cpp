@@ -101,7 +101,13 @@ TEST(LabelStore, EveryFlippedByteAndTruncationIsDetected) {
     std::string b = good;
     b[i] = static_cast<char>(b[i] ^ 0x10);
     write_file_atomic(bad, b);
-    EXPECT_THROW({ relabel::LabelStore s(bad); s.verify(); }, std::runtime_error) << "byte " << i;
+    EXPECT_THROW(
+        {
+          relabel::LabelStore s(bad);
+          s.verify();
+        },
+        std::runtime_error)
+        << "byte " << i;
   }
   for (size_t cut : {good.size() - 1, good.size() - 9, good.size() / 2, size_t{30}, size_t{5}}) {
     write_file_atomic(bad, good.substr(0, cut));
@@ -125,9 +131,9 @@ TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
   const std::string images = toy_images();
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(bin, bin, "--quiet", "--threads", "1", "relabel", "--teacher", test::toy().teacher.c_str(),
-          "--images", images.c_str(), "--out", out.c_str(), "--epochs", "200000", "--batch-size", "4",
-          static_cast<char*>(nullptr));
+    execl(bin, bin, "--quiet", "--threads", "1", "relabel", "--teacher",
+          test::toy().teacher.c_str(), "--images", images.c_str(), "--out", out.c_str(), "--epochs",
+          "200000", "--batch-size", "4", static_cast<char*>(nullptr));
     _exit(127);
   }
   // wait until the temp file has grown, then kill
@@ -135,7 +141,8 @@ TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
     usleep(50000);
     bool grown = false;
     for (const auto& e : fs::directory_iterator(dir.path()))
-      grown = grown || (e.path().string().find(".tmp.") != std::string::npos && fs::file_size(e.path()) > 100000);
+      grown = grown || (e.path().string().find(".tmp.") != std::string::npos &&
+                        fs::file_size(e.path()) > 100000);
     if (grown) break;
   }
   kill(pid, SIGKILL);
@@ -145,7 +152,12 @@ TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
   int temps = 0;
   for (const auto& e : fs::directory_iterator(dir.path())) {
     ++temps;
-    EXPECT_THROW({ relabel::LabelStore s(e.path().string()); s.verify(); }, std::runtime_error);
+    EXPECT_THROW(
+        {
+          relabel::LabelStore s(e.path().string());
+          s.verify();
+        },
+        std::runtime_error);
   }
   EXPECT_EQ(temps, 1);
 }

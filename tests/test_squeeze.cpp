@@ -37,7 +37,8 @@ TEST(ClassStats, EqualDirectPerClassComputation) {
       auto xc = cap.inputs()[l].index({labels == c}).to(torch::kFloat64);
       auto mean = xc.mean({0, 2, 3});
       auto var = xc.var({0, 2, 3}, /*unbiased=*/false);
-      EXPECT_TRUE(torch::allclose(stats.mean[bns[l].first][c].to(torch::kFloat64), mean, 1e-4, 1e-5));
+      EXPECT_TRUE(
+          torch::allclose(stats.mean[bns[l].first][c].to(torch::kFloat64), mean, 1e-4, 1e-5));
       EXPECT_TRUE(torch::allclose(stats.var[bns[l].first][c].to(torch::kFloat64), var, 1e-4, 1e-5));
     }
   }
@@ -85,7 +86,8 @@ TEST(Squeeze, StreamsImageFoldersOfVaryingSize) {
       const int64_t h = 16 + (i % 3) * 4, w = 16 + (i % 2) * 6;
       auto img = torch::full({3, h, w}, c == 0 ? 40 : 220, torch::kUInt8);
       img += torch::randint(0, 20, {3, h, w}, torch::kUInt8);
-      data::write_png(dir.path("data/c" + std::to_string(c) + "/" + std::to_string(i) + ".png"), img);
+      data::write_png(dir.path("data/c" + std::to_string(c) + "/" + std::to_string(i) + ".png"),
+                      img);
     }
   squeeze::SqueezeConfig c;
   c.data = "imagefolder:" + dir.path("data");

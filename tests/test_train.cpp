@@ -141,7 +141,8 @@ class KillAt : public Progress {
   explicit KillAt(int64_t epoch) : epoch_(epoch) {}
   void start(const std::string&, int64_t, const std::string&) override {}
   void update(int64_t, const std::string& status) override {
-    if (status.rfind("epoch " + std::to_string(epoch_) + " ", 0) == 0) throw std::runtime_error("killed");
+    if (status.rfind("epoch " + std::to_string(epoch_) + " ", 0) == 0)
+      throw std::runtime_error("killed");
   }
   void finish(const std::string&) override {}
   void message(const std::string&) override {}
@@ -154,7 +155,7 @@ class KillAt : public Progress {
 TEST(Train, LearnsAndResumesToTheSameResult) {
   test::TempDir dir;
   auto whole = train::train_student(small(dir.path("whole")), Progress::null());
-  EXPECT_GT(whole.top1, 50.0);  // 3 classes: chance is 33%
+  EXPECT_GT(whole.top1, 50.0);      // 3 classes: chance is 33%
   EXPECT_EQ(whole.pool_steps, 45);  // floor(0.5 * 30 * 3)
   EXPECT_TRUE(fs::exists(dir.path("whole/student.safetensors")));
   EXPECT_FALSE(fs::exists(dir.path("whole/train-state.safetensors")));
@@ -167,7 +168,8 @@ TEST(Train, LearnsAndResumesToTheSameResult) {
   EXPECT_DOUBLE_EQ(resumed.top1, whole.top1);
   auto a = load_safetensors(dir.path("whole/student.safetensors"));
   auto b = load_safetensors(dir.path("killed/student.safetensors"));
-  for (const auto& [k, t] : a.tensors) EXPECT_TRUE(torch::allclose(t, b.tensors[k], 1e-5, 1e-6)) << k;
+  for (const auto& [k, t] : a.tensors)
+    EXPECT_TRUE(torch::allclose(t, b.tensors[k], 1e-5, 1e-6)) << k;
   // a finished identical run is reused, not retrained
   EXPECT_TRUE(train::train_student(small(dir.path("whole")), Progress::null()).reused);
 }

@@ -62,7 +62,8 @@ Similarity within_class_similarity(const torch::Tensor& features, const torch::T
 
 namespace {
 // Penultimate features and predictions of normalized images [N, C, S, S], in batches.
-std::pair<torch::Tensor, torch::Tensor> features_of(models::ClassifierImpl& model, const torch::Tensor& x) {
+std::pair<torch::Tensor, torch::Tensor> features_of(models::ClassifierImpl& model,
+                                                    const torch::Tensor& x) {
   torch::NoGradGuard g;
   std::vector<torch::Tensor> feats, preds;
   for (int64_t i = 0; i < x.size(0); i += 100) {
@@ -82,7 +83,8 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
   model.eval();
   auto set = relabel::load_image_set(config.images);
   const auto& syn = *set.images;
-  check_arg(syn.num_classes() == ck.meta.num_classes, "--images", "class count differs from the model's");
+  check_arg(syn.num_classes() == ck.meta.num_classes, "--images",
+            "class count differs from the model's");
   const int64_t S = ck.meta.image_size;
   AnalyzeResult r;
   r.images = syn.size();
@@ -90,7 +92,8 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
   progress.message("analyze: synthetic features");
   auto x = data::normalize(syn.images(), ck.meta.norm, device);
   if (x.size(2) != S || x.size(3) != S)
-    x = data::render_views(x, std::vector<data::View>(x.size(0), data::eval_view(x.size(2), x.size(3), S)), S);
+    x = data::render_views(
+        x, std::vector<data::View>(x.size(0), data::eval_view(x.size(2), x.size(3), S)), S);
   auto [feat, pred] = features_of(model, x);
   r.synthetic = within_class_similarity(feat, syn.labels(), syn.num_classes());
   r.synthetic_top1 = 100.0 * pred.eq(syn.labels()).to(torch::kFloat64).mean().item<double>();
@@ -98,13 +101,15 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
   if (!config.real.empty()) {
     progress.message("analyze: real features");
     auto real = data::open_dataset(config.real);
-    check_arg(real->num_classes() == syn.num_classes(), "--real", "class count differs from the images'");
+    check_arg(real->num_classes() == syn.num_classes(), "--real",
+              "class count differs from the images'");
     // The same number of images per class as the synthetic set, drawn with a fixed seed.
     auto labels = real->labels();
     auto syn_counts = torch::bincount(syn.labels(), {}, syn.num_classes());
     std::vector<int64_t> pick;
     auto order = Rng(derive_seed(config.seed, kTagSample)).permutation(real->size());
-    std::vector<int64_t> need(syn_counts.data_ptr<int64_t>(), syn_counts.data_ptr<int64_t>() + syn.num_classes());
+    std::vector<int64_t> need(syn_counts.data_ptr<int64_t>(),
+                              syn_counts.data_ptr<int64_t>() + syn.num_classes());
     for (int64_t i : order) {
       const int64_t c = labels[i].item<int64_t>();
       if (need[c] > 0) pick.push_back(i), --need[c];
@@ -126,7 +131,8 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
                          {"prune_ratio", s.header().prune_ratio},
                          {"steps_kept", s.header().steps_kept},
                          {"label_bytes", s.file_bytes()},
-                         {"labels_to_images", static_cast<double>(s.file_bytes()) / std::max<int64_t>(1, set.bytes)}});
+                         {"labels_to_images",
+                          static_cast<double>(s.file_bytes()) / std::max<int64_t>(1, set.bytes)}});
   }
   return r;
 }

@@ -12,11 +12,11 @@
 namespace lpld::analyze {
 
 struct AnalyzeConfig {
-  std::string model;    // checkpoint whose features are compared (e.g. the teacher)
-  std::string images;   // synthetic image folder
-  std::string real;     // real labelled set to sample the same number per class from
+  std::string model;                // checkpoint whose features are compared (e.g. the teacher)
+  std::string images;               // synthetic image folder
+  std::string real;                 // real labelled set to sample the same number per class from
   std::vector<std::string> labels;  // label stores to list in the storage table
-  uint64_t seed = 0;    // real sample
+  uint64_t seed = 0;                // real sample
   std::string device = "cpu";
 
   void declare(OptionSet& o);
@@ -24,8 +24,8 @@ struct AnalyzeConfig {
 };
 
 struct Similarity {
-  double overall = 0;                // mean over classes of the per-class mean
-  std::vector<double> per_class;     // mean pairwise cosine within each class
+  double overall = 0;             // mean over classes of the per-class mean
+  std::vector<double> per_class;  // mean pairwise cosine within each class
 };
 
 struct AnalyzeResult {

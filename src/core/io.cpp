@@ -105,7 +105,9 @@ json read_json(const std::string& path) {
   }
 }
 
-void write_json(const std::string& path, const json& j) { write_file_atomic(path, j.dump(2) + "\n"); }
+void write_json(const std::string& path, const json& j) {
+  write_file_atomic(path, j.dump(2) + "\n");
+}
 
 uint64_t xxh64(const void* data, size_t size, uint64_t seed) { return XXH64(data, size, seed); }
 

@@ -1,10 +1,9 @@
 // File helpers: atomic writes (temp file + fsync + rename: a reader never sees a half
 // written file under the final name), whole-file reads, content hashes (xxh64).
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace lpld {

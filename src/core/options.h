@@ -16,9 +16,9 @@ namespace lpld {
 
 class OptionSet {
  public:
-  using Target = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*,
-                              std::vector<double>*, std::vector<int64_t>*,
-                              std::vector<std::string>*>;
+  using Target =
+      std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, std::vector<double>*,
+                   std::vector<int64_t>*, std::vector<std::string>*>;
   struct Option {
     std::string name, help;
     Target target;

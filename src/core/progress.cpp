@@ -73,12 +73,12 @@ void ConsoleProgress::draw(bool final) {
   const int width = 24, fill = static_cast<int>(frac * width);
   std::string bar(fill, '#');
   bar.resize(width, '.');
-  std::fprintf(stderr, "%s%-14s [%s] %3.0f%% %lld/%lld %.1f %s/s %s %s%s", tty_ ? "\r\033[K" : "",
-               label_.c_str(), bar.c_str(), frac * 100, static_cast<long long>(done_),
-               static_cast<long long>(total_), rate, unit_.c_str(),
-               final ? ("in " + format_duration(elapsed)).c_str()
-                     : ("eta " + format_duration(eta)).c_str(),
-               status_.c_str(), (final || !tty_) ? "\n" : "");
+  std::fprintf(
+      stderr, "%s%-14s [%s] %3.0f%% %lld/%lld %.1f %s/s %s %s%s", tty_ ? "\r\033[K" : "",
+      label_.c_str(), bar.c_str(), frac * 100, static_cast<long long>(done_),
+      static_cast<long long>(total_), rate, unit_.c_str(),
+      final ? ("in " + format_duration(elapsed)).c_str() : ("eta " + format_duration(eta)).c_str(),
+      status_.c_str(), (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
 }
 

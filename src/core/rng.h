@@ -69,7 +69,8 @@ class Rng {
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   // Uniform integer in [0, n), n > 0 (Lemire's multiply-shift, unbiased enough for n << 2^32).
   int64_t below(int64_t n) {
-    return static_cast<int64_t>((static_cast<__uint128_t>(next()) * static_cast<uint64_t>(n)) >> 64);
+    return static_cast<int64_t>((static_cast<__uint128_t>(next()) * static_cast<uint64_t>(n)) >>
+                                64);
   }
   // Uniform integer in [lo, hi] inclusive.
   int64_t range(int64_t lo, int64_t hi) { return lo + below(hi - lo + 1); }

@@ -22,8 +22,7 @@ constexpr DtypeName kDtypes[] = {
 const char* dtype_name(torch::ScalarType t) {
   for (const auto& d : kDtypes)
     if (d.type == t) return d.name;
-  throw std::invalid_argument(std::string("safetensors: unsupported dtype ") +
-                              c10::toString(t));
+  throw std::invalid_argument(std::string("safetensors: unsupported dtype ") + c10::toString(t));
 }
 
 }  // namespace
@@ -78,9 +77,9 @@ TensorFile load_safetensors(const std::string& path) {
       continue;
     }
     const json& e = *it;
-    check_file(e.is_object() && e.contains("dtype") && e.contains("shape") &&
-                   e.contains("data_offsets"),
-               path, "tensor '" + it.key() + "' has a malformed entry");
+    check_file(
+        e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
+        path, "tensor '" + it.key() + "' has a malformed entry");
     const std::string dt = e["dtype"].get<std::string>();
     torch::ScalarType type = torch::kFloat32;
     bool known = false;

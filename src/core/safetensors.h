@@ -13,8 +13,8 @@
 namespace lpld {
 
 struct TensorFile {
-  std::map<std::string, torch::Tensor> tensors;     // CPU, contiguous
-  std::map<std::string, std::string> metadata;      // "__metadata__"
+  std::map<std::string, torch::Tensor> tensors;  // CPU, contiguous
+  std::map<std::string, std::string> metadata;   // "__metadata__"
 };
 
 // Writes atomically; tensors are moved to CPU and made contiguous.

@@ -88,8 +88,8 @@ torch::Tensor apply_cutmix(const torch::Tensor& images, const CutMix& c) {
   if (c.x2 <= c.x1 || c.y2 <= c.y1) return out;
   using torch::indexing::Slice;
   auto perm = torch::tensor(c.perm, torch::kInt64).to(images.device());
-  auto src = images.index_select(0, perm).index(
-      {Slice(), Slice(), Slice(c.y1, c.y2), Slice(c.x1, c.x2)});
+  auto src =
+      images.index_select(0, perm).index({Slice(), Slice(), Slice(c.y1, c.y2), Slice(c.x1, c.x2)});
   out.index_put_({Slice(), Slice(), Slice(c.y1, c.y2), Slice(c.x1, c.x2)}, src);
   return out;
 }

@@ -22,9 +22,9 @@ struct View {
 };
 
 struct CropOptions {
-  double scale_lo = 0.08, scale_hi = 1.0;           // fraction of the area
+  double scale_lo = 0.08, scale_hi = 1.0;             // fraction of the area
   double ratio_lo = 3.0 / 4.0, ratio_hi = 4.0 / 3.0;  // aspect ratio w/h
-  bool flip = true;                                  // random horizontal flip
+  bool flip = true;                                   // random horizontal flip
 };
 
 // torchvision RandomResizedCrop.get_params (integer pixel box, 10 tries, centre fallback)

@@ -17,13 +17,13 @@ namespace lpld::data {
 
 struct EpochOptions {
   int64_t batch_size = 256;
-  int64_t image_size = 28;   // output S x S
-  bool augment = false;      // train: random crop + flip; eval: centre view
-  CropOptions crop;          // used when augment
+  int64_t image_size = 28;  // output S x S
+  bool augment = false;     // train: random crop + flip; eval: centre view
+  CropOptions crop;         // used when augment
   bool shuffle = false;
   bool drop_last = false;
-  uint64_t seed = 0;         // order and views of this epoch
-  int workers = 2;           // streaming sets only
+  uint64_t seed = 0;  // order and views of this epoch
+  int workers = 2;    // streaming sets only
 };
 
 class EpochBatches {

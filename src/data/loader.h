@@ -14,8 +14,8 @@
 namespace lpld::data {
 
 struct Batch {
-  torch::Tensor images;         // stack of transform outputs, e.g. uint8 [B, C, S, S]
-  torch::Tensor labels;         // int64 [B]
+  torch::Tensor images;          // stack of transform outputs, e.g. uint8 [B, C, S, S]
+  torch::Tensor labels;          // int64 [B]
   std::vector<int64_t> indices;  // dataset indices of the samples
 };
 

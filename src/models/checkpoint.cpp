@@ -10,9 +10,15 @@ constexpr const char* kFormat = "lpld-model";
 }
 
 json ModelMeta::to_json() const {
-  return {{"arch", arch},         {"num_classes", num_classes}, {"channels", channels},
-          {"image_size", image_size}, {"class_names", class_names}, {"mean", norm.mean},
-          {"std", norm.std},      {"dataset", dataset},         {"seed", seed},
+  return {{"arch", arch},
+          {"num_classes", num_classes},
+          {"channels", channels},
+          {"image_size", image_size},
+          {"class_names", class_names},
+          {"mean", norm.mean},
+          {"std", norm.std},
+          {"dataset", dataset},
+          {"seed", seed},
           {"info", info}};
 }
 
@@ -45,7 +51,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
   TensorFile file;
   for (const auto& p : ck.model->named_parameters()) file.tensors["model." + p.key()] = p.value();
   for (const auto& b : ck.model->named_buffers()) file.tensors["model." + b.key()] = b.value();
-  for (const auto& [name, t] : ck.class_stats.mean) file.tensors["class_stats." + name + ".mean"] = t;
+  for (const auto& [name, t] : ck.class_stats.mean)
+    file.tensors["class_stats." + name + ".mean"] = t;
   for (const auto& [name, t] : ck.class_stats.var) file.tensors["class_stats." + name + ".var"] = t;
   if (ck.class_stats.count.defined()) file.tensors["class_stats.count"] = ck.class_stats.count;
   file.metadata["format"] = kFormat;
@@ -61,7 +68,8 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
     check_file(it != file.metadata.end(), path, "not an lpld model checkpoint (no '" + key + "')");
     return it->second;
   };
-  check_file(md("format") == kFormat, path, "not an lpld model checkpoint (format " + md("format") + ")");
+  check_file(md("format") == kFormat, path,
+             "not an lpld model checkpoint (format " + md("format") + ")");
   check_file(md("format_version") == std::to_string(kCheckpointVersion), path,
              "unsupported checkpoint format version " + md("format_version"));
   json mj;
@@ -73,7 +81,8 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
   Checkpoint ck;
   ck.meta = ModelMeta::from_json(mj, path);
   try {
-    ck.model = make_model({ck.meta.arch, ck.meta.num_classes, ck.meta.channels, ck.meta.image_size});
+    ck.model =
+        make_model({ck.meta.arch, ck.meta.num_classes, ck.meta.channels, ck.meta.image_size});
   } catch (const std::invalid_argument& e) {
     fail_file(path, std::string("cannot build its model: ") + e.what());
   }

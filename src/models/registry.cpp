@@ -37,7 +37,9 @@ Classifier make_model(const ModelSpec& spec) {
     check_arg(depth >= 1 && depth <= 8 && width >= 1 && width <= 4096, "--arch",
               "'" + spec.arch + "': depth must be 1-8 and width 1-4096");
     return std::make_shared<ConvNetImpl>(
-        ConvNetOptions(spec.num_classes, spec.in_channels, spec.image_size).depth(depth).width(width));
+        ConvNetOptions(spec.num_classes, spec.in_channels, spec.image_size)
+            .depth(depth)
+            .width(width));
   }
   if (std::regex_match(spec.arch, m, std::regex(R"(resnet(18|34|50)(-small|-imagenet)?)"))) {
     const bool small = m[2].matched ? m[2] == "-small" : spec.image_size <= 64;

@@ -63,9 +63,12 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
 
 ResNetImpl::ResNetImpl(const ResNetOptions& o) : options(o) {
   std::vector<int64_t> blocks;
-  if (o.depth() == 18) blocks = {2, 2, 2, 2};
-  else if (o.depth() == 34 || o.depth() == 50) blocks = {3, 4, 6, 3};
-  else throw std::invalid_argument("--arch: resnet depth must be 18, 34 or 50");
+  if (o.depth() == 18)
+    blocks = {2, 2, 2, 2};
+  else if (o.depth() == 34 || o.depth() == 50)
+    blocks = {3, 4, 6, 3};
+  else
+    throw std::invalid_argument("--arch: resnet depth must be 18, 34 or 50");
   conv1 = register_module("conv1", o.small_stem() ? conv(o.in_channels(), 64, 3, 1, 1)
                                                   : conv(o.in_channels(), 64, 7, 2, 3));
   bn1 = register_module("bn1", BatchNorm2d(BatchNorm2dOptions(64)));

@@ -49,8 +49,12 @@ PipelineConfig load_pipeline_config(const std::string& path) {
   check_arg(root.IsMap(), path, "expected a map at the top level");
   PipelineConfig c;
   OptionSet top;
-  top.add("modes", &c.modes, "").add("ipcs", &c.ipcs, "").add("prune_ratios", &c.prune_ratios, "")
-      .add("seeds", &c.seeds, "").add("online", &c.online, "").add("seed", &c.seed, "")
+  top.add("modes", &c.modes, "")
+      .add("ipcs", &c.ipcs, "")
+      .add("prune_ratios", &c.prune_ratios, "")
+      .add("seeds", &c.seeds, "")
+      .add("online", &c.online, "")
+      .add("seed", &c.seed, "")
       .add("device", &c.device, "");
   YAML::Node rest = YAML::Clone(root);
   for (const char* k : {"squeeze", "recover", "relabel", "train"}) rest.remove(k);
@@ -73,7 +77,9 @@ std::string summary_markdown(const json& s) {
   std::string md = fmt::format("# lpld pipeline: {}\n\n", s.value("dataset", std::string()));
   md += fmt::format("Teacher `{}`: top-1 {:.2f}%\n\n", s["teacher"]["arch"].get<std::string>(),
                     s["teacher"]["top1"].get<double>());
-  md += "| mode | IPC | labels | label bytes | image bytes | student top-1 (%) | top-5 (%) | seeds |\n";
+  md +=
+      "| mode | IPC | labels | label bytes | image bytes | student top-1 (%) | top-5 (%) | seeds "
+      "|\n";
   md += "| --- | --- | --- | ---: | ---: | --- | --- | --- |\n";
   std::map<std::tuple<std::string, int64_t, double>, std::vector<json>> groups;
   for (const auto& r : s["runs"])
@@ -86,7 +92,8 @@ std::string summary_markdown(const json& s) {
       mean /= runs.size();
       for (const auto& r : runs) var += std::pow(r[field].get<double>() - mean, 2);
       const double sd = runs.size() > 1 ? std::sqrt(var / (runs.size() - 1)) : 0;
-      return runs.size() > 1 ? fmt::format("{:.2f} ± {:.2f}", mean, sd) : fmt::format("{:.2f}", mean);
+      return runs.size() > 1 ? fmt::format("{:.2f} ± {:.2f}", mean, sd)
+                             : fmt::format("{:.2f}", mean);
     };
     const auto& [mode, ipc, ratio] = key;
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", mode, ipc, factor(ratio),
@@ -94,14 +101,16 @@ std::string summary_markdown(const json& s) {
                       stat("student_top1"), stat("student_top5"), runs.size());
   }
   const auto& sec = s["seconds"];
-  md += fmt::format("\nCompute seconds of these results: squeeze {:.0f}, recover {:.0f}, relabel {:.0f}, "
-                    "train {:.0f}, total {:.0f}.\n",
-                    sec["squeeze"].get<double>(), sec["recover"].get<double>(),
-                    sec["relabel"].get<double>(), sec["train"].get<double>(), sec["total"].get<double>());
+  md += fmt::format(
+      "\nCompute seconds of these results: squeeze {:.0f}, recover {:.0f}, relabel {:.0f}, "
+      "train {:.0f}, total {:.0f}.\n",
+      sec["squeeze"].get<double>(), sec["recover"].get<double>(), sec["relabel"].get<double>(),
+      sec["train"].get<double>(), sec["total"].get<double>());
   return md;
 }
 
-PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out, Progress& progress) {
+PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out,
+                            Progress& progress) {
   const auto start = Clock::now();
   make_dirs(out);
   // Stage costs are those of the artifacts the summary uses, whether made now or reused:
@@ -118,7 +127,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
   sq.device = config.device;
   const std::string sq_json = out + "/squeeze.json";
   json teacher_info;
-  if (file_exists(sq_json) && file_exists(sq.out) && read_json(sq_json)["config"] == config_json(sq) &&
+  if (file_exists(sq_json) && file_exists(sq.out) &&
+      read_json(sq_json)["config"] == config_json(sq) &&
       read_json(sq_json)["checkpoint_hash"] == hash_file(sq.out)) {
     teacher_info = read_json(sq_json);
     progress.message("squeeze: reusing " + sq.out);
@@ -145,7 +155,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
       rc.device = config.device;
       auto rr = recover::recover(rc, progress);
       for (const auto& c : rr.classes) t_recover += c.seconds;
-      progress.message(fmt::format("recover {}: teacher top-1 on the images {:.1f}%", tag, rr.teacher_top1));
+      progress.message(
+          fmt::format("recover {}: teacher top-1 on the images {:.1f}%", tag, rr.teacher_top1));
       if (mode == config.modes.front() && ipc == config.ipcs.front())
         write_image_grid(rc.out, out + "/images.png");
 
@@ -189,11 +200,18 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           tc.out = out + "/runs/" + tag + "-" + ratio_tag(ratio) + fmt::format("-s{}", seed);
           auto tr = train::train_student(tc, progress);
           t_train += tr.seconds;
-          progress.message(fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag, factor(ratio), seed, tr.top1));
-          runs.push_back({{"mode", mode}, {"ipc", ipc}, {"prune_ratio", ratio}, {"seed", seed},
-                          {"label_bytes", label_bytes}, {"image_bytes", rr.image_bytes},
-                          {"student_top1", tr.top1}, {"student_top5", tr.top5},
-                          {"seconds", tr.seconds}, {"reused", tr.reused}});
+          progress.message(
+              fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag, factor(ratio), seed, tr.top1));
+          runs.push_back({{"mode", mode},
+                          {"ipc", ipc},
+                          {"prune_ratio", ratio},
+                          {"seed", seed},
+                          {"label_bytes", label_bytes},
+                          {"image_bytes", rr.image_bytes},
+                          {"student_top1", tr.top1},
+                          {"student_top5", tr.top5},
+                          {"seconds", tr.seconds},
+                          {"reused", tr.reused}});
         }
       }
       if (config.online) {
@@ -211,10 +229,16 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           tc.out = out + "/runs/" + tag + fmt::format("-online-s{}", seed);
           auto tr = train::train_student(tc, progress);
           t_train += tr.seconds;
-          runs.push_back({{"mode", mode}, {"ipc", ipc}, {"prune_ratio", -1.0}, {"seed", seed},
-                          {"label_bytes", 0}, {"image_bytes", rr.image_bytes},
-                          {"student_top1", tr.top1}, {"student_top5", tr.top5},
-                          {"seconds", tr.seconds}, {"reused", tr.reused}});
+          runs.push_back({{"mode", mode},
+                          {"ipc", ipc},
+                          {"prune_ratio", -1.0},
+                          {"seed", seed},
+                          {"label_bytes", 0},
+                          {"image_bytes", rr.image_bytes},
+                          {"student_top1", tr.top1},
+                          {"student_top5", tr.top5},
+                          {"seconds", tr.seconds},
+                          {"reused", tr.reused}});
         }
       }
     }
@@ -224,10 +248,13 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
                     {"num_classes", teacher_info["num_classes"]},
                     {"teacher", {{"arch", config.squeeze.arch}, {"top1", teacher_info["top1"]}}},
                     {"runs", runs},
-                    {"seconds", {{"squeeze", t_squeeze}, {"recover", t_recover}, {"relabel", t_relabel},
-                                 {"train", t_train},
-                                 {"total", t_squeeze + t_recover + t_relabel + t_train},
-                                 {"this_invocation", seconds_since(start)}}}};
+                    {"seconds",
+                     {{"squeeze", t_squeeze},
+                      {"recover", t_recover},
+                      {"relabel", t_relabel},
+                      {"train", t_train},
+                      {"total", t_squeeze + t_recover + t_relabel + t_train},
+                      {"this_invocation", seconds_since(start)}}}};
   result.markdown = summary_markdown(result.summary);
   write_json(out + "/summary.json", result.summary);
   write_file_atomic(out + "/summary.md", result.markdown);

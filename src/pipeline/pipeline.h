@@ -51,7 +51,8 @@ struct PipelineResult {
   std::string markdown;
 };
 
-PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out, Progress& progress);
+PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out,
+                            Progress& progress);
 
 // The summary table as Markdown (mean +- std over seeds).
 std::string summary_markdown(const json& summary);

@@ -21,7 +21,8 @@ constexpr int kImagesFormatVersion = 1;
 
 std::string sanitize(const std::string& name) {
   std::string out;
-  for (char ch : name) out += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-') ? ch : '_';
+  for (char ch : name)
+    out += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-') ? ch : '_';
   return out;
 }
 
@@ -91,7 +92,8 @@ void RecoverConfig::declare(OptionSet& o) {
       .add("r_bn", &r_bn, "weight of the BN-matching loss")
       .add("first_bn_multiplier", &first_bn_multiplier, "extra weight of the first BN layer")
       .add("jitter", &jitter, "circular roll offset range (pixels)")
-      .add("jitter_signed", &jitter_signed, "roll offsets in [-jitter, jitter] instead of [0, jitter]")
+      .add("jitter_signed", &jitter_signed,
+           "roll offsets in [-jitter, jitter] instead of [0, jitter]")
       .add("batch_size", &batch_size, "images per class batch in class mode (0: ipc)")
       .add("per_image_augment", &per_image_augment, "a crop/flip per image instead of per batch")
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
@@ -121,7 +123,8 @@ void RecoverConfig::apply_recipe(const std::string& name) {
 void RecoverConfig::validate() const {
   check_arg(!teacher.empty(), "--teacher", "a teacher checkpoint is required");
   check_arg(!out.empty(), "--out", "an output folder is required");
-  check_arg(mode == "class" || mode == "mixed", "--mode", "must be class or mixed, not '" + mode + "'");
+  check_arg(mode == "class" || mode == "mixed", "--mode",
+            "must be class or mixed, not '" + mode + "'");
   check_arg(ipc >= 1, "--ipc", "must be >= 1");
   check_arg(iterations >= 1, "--iterations", "must be >= 1");
   check_arg(lr > 0, "--lr", "must be > 0");
@@ -145,9 +148,14 @@ json RecoverConfig::identity() const {
 json RecoverResult::to_json() const {
   json cls = json::array();
   for (const auto& c : classes)
-    cls.push_back({{"label", c.label}, {"ce", c.ce}, {"bn", c.bn}, {"ce_start", c.ce_start},
-                   {"bn_start", c.bn_start}, {"seconds", c.seconds},
-                   {"teacher_accuracy", c.teacher_accuracy}, {"skipped", c.skipped}});
+    cls.push_back({{"label", c.label},
+                   {"ce", c.ce},
+                   {"bn", c.bn},
+                   {"ce_start", c.ce_start},
+                   {"bn_start", c.bn_start},
+                   {"seconds", c.seconds},
+                   {"teacher_accuracy", c.teacher_accuracy},
+                   {"skipped", c.skipped}});
   return {{"seconds", seconds},
           {"iterations_per_second", iterations_per_second},
           {"image_iterations_per_second", image_iterations_per_second},
@@ -284,8 +292,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       auto x = torch::cat(init).to(device).set_requires_grad(true);
       auto target = torch::tensor(targets, torch::kInt64).to(device);
       std::vector<torch::Tensor> gmean, gvar;
-      auto group_labels =
-          torch::tensor(std::vector<int64_t>(K, 0), torch::kInt64).to(device);
+      auto group_labels = torch::tensor(std::vector<int64_t>(K, 0), torch::kInt64).to(device);
       if (class_mode) {
         std::vector<int64_t> gl;
         for (const auto& u : group) gl.push_back(u.label);
@@ -298,7 +305,8 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       std::vector<Rng> aug;
       for (const auto& u : group)
         aug.emplace_back(derive_seed(config.seed, kTagRecoverAug, static_cast<uint64_t>(u.id)));
-      torch::optim::Adam adam({x}, torch::optim::AdamOptions(config.lr).betas({0.5, 0.9}).eps(1e-8));
+      torch::optim::Adam adam({x},
+                              torch::optim::AdamOptions(config.lr).betas({0.5, 0.9}).eps(1e-8));
       torch::Tensor ce_last, bn_last, ce_first, bn_first;
       for (int64_t it = 0; it < config.iterations; ++it) {
         train::set_lr(adam, train::cosine_lr(config.lr, static_cast<double>(it),
@@ -309,8 +317,9 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
         for (int64_t k = 0; k < K; ++k) {
           data::View shared = data::random_view(aug[k], S, S, crop);
           for (int64_t i = 0; i < b; ++i)
-            views.push_back(config.per_image_augment ? (i == 0 ? shared : data::random_view(aug[k], S, S, crop))
-                                                     : shared);
+            views.push_back(config.per_image_augment
+                                ? (i == 0 ? shared : data::random_view(aug[k], S, S, crop))
+                                : shared);
           const int64_t j = config.jitter;
           rolls.emplace_back(config.jitter_signed ? aug[k].range(-j, j) : aug[k].range(0, j),
                              config.jitter_signed ? aug[k].range(-j, j) : aug[k].range(0, j));
@@ -318,14 +327,14 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
         auto v = data::render_views(x, views, S);
         std::vector<torch::Tensor> parts;
         for (int64_t k = 0; k < K; ++k)
-          parts.push_back(torch::roll(v.narrow(0, k * b, b), {rolls[k].first, rolls[k].second}, {2, 3}));
+          parts.push_back(
+              torch::roll(v.narrow(0, k * b, b), {rolls[k].first, rolls[k].second}, {2, 3}));
         auto xin = K == 1 ? parts[0] : torch::cat(parts);
         models::BnCapture capture(teacher);
         auto logits = teacher.forward(xin);
         // CE is a mean within each unit (the official per-batch mean), summed over units.
-        auto ce = torch::cross_entropy_loss(logits, target, {}, at::Reduction::None)
-                      .view({K, b})
-                      .mean(1);
+        auto ce =
+            torch::cross_entropy_loss(logits, target, {}, at::Reduction::None).view({K, b}).mean(1);
         auto bn = bn_matching_loss(capture.inputs(), K, gmean, gvar, config.first_bn_multiplier);
         auto loss = ce + config.r_bn * bn;
         if (config.tv_l2 > 0) loss = loss + config.tv_l2 * tv_l2_prior(xin, K);
@@ -345,9 +354,9 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
         if (it % 10 == 0 || it + 1 == config.iterations) {
           std::string who = class_mode ? fmt::format("class {}", group.front().label)
                                        : fmt::format("batch {}", group.front().chunk);
-          progress.update(work_done, fmt::format("{} ce {:.3f} bn {:.3f}", who,
-                                                 ce_last.mean().item<double>(),
-                                                 bn_last.mean().item<double>()));
+          progress.update(work_done,
+                          fmt::format("{} ce {:.3f} bn {:.3f}", who, ce_last.mean().item<double>(),
+                                      bn_last.mean().item<double>()));
         }
       }
       // Quantize, check what the teacher says about the saved pixels, keep per unit.

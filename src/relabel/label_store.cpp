@@ -4,7 +4,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 #include <zlib.h>
 
 #include <cmath>
@@ -78,9 +77,10 @@ json LabelHeader::to_json() const {
           {"prune_ratio", prune_ratio},
           {"dtype", dtype},
           {"seed", seed},
-          {"crop", {{"scale", {crop.scale_lo, crop.scale_hi}},
-                    {"ratio", {crop.ratio_lo, crop.ratio_hi}},
-                    {"flip", crop.flip}}},
+          {"crop",
+           {{"scale", {crop.scale_lo, crop.scale_hi}},
+            {"ratio", {crop.ratio_lo, crop.ratio_hi}},
+            {"flip", crop.flip}}},
           {"cutmix", cutmix},
           {"cutmix_alpha", cutmix_alpha},
           {"mean", norm.mean},
@@ -139,7 +139,8 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
 
 int64_t steps_for_ratio(double prune_ratio, int64_t total_steps) {
   if (!(prune_ratio >= 0 && prune_ratio < 1))
-    throw std::invalid_argument("--prune-ratio: must be in [0, 1), got " + std::to_string(prune_ratio));
+    throw std::invalid_argument("--prune-ratio: must be in [0, 1), got " +
+                                std::to_string(prune_ratio));
   return static_cast<int64_t>(std::floor((1.0 - prune_ratio) * total_steps + 1e-9));
 }
 
@@ -242,7 +243,7 @@ torch::Tensor LabelStore::logits(int64_t step) const {
   std::memcpy(&stored, map_ + off + bytes, 8);
   if (xxh64(map_ + off, bytes, static_cast<uint64_t>(step)) != stored)
     fail_file(path_, fmt::format("record of step {} is damaged (checksum mismatch)", step));
-  const auto type = header_.dtype == "fp16" ? torch::kFloat16
+  const auto type = header_.dtype == "fp16"   ? torch::kFloat16
                     : header_.dtype == "bf16" ? torch::kBFloat16
                                               : torch::kFloat32;
   auto t = torch::empty({n, header_.num_classes}, torch::TensorOptions().dtype(type));

@@ -30,7 +30,7 @@ constexpr int kLabelStoreVersion = 1;
 struct LabelHeader {
   int64_t num_images = 0, num_classes = 0, channels = 0, image_size = 0;
   int64_t epochs = 0, batch_size = 0;
-  int64_t steps_kept = 0;     // the label pool: steps 0 .. steps_kept-1
+  int64_t steps_kept = 0;  // the label pool: steps 0 .. steps_kept-1
   double prune_ratio = 0;
   std::string dtype = "fp16";  // fp16 | bf16 | fp32
   uint64_t seed = 0;
@@ -41,7 +41,7 @@ struct LabelHeader {
   std::vector<std::string> images;  // relative paths, index order
   std::vector<int64_t> labels;      // class of each image
   std::string image_set_hash, teacher_hash;
-  json config = json::object();     // resolved relabel config
+  json config = json::object();  // resolved relabel config
 
   int64_t batches_per_epoch() const { return (num_images + batch_size - 1) / batch_size; }
   int64_t total_steps() const { return epochs * batches_per_epoch(); }

@@ -43,11 +43,16 @@ void RelabelConfig::validate() const {
 }
 
 json RelabelResult::to_json() const {
-  return {{"total_steps", total_steps},   {"steps_kept", steps_kept},
-          {"images", images},             {"labelled_views", labelled_views},
-          {"seconds", seconds},           {"views_per_second", views_per_second},
-          {"label_bytes", label_bytes},   {"logit_bytes", logit_bytes},
-          {"metadata_bytes", metadata_bytes}, {"image_bytes", image_bytes},
+  return {{"total_steps", total_steps},
+          {"steps_kept", steps_kept},
+          {"images", images},
+          {"labelled_views", labelled_views},
+          {"seconds", seconds},
+          {"views_per_second", views_per_second},
+          {"label_bytes", label_bytes},
+          {"logit_bytes", logit_bytes},
+          {"metadata_bytes", metadata_bytes},
+          {"image_bytes", image_bytes},
           {"out", out}};
 }
 
@@ -63,8 +68,8 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
             config.images + " has " + std::to_string(imgs.num_classes()) +
                 " class folders, the teacher " + std::to_string(ck.meta.num_classes));
   check_arg(imgs.channels() == ck.meta.channels, "--images",
-            config.images + " has " + std::to_string(imgs.channels()) + "-channel images, the teacher takes " +
-                std::to_string(ck.meta.channels));
+            config.images + " has " + std::to_string(imgs.channels()) +
+                "-channel images, the teacher takes " + std::to_string(ck.meta.channels));
 
   LabelHeader h;
   h.num_images = imgs.size();
@@ -98,7 +103,8 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   // and a larger forward uses the cores better (bench/relabel measures the choice).
   // On CPU small forwards stay in cache and win (bench/results/relabel.md: 40 images
   // beat 20, 100 and 320); on a GPU, fill it.
-  const int64_t forward = config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
+  const int64_t forward =
+      config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
   const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
 
   LabelStoreWriter writer(config.out, h);
@@ -120,7 +126,8 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   int64_t views = 0;
   for (int64_t s0 = 0; s0 < h.steps_kept; s0 += group) {
     auto plans = next_plans.get();
-    if (s0 + group < h.steps_kept) next_plans = std::async(std::launch::async, plans_for, s0 + group);
+    if (s0 + group < h.steps_kept)
+      next_plans = std::async(std::launch::async, plans_for, s0 + group);
     std::vector<torch::Tensor> batches;
     for (const auto& p : plans) batches.push_back(render_step(images, p, h.image_size));
     auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);

@@ -3,7 +3,8 @@
 namespace lpld::relabel {
 
 std::vector<int64_t> epoch_order(const LabelHeader& h, int64_t epoch) {
-  return Rng(derive_seed(h.seed, kTagEpochOrder, static_cast<uint64_t>(epoch))).permutation(h.num_images);
+  return Rng(derive_seed(h.seed, kTagEpochOrder, static_cast<uint64_t>(epoch)))
+      .permutation(h.num_images);
 }
 
 StepPlan plan_step(const LabelHeader& h, int64_t step, const std::vector<int64_t>* order) {

@@ -1,6 +1,5 @@
 #include "squeeze/squeeze.h"
 
-
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -87,8 +86,8 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
     ck.meta.arch = config.arch;
     ck.meta.num_classes = train_set->num_classes();
     ck.meta.channels = train_set->channels();
-    ck.meta.image_size = config.image_size > 0 ? config.image_size
-                                               : data::default_image_size(*train_set);
+    ck.meta.image_size =
+        config.image_size > 0 ? config.image_size : data::default_image_size(*train_set);
     ck.meta.norm = data::normalization_for(*train_set);
     ck.model = models::make_model(
         {ck.meta.arch, ck.meta.num_classes, ck.meta.channels, ck.meta.image_size});
@@ -148,13 +147,14 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
       const double mean_loss = loss_sum.item<double>() / std::max<int64_t>(1, epoch_steps);
       if (!std::isfinite(mean_loss))
         throw std::runtime_error("squeeze: training diverged (loss is not finite); lower --lr");
-      progress.message(fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs,
-                                   mean_loss));
+      progress.message(
+          fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs, mean_loss));
     }
     progress.finish();
   }
   result.train_seconds = seconds_since(train_start);
-  result.images_per_second = result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
+  result.images_per_second =
+      result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
   result.step_images_per_second = step_seconds > 0 ? result.train_images / step_seconds : 0;
 
   // --- evaluate ---
@@ -179,10 +179,8 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   }
   result.stats_seconds = seconds_since(stats_start);
 
-  ck.meta.info = {{"stage", "squeeze"},
-                  {"config", config_json(config)},
-                  {"top1", ev.top1},
-                  {"top5", ev.top5}};
+  ck.meta.info = {
+      {"stage", "squeeze"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
   models::save_checkpoint(config.out, ck);
   result.checkpoint = config.out;
   result.num_classes = ck.meta.num_classes;

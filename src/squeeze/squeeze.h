@@ -13,8 +13,8 @@ struct SqueezeConfig {
   std::string data = "fashion-mnist:train";
   std::string val = "fashion-mnist:test";
   std::string arch = "convnet-d3-w64";
-  std::string out;        // checkpoint path (required)
-  std::string init;       // start from this checkpoint (epochs 0: only gather class stats)
+  std::string out;   // checkpoint path (required)
+  std::string init;  // start from this checkpoint (epochs 0: only gather class stats)
   // Default teacher recipe for 28-32 px data (bench/results/squeeze.md): 6 epochs of
   // batch 64 (small batches run faster per image on CPU), mild crops.
   int64_t epochs = 6;
@@ -25,8 +25,8 @@ struct SqueezeConfig {
   int64_t warmup_epochs = 0;
   double crop_scale_min = 0.8;  // RandomResizedCrop scale (min, 1)
   bool flip = true;
-  int64_t image_size = 0;       // 0: the dataset's own size (224 for varying folders)
-  bool stats_augment = false;   // crop/flip during the class-statistics pass
+  int64_t image_size = 0;      // 0: the dataset's own size (224 for varying folders)
+  bool stats_augment = false;  // crop/flip during the class-statistics pass
   bool class_stats = true;
   uint64_t seed = 0;
   std::string device = "cpu";
@@ -39,7 +39,7 @@ struct SqueezeConfig {
 struct SqueezeResult {
   double top1 = 0, top5 = 0;
   double train_seconds = 0, stats_seconds = 0, eval_seconds = 0, seconds = 0;
-  double images_per_second = 0;  // training, data loading included
+  double images_per_second = 0;       // training, data loading included
   double step_images_per_second = 0;  // forward+backward+update only
   int64_t train_images = 0, num_classes = 0;
   std::string checkpoint, checkpoint_hash;

@@ -25,7 +25,8 @@ double rule_score(const std::string& rule, const torch::Tensor& probs, const tor
   auto top2 = std::get<0>(probs.topk(2, 1));
   if (rule == "confidence") return top2.select(1, 0).mean().item<double>();
   if (rule == "diff") return (top2.select(1, 0) - top2.select(1, 1)).mean().item<double>();
-  if (rule == "correct") return probs.argmax(1).eq(labels).to(torch::kFloat64).mean().item<double>();
+  if (rule == "correct")
+    return probs.argmax(1).eq(labels).to(torch::kFloat64).mean().item<double>();
   if (rule == "diff_signed") {
     auto p_true = probs.gather(1, labels.unsqueeze(1)).squeeze(1);
     auto others = probs.scatter(1, labels.unsqueeze(1), -1.0);
@@ -47,11 +48,13 @@ std::vector<int64_t> select_by_score(const std::vector<double>& scores, int64_t 
 }
 
 void validate_pool(const PoolSpec& s) {
-  check_arg(s.granularity == "batch_to_epoch" || s.granularity == "batch" || s.granularity == "epoch",
-            "--granularity", "must be batch_to_epoch, batch or epoch, not '" + s.granularity + "'");
+  check_arg(
+      s.granularity == "batch_to_epoch" || s.granularity == "batch" || s.granularity == "epoch",
+      "--granularity", "must be batch_to_epoch, batch or epoch, not '" + s.granularity + "'");
   check_arg(s.metric == "random" || s.metric == "order" || is_rule_metric(s.metric), "--metric",
             "must be random, order or <rule>_easy|_hard (rules: correct, diff, diff_signed, "
-            "cut_ratio, confidence), not '" + s.metric + "'");
+            "cut_ratio, confidence), not '" +
+                s.metric + "'");
   check_arg(s.pool_steps >= 1, "--prune-ratio", "leaves an empty label pool");
   if (s.granularity == "epoch")
     check_arg(s.pool_steps >= s.batches_per_epoch, "--granularity",
@@ -65,7 +68,8 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
   steps.reserve(static_cast<size_t>(bpe));
   if (is_rule_metric(s.metric)) {
     for (int64_t b = 0; b < bpe; ++b)
-      steps.push_back(s.selected[static_cast<size_t>(rng.below(static_cast<int64_t>(s.selected.size())))]);
+      steps.push_back(
+          s.selected[static_cast<size_t>(rng.below(static_cast<int64_t>(s.selected.size())))]);
     return steps;
   }
   if (s.granularity == "epoch") {
@@ -89,8 +93,10 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
     static thread_local int64_t cached_k = -1;
     static thread_local uint64_t cached_seed = 0;
     static thread_local std::vector<int64_t> perm;
-    if (k != cached_k || cached_seed != s.seed || static_cast<int64_t>(perm.size()) != s.pool_steps) {
-      perm = Rng(derive_seed(s.seed, kTagPoolDraw, static_cast<uint64_t>(k), 1)).permutation(s.pool_steps);
+    if (k != cached_k || cached_seed != s.seed ||
+        static_cast<int64_t>(perm.size()) != s.pool_steps) {
+      perm = Rng(derive_seed(s.seed, kTagPoolDraw, static_cast<uint64_t>(k), 1))
+                 .permutation(s.pool_steps);
       cached_k = k;
       cached_seed = s.seed;
     }

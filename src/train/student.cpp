@@ -65,12 +65,15 @@ void TrainConfig::declare(OptionSet& o) {
 void TrainConfig::apply_recipe(const std::string& name) {
   if (name == "imagenet1k" || name == "small") {
     epochs = 300, optimizer = "adamw", lr = 1e-3, weight_decay = 0.01, warmup_epochs = 0;
-    temperature = 20, temperature_squared = false, cutmix = true, batch_size = name == "small" ? 20 : 128;
+    temperature = 20, temperature_squared = false, cutmix = true,
+    batch_size = name == "small" ? 20 : 128;
   } else if (name == "tiny") {
     epochs = 100, optimizer = "sgd", lr = 0.2, momentum = 0.9, weight_decay = 1e-4;
-    warmup_epochs = 5, temperature = 20, temperature_squared = true, cutmix = false, batch_size = 64;
+    warmup_epochs = 5, temperature = 20, temperature_squared = true, cutmix = false,
+    batch_size = 64;
   } else {
-    throw std::invalid_argument("--recipe: unknown recipe '" + name + "' (use imagenet1k, tiny or small)");
+    throw std::invalid_argument("--recipe: unknown recipe '" + name +
+                                "' (use imagenet1k, tiny or small)");
   }
 }
 
@@ -82,11 +85,13 @@ void TrainConfig::validate() const {
   check_arg(!out.empty(), "--out", "an output folder is required");
   check_arg(epochs >= 1, "--epochs", "must be >= 1");
   check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
-  check_arg(labels != "online" || prune_ratio == 0, "--prune-ratio", "online labels are never pruned");
+  check_arg(labels != "online" || prune_ratio == 0, "--prune-ratio",
+            "online labels are never pruned");
   check_arg(optimizer == "adamw" || optimizer == "sgd", "--optimizer", "must be adamw or sgd");
   check_arg(lr > 0, "--lr", "must be > 0");
   check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
-  check_arg(warmup_epochs >= 0 && warmup_epochs < epochs, "--warmup-epochs", "must be in [0, epochs)");
+  check_arg(warmup_epochs >= 0 && warmup_epochs < epochs, "--warmup-epochs",
+            "must be in [0, epochs)");
   check_arg(temperature > 0, "--temperature", "must be > 0");
   check_arg(eval_every >= 0, "--eval-every", "must be >= 0");
   check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
@@ -149,12 +154,14 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   pool.batches_per_epoch = h.batches_per_epoch();
   pool.stored_epochs = h.epochs;
   pool.seed = config.seed;
-  pool.pool_steps = online ? h.total_steps() : relabel::steps_for_ratio(config.prune_ratio, h.total_steps());
+  pool.pool_steps =
+      online ? h.total_steps() : relabel::steps_for_ratio(config.prune_ratio, h.total_steps());
   validate_pool(pool);
   if (is_rule_metric(config.metric)) {
     // Rule-based pruning scores every step, so it needs a store with all of them.
-    check_arg(!online && h.steps_kept == h.total_steps(), "--metric",
-              config.metric + " ranks all label steps: give a store relabelled with --prune-ratio 0");
+    check_arg(
+        !online && h.steps_kept == h.total_steps(), "--metric",
+        config.metric + " ranks all label steps: give a store relabelled with --prune-ratio 0");
     const auto cut = config.metric.rfind('_');
     const std::string rule = config.metric.substr(0, cut);
     const bool easy = config.metric.substr(cut + 1) == "easy";
@@ -164,15 +171,16 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       auto plan = relabel::plan_step(h, s);
       auto idx = torch::tensor(plan.indices, torch::kInt64);
       scores.push_back(rule_score(rule, torch::softmax(store->logits(s), 1),
-                                  labels_all.index_select(0, idx), plan.cutmix ? plan.mix.lambda : 1.0));
+                                  labels_all.index_select(0, idx),
+                                  plan.cutmix ? plan.mix.lambda : 1.0));
     }
     pool.selected = select_by_score(scores, pool.pool_steps, easy);
   }
-  check_arg(pool.pool_steps <= h.steps_kept, "--prune-ratio",
-            fmt::format("{} needs the first {} label steps but {} keeps only {} (relabel it with "
-                        "--prune-ratio <= {})",
-                        config.prune_ratio, pool.pool_steps, config.labels, h.steps_kept,
-                        h.prune_ratio));
+  check_arg(
+      pool.pool_steps <= h.steps_kept, "--prune-ratio",
+      fmt::format("{} needs the first {} label steps but {} keeps only {} (relabel it with "
+                  "--prune-ratio <= {})",
+                  config.prune_ratio, pool.pool_steps, config.labels, h.steps_kept, h.prune_ratio));
   auto val_set = data::open_dataset(config.val);
   check_arg(val_set->num_classes() == h.num_classes, "--val",
             "has " + std::to_string(val_set->num_classes()) + " classes, the labels " +
@@ -199,7 +207,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       r.reused = true;
       return r;
     }
-    throw std::invalid_argument("--out: " + config.out + " holds a finished run with another config");
+    throw std::invalid_argument("--out: " + config.out +
+                                " holds a finished run with another config");
   }
 
   // --- model and optimizer ---
@@ -219,19 +228,23 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   std::unique_ptr<torch::optim::Optimizer> opt;
   if (config.optimizer == "adamw")
     opt = std::make_unique<torch::optim::AdamW>(
-        model.parameters(), torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
-  else
-    opt = std::make_unique<torch::optim::SGD>(
         model.parameters(),
-        torch::optim::SGDOptions(config.lr).momentum(config.momentum).weight_decay(config.weight_decay));
+        torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  else
+    opt = std::make_unique<torch::optim::SGD>(model.parameters(),
+                                              torch::optim::SGDOptions(config.lr)
+                                                  .momentum(config.momentum)
+                                                  .weight_decay(config.weight_decay));
 
   TrainResult result;
   result.pool_steps = pool.pool_steps;
   int64_t first_epoch = 0;
   if (file_exists(state_path)) {
     auto st = load_safetensors(state_path);
-    check_file(st.metadata.count("identity") && json::parse(st.metadata["identity"]) == identity,
-               state_path, "resume state belongs to another run (config differs); delete it or use a new --out");
+    check_file(
+        st.metadata.count("identity") && json::parse(st.metadata["identity"]) == identity,
+        state_path,
+        "resume state belongs to another run (config differs); delete it or use a new --out");
     torch::NoGradGuard ng;
     for (auto& p : model.named_parameters()) p.value().copy_(st.tensors.at("model." + p.key()));
     for (auto& b : model.named_buffers()) b.value().copy_(st.tensors.at("model." + b.key()));
@@ -265,7 +278,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   };
   auto eval_and_log = [&](int64_t epoch) {
     auto ev = evaluate(model, val_set, h.norm, h.image_size, device, Progress::null());
-    json line = {{"epoch", epoch}, {"top1", ev.top1}, {"top5", ev.top5}, {"seconds", seconds_since(start)}};
+    json line = {
+        {"epoch", epoch}, {"top1", ev.top1}, {"top5", ev.top5}, {"seconds", seconds_since(start)}};
     result.evals.push_back(line);
     AtomicFile f(config.out + "/eval.jsonl");
     for (const auto& l : result.evals) {
@@ -281,12 +295,14 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   const auto train_start = Clock::now();
   const int64_t bpe = h.batches_per_epoch();
   int64_t images_seen = 0;
-  progress.start("train " + std::string(online ? "online" : fmt::format("R={}", config.prune_ratio)),
-                 (config.epochs - first_epoch) * bpe, "step");
+  progress.start(
+      "train " + std::string(online ? "online" : fmt::format("R={}", config.prune_ratio)),
+      (config.epochs - first_epoch) * bpe, "step");
   model.train();
   for (int64_t epoch = first_epoch; epoch < config.epochs; ++epoch) {
-    set_lr(*opt, cosine_lr(config.lr, static_cast<double>(epoch), static_cast<double>(config.epochs),
-                           static_cast<double>(config.warmup_epochs)));
+    set_lr(*opt,
+           cosine_lr(config.lr, static_cast<double>(epoch), static_cast<double>(config.epochs),
+                     static_cast<double>(config.warmup_epochs)));
     const auto steps = online ? [&] {
       std::vector<int64_t> s(static_cast<size_t>(bpe));
       for (int64_t b = 0; b < bpe; ++b) s[b] = epoch * bpe + b;
@@ -305,7 +321,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       } else {
         target = target.to(device);
       }
-      auto loss = kd_loss(model.forward(batch), target, config.temperature, config.temperature_squared);
+      auto loss =
+          kd_loss(model.forward(batch), target, config.temperature, config.temperature_squared);
       opt->zero_grad();
       loss.backward();
       opt->step();
@@ -317,7 +334,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     if (!std::isfinite(mean_loss))
       throw std::runtime_error("train: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                "; lower --lr");
-    progress.update((epoch + 1 - first_epoch) * bpe, fmt::format("epoch {} loss {:.4f}", epoch + 1, mean_loss));
+    progress.update((epoch + 1 - first_epoch) * bpe,
+                    fmt::format("epoch {} loss {:.4f}", epoch + 1, mean_loss));
     const bool last = epoch + 1 == config.epochs;
     if (config.eval_every > 0 && (epoch + 1) % config.eval_every == 0 && !last) {
       eval_and_log(epoch + 1);
@@ -333,7 +351,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   result.top5 = ev.top5;
   result.seconds = seconds_since(start);
 
-  student.meta.info = {{"stage", "train"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
+  student.meta.info = {
+      {"stage", "train"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
   models::save_checkpoint(config.out + "/student.safetensors", student);
   json rj = result.to_json();
   rj["identity"] = identity;

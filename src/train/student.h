@@ -14,9 +14,9 @@
 namespace lpld::train {
 
 struct TrainConfig {
-  std::string images;           // synthetic image folder
-  std::string labels;           // label store, or "online"
-  std::string teacher;          // online labels only
+  std::string images;   // synthetic image folder
+  std::string labels;   // label store, or "online"
+  std::string teacher;  // online labels only
   std::string val = "fashion-mnist:test";
   std::string arch = "convnet-d3-w64";
   std::string out;
@@ -27,7 +27,7 @@ struct TrainConfig {
   std::string optimizer = "adamw";  // adamw | sgd
   double lr = 1e-3;
   double weight_decay = 0.01;
-  double momentum = 0.9;            // sgd
+  double momentum = 0.9;  // sgd
   int64_t warmup_epochs = 0;
   double temperature = 20;
   bool temperature_squared = false;  // Tiny-ImageNet recipe: loss x T^2
