@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 w=bench/work/fmnist
-./build/lpld --quiet pipeline --config bench/configs/fmnist-paper.yaml --out $w > /dev/null
+config=${CONFIG:-bench/configs/fmnist-paper.yaml}
+./build/lpld --quiet pipeline --config "$config" --out $w > /dev/null
 # Table 5: rule-based pruning against random, class mode, IPC 10.
 for rule in correct diff diff_signed cut_ratio confidence; do
   for side in easy hard; do
@@ -23,8 +24,9 @@ done
 # Table 1: within-class similarity of the teacher's penultimate features.
 for mode in class mixed; do
   for ipc in 10 50; do
+    [ -d $w/images/$mode-ipc$ipc ] || continue
     ./build/lpld --quiet analyze --model $w/teacher.safetensors --images $w/images/$mode-ipc$ipc \
       --real fashion-mnist:train --json $w/analyze-$mode-ipc$ipc.json > /dev/null
   done
 done
-/usr/bin/python3 bench/fmnist_report.py $w
+/usr/bin/python3 bench/fmnist_report.py $w "$config"
