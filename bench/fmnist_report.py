@@ -88,17 +88,21 @@ for ipc in [10, 50]:
                   f"{c40['top1_mean']-m40['top1_mean']:+.2f} points (1x: {c1['top1_mean']-m1['top1_mean']:+.2f}).")
 json.dump(out, open("bench/results/fmnist.json", "w"), indent=2)
 open("bench/results/fmnist.md", "w").write("\n".join(md) + "\n")
-# Figure 1: top-1 against total storage
+# Figure 1: top-1 against total storage, one line per mode (and IPC) that has results.
 dat = "bench/work/fmnist/plot.dat"
+series = []
 with open(dat, "w") as f:
     for mode in ["class", "mixed"]:
         for ipc in [10, 50]:
-            f.write(f"# {mode} ipc{ipc}\n")
-            for r in ratios:
-                c = cell(mode, ipc, r)
-                if c:
-                    f.write(f"{(c['label_bytes'] + c['image_bytes'])/1e6} {c['top1_mean']} {c['top1_std']}\n")
+            pts = [cell(mode, ipc, r) for r in ratios]
+            pts = [c for c in pts if c]
+            if not pts:
+                continue
+            for c in pts:
+                f.write(f"{(c['label_bytes'] + c['image_bytes'])/1e6} {c['top1_mean']} {c['top1_std']}\n")
             f.write("\n\n")
+            series.append(f"{mode} ({'LPLD' if mode == 'class' else 'SRe2L'}) IPC {ipc}")
+plots = ", ".join(f"'{dat}' index {i} with yerrorlines title '{t}'" for i, t in enumerate(series))
 gp = f"""set terminal pngcairo size 900,600
 set output 'bench/results/fmnist.png'
 set logscale x
@@ -106,10 +110,7 @@ set xlabel 'total storage: images + labels (MB)'
 set ylabel 'student top-1 (%)'
 set title 'Fashion-MNIST: student accuracy against storage (points: 100x, 40x, 20x, 10x, 1x labels)'
 set key bottom right
-plot '{dat}' index 0 with yerrorlines title 'class (LPLD) IPC 10', \\
-     '{dat}' index 1 with yerrorlines title 'class (LPLD) IPC 50', \\
-     '{dat}' index 2 with yerrorlines title 'mixed (SRe2L) IPC 10', \\
-     '{dat}' index 3 with yerrorlines title 'mixed (SRe2L) IPC 50'
+plot {plots}
 """
 subprocess.run(["gnuplot"], input=gp.encode(), check=True)
 print("\n".join(md))
