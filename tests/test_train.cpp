@@ -166,6 +166,7 @@ TEST(Train, LearnsAndResumesToTheSameResult) {
   auto resumed = train::train_student(small(dir.path("killed")), Progress::null());
   EXPECT_EQ(resumed.resumed_from_epoch, 20);
   EXPECT_DOUBLE_EQ(resumed.top1, whole.top1);
+  EXPECT_EQ(resumed.steps, whole.steps);
   auto a = load_safetensors(dir.path("whole/student.safetensors"));
   auto b = load_safetensors(dir.path("killed/student.safetensors"));
   for (const auto& [k, t] : a.tensors)

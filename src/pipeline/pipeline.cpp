@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "pipeline/image_grid.h"
+#include "relabel/image_set.h"
 #include "relabel/label_store.h"
 
 namespace lpld::pipeline {
@@ -176,7 +177,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           try {
             relabel::LabelStore existing(lc.out);
             reuse = existing.header().config == want &&
-                    existing.header().teacher_hash == hash_file(sq.out);
+                    existing.header().teacher_hash == hash_file(sq.out) &&
+                    existing.header().image_set_hash == relabel::load_image_set(rc.out).hash;
           } catch (const std::exception& e) {
             progress.message(std::string("relabel: regenerating damaged store: ") + e.what());
           }
@@ -226,6 +228,9 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           tc.epochs = config.relabel.epochs;
           tc.batch_size = config.relabel.batch_size;
           tc.cutmix = config.relabel.cutmix;
+          tc.cutmix_alpha = config.relabel.cutmix_alpha;
+          tc.crop_scale_min = config.relabel.crop_scale_min;
+          tc.prune_ratio = 0;
           tc.out = out + "/runs/" + tag + fmt::format("-online-s{}", seed);
           auto tr = train::train_student(tc, progress);
           t_train += tr.seconds;

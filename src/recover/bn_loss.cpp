@@ -9,7 +9,7 @@ torch::Tensor bn_matching_loss(const std::vector<torch::Tensor>& inputs, int64_t
   torch::Tensor total;
   for (size_t l = 0; l < inputs.size(); ++l) {
     const auto& x = inputs[l];
-    auto g = x.view({groups, x.size(0) / groups, x.size(1), x.size(2), x.size(3)});
+    auto g = x.reshape({groups, x.size(0) / groups, x.size(1), x.size(2), x.size(3)});
     auto mean = g.mean({1, 3, 4});
     auto var = (g - mean.unsqueeze(1).unsqueeze(3).unsqueeze(4)).square().mean({1, 3, 4});
     auto term = (mean - target_mean[l]).norm(2, {1}) + (var - target_var[l]).norm(2, {1});

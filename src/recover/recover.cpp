@@ -263,8 +263,67 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   int64_t image_iterations = 0;
   const auto optimize_start = Clock::now();
 
+  // Writes every class whose units are all done: into a hidden temp folder, then renamed,
+  // so a class folder is never half-written and a leftover is never read as a class.
+  auto write_complete_classes = [&] {
+    for (auto it = pending_classes.begin(); it != pending_classes.end();) {
+      const int64_t c = *it;
+      std::vector<int64_t> ids;
+      if (class_mode)
+        for (int64_t j = 0; j < chunks; ++j) ids.push_back(c * chunks + j);
+      else
+        for (int64_t j = 0; j < config.ipc; ++j) ids.push_back(j);
+      bool complete = true;
+      for (int64_t id : ids) complete = complete && done.count(id);
+      if (!complete) {
+        ++it;
+        continue;
+      }
+      const std::string dir = class_dir(c);
+      const std::string tmp = config.out + "/.tmp-" + fs::path(dir).filename().string();
+      fs::remove_all(tmp);
+      make_dirs(tmp);
+      ClassRecord rec;
+      rec.label = c;
+      int64_t index = 0;
+      double correct = 0;
+      for (int64_t id : ids) {
+        const auto& r = done[id];
+        if (class_mode) {
+          for (int64_t i = 0; i < r.images.size(0); ++i)
+            data::write_png(fmt::format("{}/{:05d}.png", tmp, index++), r.images[i]);
+          rec.ce += r.ce / ids.size();
+          rec.bn += r.bn / ids.size();
+          rec.ce_start += r.ce_start / ids.size();
+          rec.bn_start += r.bn_start / ids.size();
+          rec.seconds += r.seconds;
+          correct += r.correct;
+        } else {
+          data::write_png(fmt::format("{}/{:05d}.png", tmp, index++), r.images[c]);
+          rec.ce += r.ce / ids.size();  // mixed: the batch's losses, shared by its classes
+          rec.bn += r.bn / ids.size();
+          rec.ce_start += r.ce_start / ids.size();
+          rec.bn_start += r.bn_start / ids.size();
+          rec.seconds += r.seconds / C;
+          correct += r.correct / C;  // approximate per class; exact overall
+        }
+      }
+      rec.teacher_accuracy = 100.0 * correct / config.ipc;
+      write_json(tmp + "/class.json", {{"label", c},
+                                       {"name", ck.meta.class_names[c]},
+                                       {"ce", rec.ce},
+                                       {"bn", rec.bn},
+                                       {"ce_start", rec.ce_start},
+                                       {"bn_start", rec.bn_start},
+                                       {"seconds", rec.seconds},
+                                       {"teacher_accuracy", rec.teacher_accuracy}});
+      fs::rename(tmp, dir);
+      result.classes.push_back(rec);
+      it = pending_classes.erase(it);
+    }
+  };
+
   for (size_t p0 = 0; p0 < todo.size(); p0 += static_cast<size_t>(pack)) {
-    const auto pack_start = Clock::now();
     std::vector<Unit> units(todo.begin() + p0,
                             todo.begin() + std::min(todo.size(), p0 + static_cast<size_t>(pack)));
     // Groups must be equal-sized for the grouped BN loss; split the pack by size.
@@ -277,6 +336,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       if (!placed) groups_by_size.push_back({u});
     }
     for (const auto& group : groups_by_size) {
+      const auto group_start = Clock::now();
       const int64_t K = static_cast<int64_t>(group.size()), b = group.front().count;
       // Init: N(0, 1) from each unit's own stream (device independent).
       std::vector<torch::Tensor> init;
@@ -366,7 +426,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       auto correct = pred.eq(target).view({K, b}).to(torch::kFloat64).sum(1).cpu();
       auto ce_cpu = ce_last.cpu(), bn_cpu = bn_last.cpu();
       auto ce0_cpu = ce_first.cpu(), bn0_cpu = bn_first.cpu();
-      const double secs = seconds_since(pack_start) / static_cast<double>(units.size());
+      const double secs = seconds_since(group_start) / static_cast<double>(K);
       for (int64_t k = 0; k < K; ++k) {
         UnitResult r;
         r.images = u8.narrow(0, k * b, b).clone();
@@ -380,63 +440,9 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
         done[group[k].id] = std::move(r);
       }
     }
-    // Write every class whose units are now all done: into a temp folder, then renamed,
-    // so a class folder is never half-written.
-    for (auto it = pending_classes.begin(); it != pending_classes.end();) {
-      const int64_t c = *it;
-      std::vector<int64_t> ids;
-      if (class_mode)
-        for (int64_t j = 0; j < chunks; ++j) ids.push_back(c * chunks + j);
-      else
-        for (int64_t j = 0; j < config.ipc; ++j) ids.push_back(j);
-      bool complete = true;
-      for (int64_t id : ids) complete = complete && done.count(id);
-      if (!complete) {
-        ++it;
-        continue;
-      }
-      const std::string dir = class_dir(c), tmp = dir + ".tmp";
-      fs::remove_all(tmp);
-      make_dirs(tmp);
-      ClassRecord rec;
-      rec.label = c;
-      int64_t index = 0;
-      double correct = 0;
-      for (int64_t id : ids) {
-        const auto& r = done[id];
-        if (class_mode) {
-          for (int64_t i = 0; i < r.images.size(0); ++i)
-            data::write_png(fmt::format("{}/{:05d}.png", tmp, index++), r.images[i]);
-          rec.ce += r.ce / ids.size();
-          rec.bn += r.bn / ids.size();
-          rec.ce_start += r.ce_start / ids.size();
-          rec.bn_start += r.bn_start / ids.size();
-          rec.seconds += r.seconds;
-          correct += r.correct;
-        } else {
-          data::write_png(fmt::format("{}/{:05d}.png", tmp, index++), r.images[c]);
-          rec.ce += r.ce / ids.size();  // mixed: the batch's losses, shared by its classes
-          rec.bn += r.bn / ids.size();
-          rec.ce_start += r.ce_start / ids.size();
-          rec.bn_start += r.bn_start / ids.size();
-          rec.seconds += r.seconds / C;
-          correct += r.correct / C;  // approximate per class; exact overall
-        }
-      }
-      rec.teacher_accuracy = 100.0 * correct / config.ipc;
-      write_json(tmp + "/class.json", {{"label", c},
-                                       {"name", ck.meta.class_names[c]},
-                                       {"ce", rec.ce},
-                                       {"bn", rec.bn},
-                                       {"ce_start", rec.ce_start},
-                                       {"bn_start", rec.bn_start},
-                                       {"seconds", rec.seconds},
-                                       {"teacher_accuracy", rec.teacher_accuracy}});
-      fs::rename(tmp, dir);
-      result.classes.push_back(rec);
-      it = pending_classes.erase(it);
-    }
+    write_complete_classes();
   }
+  write_complete_classes();  // units finished by an interrupted run, nothing left to optimize
   progress.finish();
   // Mixed mode: teacher accuracy exactly, from the units.
   if (!class_mode && !done.empty()) {
@@ -444,7 +450,12 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
     for (const auto& [id, r] : done) correct += r.correct;
     result.teacher_top1 = 100.0 * correct / (static_cast<double>(C) * config.ipc);
   }
-  fs::remove_all(config.out + "/.units");
+  // Only this run's unit files: processes sharing the folder (--classes) keep theirs.
+  if (pending_classes.empty()) {
+    for (const auto& u : all_units) fs::remove(unit_path(config.out, u.id));
+    std::error_code ec;
+    fs::remove(config.out + "/.units", ec);  // fails while another process has units: fine
+  }
   const double opt_seconds = seconds_since(optimize_start);
   result.iterations_per_second = opt_seconds > 0 ? work_done / opt_seconds : 0;
   result.image_iterations_per_second = opt_seconds > 0 ? image_iterations / opt_seconds : 0;
@@ -479,7 +490,8 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   }
   if (class_mode && counted > 0) result.teacher_top1 = correct_sum / counted;
   for (const auto& e : fs::recursive_directory_iterator(config.out))
-    if (e.is_regular_file() && e.path().extension() == ".png") {
+    if (e.is_regular_file() && e.path().extension() == ".png" &&
+        e.path().parent_path().filename().string().rfind(".", 0) != 0) {
       result.image_bytes += static_cast<int64_t>(e.file_size());
       ++result.images;
     }

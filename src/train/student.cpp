@@ -238,7 +238,9 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
 
   TrainResult result;
   result.pool_steps = pool.pool_steps;
-  int64_t first_epoch = 0;
+  int64_t first_epoch = 0, images_seen = 0;
+  double prior_train_seconds = 0;  // training time before a resume
+  auto train_start = Clock::now();
   if (file_exists(state_path)) {
     auto st = load_safetensors(state_path);
     check_file(
@@ -250,6 +252,9 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     for (auto& b : model.named_buffers()) b.value().copy_(st.tensors.at("model." + b.key()));
     load_optimizer_tensors(*opt, st.tensors, state_path);
     first_epoch = std::stoll(st.metadata["epochs_done"]);
+    result.steps = std::stoll(st.metadata["steps"]);
+    prior_train_seconds = std::stod(st.metadata["train_seconds"]);
+    images_seen = std::stoll(st.metadata["images_seen"]);
     result.evals = json::parse(st.metadata["evals"]);
     result.resumed_from_epoch = first_epoch;
     progress.message(fmt::format("resuming {} at epoch {}", config.out, first_epoch));
@@ -262,6 +267,10 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     f.metadata["identity"] = identity.dump();
     f.metadata["epochs_done"] = std::to_string(epochs_done);
     f.metadata["evals"] = result.evals.dump();
+    f.metadata["steps"] = std::to_string(result.steps);
+    f.metadata["train_seconds"] =
+        fmt::format("{}", prior_train_seconds + seconds_since(train_start));
+    f.metadata["images_seen"] = std::to_string(images_seen);
     save_safetensors(state_path, f);
   };
 
@@ -292,9 +301,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   };
 
   // --- train ---
-  const auto train_start = Clock::now();
+  train_start = Clock::now();
   const int64_t bpe = h.batches_per_epoch();
-  int64_t images_seen = 0;
   progress.start(
       "train " + std::string(online ? "online" : fmt::format("R={}", config.prune_ratio)),
       (config.epochs - first_epoch) * bpe, "step");
@@ -344,7 +352,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     if ((epoch + 1) % config.checkpoint_every == 0 && !last) save_state(epoch + 1);
   }
   progress.finish();
-  result.train_seconds = seconds_since(train_start);
+  result.train_seconds = prior_train_seconds + seconds_since(train_start);
   result.images_per_second = result.train_seconds > 0 ? images_seen / result.train_seconds : 0;
   auto ev = eval_and_log(config.epochs);
   result.top1 = ev.top1;
