@@ -104,14 +104,15 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
     check_arg(real->num_classes() == syn.num_classes(), "--real",
               "class count differs from the images'");
     // The same number of images per class as the synthetic set, drawn with a fixed seed.
-    auto labels = real->labels();
+    auto labels = real->labels().contiguous();
+    const int64_t* label_of = labels.data_ptr<int64_t>();
     auto syn_counts = torch::bincount(syn.labels(), {}, syn.num_classes());
     std::vector<int64_t> pick;
     auto order = Rng(derive_seed(config.seed, kTagSample)).permutation(real->size());
     std::vector<int64_t> need(syn_counts.data_ptr<int64_t>(),
                               syn_counts.data_ptr<int64_t>() + syn.num_classes());
     for (int64_t i : order) {
-      const int64_t c = labels[i].item<int64_t>();
+      const int64_t c = label_of[i];
       if (need[c] > 0) pick.push_back(i), --need[c];
     }
     std::vector<torch::Tensor> imgs;
@@ -120,7 +121,7 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
       auto img = real->image(i).unsqueeze(0);
       auto f = data::normalize(img, ck.meta.norm, device);
       imgs.push_back(data::render_views(f, {data::eval_view(f.size(2), f.size(3), S)}, S));
-      lab.push_back(real->label(i));
+      lab.push_back(label_of[i]);
     }
     auto [rf, rp] = features_of(model, torch::cat(imgs));
     r.real = within_class_similarity(rf, torch::tensor(lab, torch::kInt64), syn.num_classes());

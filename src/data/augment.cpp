@@ -103,10 +103,14 @@ std::pair<torch::Tensor, torch::Tensor> mean_std(const Normalization& n, const t
 }
 }  // namespace
 
+torch::Tensor normalize_unit(const torch::Tensor& images01, const Normalization& norm) {
+  auto [m, s] = mean_std(norm, images01.device());
+  return (images01 - m) / s;
+}
+
 torch::Tensor normalize(const torch::Tensor& images_u8, const Normalization& norm,
                         const torch::Device& device) {
-  auto [m, s] = mean_std(norm, device);
-  return (images_u8.to(device).to(torch::kFloat32).div_(255.0f) - m) / s;
+  return normalize_unit(images_u8.to(device).to(torch::kFloat32).div_(255.0f), norm);
 }
 
 torch::Tensor denormalize_to_u8(const torch::Tensor& images, const Normalization& norm) {

@@ -50,6 +50,8 @@ CutMix random_cutmix(Rng& rng, int64_t batch, int64_t height, int64_t width, dou
 // images: [B, C, H, W] -> mixed copy (the input is not modified).
 torch::Tensor apply_cutmix(const torch::Tensor& images, const CutMix& cutmix);
 
+// float [N, C, H, W] pixels in [0, 1] -> (x - mean) / std, on the images' device.
+torch::Tensor normalize_unit(const torch::Tensor& images01, const Normalization& norm);
 // uint8 [N, C, H, W] (any device) -> float normalized (x/255 - mean) / std on `device`.
 torch::Tensor normalize(const torch::Tensor& images_u8, const Normalization& norm,
                         const torch::Device& device);

@@ -79,14 +79,11 @@ std::optional<std::pair<torch::Tensor, torch::Tensor>> EpochBatches::next() {
   // In-memory sets: built here, on the caller's thread. A background thread would run its
   // own OpenMP team against the training step's on the same cores (measured slower).
   if (memory_) return make_memory_batch(b);
+  // Streaming sets: decoded and rendered to [0, 1] by the loader's workers.
   auto batch = loader_->next();
   if (!batch) return std::nullopt;
-  auto images = batch->images.to(device_);
-  const int64_t c = images.size(1);
-  auto mean = torch::tensor(norm_.mean, torch::kFloat32).view({1, c, 1, 1}).to(device_);
-  auto std = torch::tensor(norm_.std, torch::kFloat32).view({1, c, 1, 1}).to(device_);
-  (void)b;
-  return std::make_pair((images - mean) / std, batch->labels.to(device_));
+  return std::make_pair(normalize_unit(batch->images.to(device_), norm_),
+                        batch->labels.to(device_));
 }
 
 }  // namespace lpld::data

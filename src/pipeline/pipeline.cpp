@@ -127,11 +127,10 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
   sq.seed = config.seed;
   sq.device = config.device;
   const std::string sq_json = out + "/squeeze.json";
-  json teacher_info;
-  if (file_exists(sq_json) && file_exists(sq.out) &&
-      read_json(sq_json)["config"] == config_json(sq) &&
-      read_json(sq_json)["checkpoint_hash"] == hash_file(sq.out)) {
-    teacher_info = read_json(sq_json);
+  json teacher_info =
+      file_exists(sq_json) && file_exists(sq.out) ? read_json(sq_json) : json::object();
+  if (teacher_info.value("config", json()) == config_json(sq) &&
+      teacher_info.value("checkpoint_hash", std::string()) == hash_file(sq.out)) {
     progress.message("squeeze: reusing " + sq.out);
   } else {
     auto r = squeeze::squeeze(sq, progress);
@@ -170,13 +169,11 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
         lc.seed = config.seed;
         lc.device = config.device;
         lc.out = out + "/labels/" + tag + "-" + ratio_tag(ratio) + ".lpld";
-        json want = config_json(lc);
-        for (const char* k : {"device", "forward_batch", "out"}) want.erase(k);
         bool reuse = false;
         if (file_exists(lc.out)) {
           try {
             relabel::LabelStore existing(lc.out);
-            reuse = existing.header().config == want &&
+            reuse = existing.header().config == lc.identity() &&
                     existing.header().teacher_hash == hash_file(sq.out) &&
                     existing.header().image_set_hash == relabel::load_image_set(rc.out).hash;
           } catch (const std::exception& e) {

@@ -42,6 +42,12 @@ void RelabelConfig::validate() const {
   check_arg(forward_batch >= 0, "--forward-batch", "must be >= 0");
 }
 
+json RelabelConfig::identity() const {
+  json j = config_json(*this);
+  for (const char* k : {"device", "forward_batch", "out"}) j.erase(k);
+  return j;
+}
+
 json RelabelResult::to_json() const {
   return {{"total_steps", total_steps},
           {"steps_kept", steps_kept},
@@ -91,9 +97,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   h.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
   h.image_set_hash = set.hash;
   h.teacher_hash = hash_file(config.teacher);
-  json cfg = config_json(config);
-  for (const char* k : {"device", "forward_batch", "out"}) cfg.erase(k);
-  h.config = cfg;
+  h.config = config.identity();
   check_arg(h.steps_kept >= 1, "--prune-ratio",
             fmt::format("{} keeps no step of {}", config.prune_ratio, h.total_steps()));
 

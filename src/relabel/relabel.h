@@ -23,6 +23,9 @@ struct RelabelConfig {
 
   void declare(OptionSet& o);
   void validate() const;
+  // The options that determine the labels (not device, forward batch or output path):
+  // what a label store records as its config, and what reuse compares.
+  json identity() const;
 };
 
 struct RelabelResult {

@@ -167,8 +167,11 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     const bool easy = config.metric.substr(cut + 1) == "easy";
     auto labels_all = torch::tensor(h.labels, torch::kInt64);
     std::vector<double> scores;
+    std::vector<int64_t> order;
     for (int64_t s = 0; s < h.total_steps(); ++s) {
-      auto plan = relabel::plan_step(h, s);
+      if (s % h.batches_per_epoch() == 0)
+        order = relabel::epoch_order(h, s / h.batches_per_epoch());
+      auto plan = relabel::plan_step(h, s, &order);
       auto idx = torch::tensor(plan.indices, torch::kInt64);
       scores.push_back(rule_score(rule, torch::softmax(store->logits(s), 1),
                                   labels_all.index_select(0, idx),
