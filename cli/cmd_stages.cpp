@@ -7,10 +7,12 @@
 #include "analyze/analyze.h"
 #include "common.h"
 #include "core/error.h"
+#include "core/io.h"
 #include "pipeline/pipeline.h"
 #include "recover/recover.h"
 #include "relabel/label_store.h"
 #include "relabel/relabel.h"
+#include "relabel/replay.h"
 #include "squeeze/squeeze.h"
 #include "train/student.h"
 
@@ -162,6 +164,29 @@ void add_stage_commands(CLI::App& app, Context& ctx) {
       s.verify();
       std::cout << fmt::format("{}: OK ({} steps, {} bytes)\n", *file, s.header().steps_kept,
                                s.file_bytes());
+    };
+  });
+
+  auto* steps = labels->add_subcommand(
+      "steps", "each label step's images, classes, views and CutMix, one JSON line per step");
+  steps->add_option("file", *file, "label store")->required();
+  auto steps_out = std::make_shared<std::string>();
+  steps->add_option("--out", *steps_out, "JSON-lines file to write (default: standard output)");
+  steps->callback([&ctx, file, steps_out] {
+    ctx.run = [file, steps_out] {
+      relabel::LabelStore s(*file);
+      const auto& h = s.header();
+      std::string text;
+      std::vector<int64_t> order;
+      for (int64_t step = 0; step < h.steps_kept; ++step) {
+        if (step % h.batches_per_epoch() == 0)
+          order = relabel::epoch_order(h, step / h.batches_per_epoch());
+        text += relabel::describe_step(h, relabel::plan_step(h, step, &order)).dump() + "\n";
+      }
+      if (steps_out->empty())
+        std::cout << text;
+      else
+        write_file_atomic(*steps_out, text);
     };
   });
 

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -88,6 +89,54 @@ TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
     for (int64_t step = 3; step < 6; ++step)
       for (auto i : relabel::plan_step(s.header(), step).indices) ++seen[i];
     for (int v : seen) EXPECT_EQ(v, 1);
+  }
+}
+
+// A pruned store is the first steps of the full one: training on it (metric random) and
+// ranking steps of the full store (rule-based metrics) see the same labels for those steps.
+TEST(LabelStore, PrunedStoreIsThePrefixOfTheFullStore) {
+  test::TempDir dir;
+  relabel::relabel(small(dir.path("full.lpld")), Progress::null());
+  relabel::relabel(small(dir.path("pruned.lpld"), 0.6), Progress::null());
+  relabel::LabelStore full(dir.path("full.lpld")), pruned(dir.path("pruned.lpld"));
+  ASSERT_EQ(pruned.header().steps_kept, 6);
+  for (int64_t step = 0; step < 6; ++step)
+    EXPECT_TRUE(torch::allclose(full.logits(step), pruned.logits(step), 1e-3, 1e-3)) << step;
+}
+
+TEST(LabelStore, StepDescriptionMatchesThePlan) {
+  test::TempDir dir;
+  relabel::relabel(small(dir.path("l.lpld")), Progress::null());
+  relabel::LabelStore s(dir.path("l.lpld"));
+  const auto& h = s.header();
+  ASSERT_TRUE(h.cutmix);
+  for (int64_t step : {0, 4, 8}) {
+    auto plan = relabel::plan_step(h, step);
+    json d = relabel::describe_step(h, plan);
+    EXPECT_EQ(d["step"], step);
+    EXPECT_EQ(d["epoch"], step / 3);
+    EXPECT_EQ(d["batch"], step % 3);
+    EXPECT_EQ(d["images"].get<std::vector<int64_t>>(), plan.indices);
+    ASSERT_EQ(d["classes"].size(), plan.indices.size());
+    for (size_t i = 0; i < plan.indices.size(); ++i)
+      EXPECT_EQ(d["classes"][i], h.labels[static_cast<size_t>(plan.indices[i])]);
+    ASSERT_EQ(d["views"].size(), plan.indices.size());
+    const auto& m = d["cutmix"];
+    EXPECT_DOUBLE_EQ(m["lambda"].get<double>(), plan.mix.lambda);
+    auto box = m["box"].get<std::vector<int64_t>>();
+    ASSERT_EQ(box.size(), 4u);
+    EXPECT_TRUE(0 <= box[0] && box[0] <= box[2] && box[2] <= h.image_size);
+    EXPECT_TRUE(0 <= box[1] && box[1] <= box[3] && box[3] <= h.image_size);
+    // pasted = the pixels that differ from the unmixed batch, counted on a rendered batch
+    auto ones =
+        torch::zeros({static_cast<int64_t>(plan.indices.size()), 1, h.image_size, h.image_size});
+    ones.index_put_({0}, 1.0);
+    auto mixed = data::apply_cutmix(ones, plan.mix);
+    if (plan.mix.perm[0] != 0)
+      EXPECT_NEAR(1.0 - mixed[0].mean().item<double>(), m["pasted"].get<double>(), 1e-9);
+    auto partners = m["partners"].get<std::vector<int64_t>>();
+    std::sort(partners.begin(), partners.end());
+    for (size_t i = 0; i < partners.size(); ++i) EXPECT_EQ(partners[i], static_cast<int64_t>(i));
   }
 }
 

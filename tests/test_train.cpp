@@ -3,13 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "core/io.h"
 #include "core/safetensors.h"
 #include "fixtures.h"
 #include "recover/recover.h"
+#include "relabel/label_store.h"
 #include "relabel/relabel.h"
+#include "relabel/replay.h"
 #include "train/label_pool.h"
 #include "train/student.h"
 
@@ -89,7 +92,7 @@ TEST(LabelPool, RuleScoresAndSelection) {
 
 namespace {
 struct Labelled {
-  std::string images, labels, labels_other;
+  std::string images, labels, labels_other, labels_full;
   test::TempDir dir;
   Labelled() {
     recover::RecoverConfig rc;
@@ -108,6 +111,11 @@ struct Labelled {
     lc.prune_ratio = 0.5;
     relabel::relabel(lc, Progress::null());
     labels = lc.out;
+    lc.out = dir.path("labels-full.lpld");
+    lc.prune_ratio = 0;
+    relabel::relabel(lc, Progress::null());
+    labels_full = lc.out;
+    lc.prune_ratio = 0.5;
     rc.out = dir.path("images2");
     rc.seed = 9;
     recover::recover(rc, Progress::null());
@@ -192,6 +200,82 @@ TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {
   c.prune_ratio = 0.2;  // needs more steps than the store (pruned at 0.5) holds
   EXPECT_THROW(train::train_student(c, Progress::null()), std::invalid_argument);
   EXPECT_FALSE(fs::exists(dir.path("x/student.safetensors")));
+}
+
+// Rule-based pruning (METHOD.md "Analysis"): the pool a run reports is the top (easy) or
+// bottom (hard) of the rule's scores, recomputed here with plain loops from the store.
+TEST(Train, RuleBasedPoolIsTheRankingOfIndependentlyComputedScores) {
+  test::TempDir dir;
+  relabel::LabelStore store(labelled().labels_full);
+  const auto& h = store.header();
+  ASSERT_TRUE(h.cutmix);
+  std::map<std::string, std::vector<double>> scores;
+  for (int64_t s = 0; s < h.total_steps(); ++s) {
+    auto plan = relabel::plan_step(h, s);
+    auto logits = store.logits(s).to(torch::kFloat64).contiguous();
+    const int64_t n = logits.size(0), c = logits.size(1);
+    const double* l = logits.data_ptr<double>();
+    double correct = 0, conf = 0, diff = 0, diff_signed = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<double> p(l + i * c, l + (i + 1) * c);
+      const double mx = *std::max_element(p.begin(), p.end());
+      double z = 0;
+      for (double& v : p) z += (v = std::exp(v - mx));
+      for (double& v : p) v /= z;
+      const int64_t y = h.labels[static_cast<size_t>(plan.indices[static_cast<size_t>(i)])];
+      std::vector<double> sorted = p;
+      std::sort(sorted.rbegin(), sorted.rend());
+      double best_other = -1;
+      for (int64_t k = 0; k < c; ++k)
+        if (k != y) best_other = std::max(best_other, p[static_cast<size_t>(k)]);
+      correct += std::max_element(p.begin(), p.end()) - p.begin() == y;
+      conf += sorted[0];
+      diff += sorted[0] - sorted[1];
+      diff_signed += p[static_cast<size_t>(y)] - best_other;
+    }
+    scores["correct"].push_back(correct / n);
+    scores["confidence"].push_back(conf / n);
+    scores["diff"].push_back(diff / n);
+    scores["diff_signed"].push_back(diff_signed / n);
+    scores["cut_ratio"].push_back(plan.mix.lambda);
+  }
+  for (const auto& [rule, sc] : scores) {
+    for (const char* side : {"easy", "hard"}) {
+      auto c = small(dir.path(rule + side));
+      c.labels = labelled().labels_full;
+      c.metric = rule + "_" + side;
+      c.prune_ratio = 0.9;  // 9 of 90 steps
+      c.epochs = 1;
+      auto r = train::train_student(c, Progress::null());
+      ASSERT_FALSE(r.rule_pool.is_null()) << c.metric;
+      auto chosen = r.rule_pool["selected_steps"].get<std::vector<int64_t>>();
+      ASSERT_EQ(chosen.size(), 9u) << c.metric;
+      EXPECT_EQ(read_json(dir.path(rule + side + "/result.json"))["rule_pool"], r.rule_pool);
+      std::set<int64_t> in(chosen.begin(), chosen.end());
+      ASSERT_EQ(in.size(), 9u) << c.metric;
+      // every chosen step scores at least as well (easy) / as badly (hard) as every other one;
+      // 1e-6 allows for the float32 softmax of the tool against double here
+      const bool easy = std::string(side) == "easy";
+      double worst_in = easy ? 1e9 : -1e9, best_out = easy ? -1e9 : 1e9;
+      for (int64_t s = 0; s < h.total_steps(); ++s) {
+        const double v = sc[static_cast<size_t>(s)];
+        if (in.count(s))
+          worst_in = easy ? std::min(worst_in, v) : std::max(worst_in, v);
+        else
+          best_out = easy ? std::max(best_out, v) : std::min(best_out, v);
+      }
+      if (easy)
+        EXPECT_GE(worst_in, best_out - 1e-6) << c.metric;
+      else
+        EXPECT_LE(worst_in, best_out + 1e-6) << c.metric;
+    }
+  }
+  // the two sides of a rule pick different steps unless every score ties
+  auto pick = [&](const std::string& m) {
+    return read_json(dir.path(m + "/result.json"))["rule_pool"]["selected_steps"];
+  };
+  EXPECT_NE(pick("cut_ratioeasy"), pick("cut_ratiohard"));
+  EXPECT_NE(pick("confidenceeasy"), pick("confidencehard"));
 }
 
 TEST(Train, OnlineLabels) {

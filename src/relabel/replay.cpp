@@ -36,4 +36,23 @@ torch::Tensor render_step(const torch::Tensor& images, const StepPlan& plan, int
   return plan.cutmix ? data::apply_cutmix(batch, plan.mix) : batch;
 }
 
+json describe_step(const LabelHeader& h, const StepPlan& p) {
+  const int64_t bpe = h.batches_per_epoch();
+  json views = json::array(), classes = json::array();
+  for (const auto& v : p.views)
+    views.push_back({{"crop", {v.x0, v.y0, v.w, v.h}}, {"flip", v.flip}});
+  for (int64_t i : p.indices) classes.push_back(h.labels.at(static_cast<size_t>(i)));
+  json mix = nullptr;
+  if (p.cutmix) {
+    const double area = static_cast<double>((p.mix.x2 - p.mix.x1) * (p.mix.y2 - p.mix.y1));
+    mix = {{"lambda", p.mix.lambda},
+           {"box", {p.mix.x1, p.mix.y1, p.mix.x2, p.mix.y2}},
+           {"pasted", area / static_cast<double>(h.image_size * h.image_size)},
+           {"partners", p.mix.perm}};
+  }
+  return {{"step", p.step},      {"epoch", p.step / bpe}, {"batch", p.step % bpe},
+          {"images", p.indices}, {"classes", classes},    {"views", views},
+          {"cutmix", mix}};
+}
+
 }  // namespace lpld::relabel

@@ -30,4 +30,10 @@ StepPlan plan_step(const LabelHeader& header, int64_t step,
 // the step's batch [n, C, size, size], views rendered and CutMix applied.
 torch::Tensor render_step(const torch::Tensor& images, const StepPlan& plan, int64_t size);
 
+// A step as JSON, for `lpld labels steps` and analysis scripts: step, epoch, batch, images
+// (indices), classes, views ([x0, y0, w, h] fractions + flip), and the CutMix (null without
+// it): lambda (the Beta draw), box [x1, y1, x2, y2] in pixels, pasted (fraction of each
+// image's pixels that come from its partner, after clipping) and partners (batch positions).
+json describe_step(const LabelHeader& header, const StepPlan& plan);
+
 }  // namespace lpld::relabel

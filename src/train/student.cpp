@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <map>
+#include <numeric>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -100,15 +101,17 @@ void TrainConfig::validate() const {
 }
 
 json TrainResult::to_json() const {
-  return {{"top1", top1},
-          {"top5", top5},
-          {"seconds", seconds},
-          {"train_seconds", train_seconds},
-          {"images_per_second", images_per_second},
-          {"steps", steps},
-          {"pool_steps", pool_steps},
-          {"resumed_from_epoch", resumed_from_epoch},
-          {"evals", evals}};
+  json j = {{"top1", top1},
+            {"top5", top5},
+            {"seconds", seconds},
+            {"train_seconds", train_seconds},
+            {"images_per_second", images_per_second},
+            {"steps", steps},
+            {"pool_steps", pool_steps},
+            {"resumed_from_epoch", resumed_from_epoch},
+            {"evals", evals}};
+  if (!rule_pool.is_null()) j["rule_pool"] = rule_pool;
+  return j;
 }
 
 TrainResult train_student(const TrainConfig& config, Progress& progress) {
@@ -149,6 +152,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   check_arg(set.images->num_classes() == h.num_classes, "--images",
             "class count differs from the labels'");
   PoolSpec pool;
+  json rule_pool = nullptr;
   pool.granularity = config.granularity;
   pool.metric = config.metric;
   pool.batches_per_epoch = h.batches_per_epoch();
@@ -178,6 +182,14 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
                                   plan.cutmix ? plan.mix.lambda : 1.0));
     }
     pool.selected = select_by_score(scores, pool.pool_steps, easy);
+    double pool_sum = 0;
+    for (int64_t id : pool.selected) pool_sum += scores[static_cast<size_t>(id)];
+    rule_pool = {{"rule", rule},
+                 {"side", easy ? "easy" : "hard"},
+                 {"score_mean_pool", pool_sum / static_cast<double>(pool.selected.size())},
+                 {"score_mean_all", std::accumulate(scores.begin(), scores.end(), 0.0) /
+                                        static_cast<double>(scores.size())},
+                 {"selected_steps", pool.selected}};
   }
   check_arg(
       pool.pool_steps <= h.steps_kept, "--prune-ratio",
@@ -207,6 +219,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       r.top1 = done["top1"], r.top5 = done["top5"], r.seconds = done["seconds"];
       r.train_seconds = done["train_seconds"], r.images_per_second = done["images_per_second"];
       r.steps = done["steps"], r.pool_steps = done["pool_steps"], r.evals = done["evals"];
+      r.rule_pool = done.value("rule_pool", json());
       r.reused = true;
       return r;
     }
@@ -241,6 +254,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
 
   TrainResult result;
   result.pool_steps = pool.pool_steps;
+  result.rule_pool = rule_pool;
   int64_t first_epoch = 0, images_seen = 0;
   double prior_train_seconds = 0;  // training time before a resume
   auto train_start = Clock::now();

@@ -53,6 +53,9 @@ struct TrainResult {
   int64_t steps = 0, pool_steps = 0, resumed_from_epoch = 0;
   bool reused = false;  // an identical finished run was found in `out`
   json evals = json::array();
+  // Rule-based metrics only (null otherwise): rule, side, the selected step ids and the mean
+  // score over the pool and over every step, so a run's pool can be checked and explained.
+  json rule_pool = nullptr;
   json to_json() const;
 };
 
