@@ -165,6 +165,55 @@ TEST(Recover, InterruptedRunResumesToTheSameSet) {
   EXPECT_THROW(recover::recover(other, Progress::null()), std::invalid_argument);
 }
 
+namespace {
+// Throws once `limit` iterations are done, as a kill would stop the run.
+class KillAfter : public Progress {
+ public:
+  explicit KillAfter(int64_t limit) : limit_(limit) {}
+  void start(const std::string&, int64_t, const std::string&) override {}
+  void update(int64_t done, const std::string&) override {
+    if (done >= limit_) throw std::runtime_error("killed");
+  }
+  void finish(const std::string&) override {}
+  void message(const std::string&) override {}
+
+ private:
+  int64_t limit_;
+};
+}  // namespace
+
+// A kill mid-run keeps finished units (on disk, staged as PNGs in hidden folders); no class
+// folder is visible until complete, and the resumed run gives the uninterrupted run's bytes.
+TEST(Recover, KilledRunOfEitherModeResumesFromItsUnits) {
+  test::TempDir dir;
+  for (const char* mode : {"class", "mixed"}) {
+    auto whole = small_config(dir.path(std::string(mode) + "-whole"), mode);
+    whole.pack = 1;
+    recover::recover(whole, Progress::null());
+    auto killed = small_config(dir.path(std::string(mode) + "-killed"), mode);
+    killed.pack = 1;
+    KillAfter kill(130);  // 60 iterations per unit: two units done, the third under way
+    EXPECT_THROW(recover::recover(killed, kill), std::runtime_error) << mode;
+    int visible = 0, staged = 0;
+    for (const auto& e : fs::directory_iterator(killed.out))
+      if (e.is_directory()) {
+        const auto name = e.path().filename().string();
+        if (name.rfind(".tmp-", 0) == 0)
+          ++staged;
+        else if (name != ".units")
+          ++visible;
+      }
+    // class mode: two classes complete, one staged; mixed: nothing complete, all staged
+    EXPECT_EQ(visible, std::string(mode) == "class" ? 2 : 0) << mode;
+    EXPECT_EQ(staged, std::string(mode) == "class" ? 0 : 3) << mode;
+    recover::recover(killed, Progress::null());
+    EXPECT_EQ(folder_bytes(killed.out), folder_bytes(whole.out)) << mode;
+    EXPECT_EQ(folder_bytes(killed.out).size(), 9u) << mode;
+    for (const auto& e : fs::directory_iterator(killed.out))
+      EXPECT_NE(e.path().filename().string()[0], '.') << mode << " left " << e.path();
+  }
+}
+
 TEST(Recover, PackingMatchesOneClassAtATime) {
   test::TempDir dir;
   auto one = small_config(dir.path("one"));
