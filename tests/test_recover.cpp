@@ -36,6 +36,35 @@ TEST(BnLoss, EqualsDirectComputationPerGroup) {
   }
 }
 
+// The TV-L2 prior of DeepInversion / SRe2L, per group, by loops over pixels.
+TEST(BnLoss, TvL2PriorMatchesTheNeighbourDifferencesByLoops) {
+  torch::manual_seed(3);
+  auto x = torch::randn({4, 2, 5, 6}, torch::kFloat64);  // 2 groups of 2 images
+  auto prior = recover::tv_l2_prior(x, 2);
+  ASSERT_EQ(prior.sizes(), (std::vector<int64_t>{2}));
+  auto a = x.accessor<double, 4>();
+  for (int64_t k = 0; k < 2; ++k) {
+    double sq[4] = {0, 0, 0, 0};  // right, down, down-left, down-right
+    for (int64_t n = 2 * k; n < 2 * k + 2; ++n)
+      for (int64_t c = 0; c < 2; ++c)
+        for (int64_t i = 0; i < 5; ++i)
+          for (int64_t j = 0; j < 6; ++j) {
+            auto add = [&](int q, int64_t i2, int64_t j2) {
+              if (i2 < 5 && j2 >= 0 && j2 < 6) {
+                const double d = a[n][c][i][j] - a[n][c][i2][j2];
+                sq[q] += d * d;
+              }
+            };
+            add(0, i, j + 1);
+            add(1, i + 1, j);
+            add(2, i + 1, j - 1);
+            add(3, i + 1, j + 1);
+          }
+    const double expect = std::sqrt(sq[0]) + std::sqrt(sq[1]) + std::sqrt(sq[2]) + std::sqrt(sq[3]);
+    EXPECT_NEAR(prior[k].item<double>(), expect, 1e-9);
+  }
+}
+
 TEST(BnLoss, GradientsReachImagesNotTeacherFiniteDifferences) {
   torch::manual_seed(2);
   auto net = models::make_model({"convnet-d1-w3", 3, 1, 8});

@@ -20,13 +20,17 @@ torch::Tensor bn_matching_loss(const std::vector<torch::Tensor>& inputs, int64_t
 }
 
 torch::Tensor tv_l2_prior(const torch::Tensor& images, int64_t groups) {
+  using torch::indexing::None;
   using torch::indexing::Slice;
-  auto dx = images.index({Slice(), Slice(), Slice(), Slice(1, torch::indexing::None)}) -
-            images.index({Slice(), Slice(), Slice(), Slice(torch::indexing::None, -1)});
-  auto dy = images.index({Slice(), Slice(), Slice(1, torch::indexing::None), Slice()}) -
-            images.index({Slice(), Slice(), Slice(torch::indexing::None, -1), Slice()});
-  // per group: ||dx||_2 + ||dy||_2 over all its images
-  return dx.reshape({groups, -1}).norm(2, {1}) + dy.reshape({groups, -1}).norm(2, {1});
+  const auto all = Slice(), head = Slice(None, -1), tail = Slice(1, None);
+  auto at = [&](const Slice& rows, const Slice& cols) {
+    return images.index({all, all, rows, cols});
+  };
+  auto norm = [&](const torch::Tensor& d) { return d.reshape({groups, -1}).norm(2, {1}); };
+  return norm(at(all, head) - at(all, tail)) +    // horizontal neighbours
+         norm(at(head, all) - at(tail, all)) +    // vertical
+         norm(at(tail, head) - at(head, tail)) +  // anti-diagonal
+         norm(at(head, head) - at(tail, tail));   // diagonal
 }
 
 }  // namespace lpld::recover

@@ -16,7 +16,9 @@ torch::Tensor bn_matching_loss(const std::vector<torch::Tensor>& inputs, int64_t
                                const std::vector<torch::Tensor>& target_var,
                                double first_bn_multiplier);
 
-// Total-variation (L2 of neighbour differences) prior per image group, [K].
+// Total-variation prior per image group, [K]: the DeepInversion / SRe2L "loss_var_l2", the
+// sum of the L2 norms (over the group's images) of the differences between each pixel and
+// its right, lower, lower-left and lower-right neighbours.
 torch::Tensor tv_l2_prior(const torch::Tensor& images, int64_t groups);
 
 }  // namespace lpld::recover
