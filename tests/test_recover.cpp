@@ -235,8 +235,17 @@ TEST(Recover, KilledRunOfEitherModeResumesFromItsUnits) {
     // class mode: two classes complete, one staged; mixed: nothing complete, all staged
     EXPECT_EQ(visible, std::string(mode) == "class" ? 2 : 0) << mode;
     EXPECT_EQ(staged, std::string(mode) == "class" ? 0 : 3) << mode;
+    // what a kill during a write leaves: temp files of a PNG and of a unit
+    for (const auto& e : fs::directory_iterator(killed.out))
+      if (e.path().filename().string().rfind(".tmp-", 0) == 0)
+        write_file_atomic((e.path() / "00001.png.tmp.4242").string(), "partial");
+    write_file_atomic(killed.out + "/.units/u0.safetensors.tmp.4242", "partial");
     recover::recover(killed, Progress::null());
     EXPECT_EQ(folder_bytes(killed.out), folder_bytes(whole.out)) << mode;
+    for (const auto& e : fs::recursive_directory_iterator(killed.out))
+      if (e.is_regular_file())
+        EXPECT_TRUE(e.path().extension() == ".png" || e.path().extension() == ".json")
+            << mode << " left " << e.path();
     EXPECT_EQ(folder_bytes(killed.out).size(), 9u) << mode;
     for (const auto& e : fs::directory_iterator(killed.out))
       EXPECT_NE(e.path().filename().string()[0], '.') << mode << " left " << e.path();

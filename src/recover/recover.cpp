@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -143,6 +144,9 @@ void RecoverConfig::validate() const {
 json RecoverConfig::identity() const {
   json j = config_json(*this);
   for (const char* k : {"teacher", "out", "classes", "pack", "device"}) j.erase(k);
+  // The TV prior changed from 2 to DeepInversion's 4 neighbour differences: folders made
+  // with the old one (tv_l2 > 0) must not be resumed with the new one.
+  if (tv_l2 > 0) j["tv_prior"] = "4-neighbour";
   return j;
 }
 
@@ -249,6 +253,8 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
     r.images = torch::Tensor();
     done[id] = std::move(r);
   };
+  // Leftovers of a killed run (e.g. a PNG temp file) go; every finished unit is restaged.
+  for (int64_t c : pending_classes) fs::remove_all(staging_dir(c));
   for (const auto& u : all_units) {
     if (file_exists(unit_path(config.out, u.id)))
       stage_unit(u.id, load_unit(unit_path(config.out, u.id)));
@@ -475,9 +481,16 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   if (pending_classes.empty()) {
     std::vector<int64_t> range(static_cast<size_t>(last - first));
     std::iota(range.begin(), range.end(), first);
-    for (const auto& u : plan_units(config, C, range)) fs::remove(unit_path(config.out, u.id));
+    std::set<std::string> mine;  // "u<id>.safetensors", which also prefixes its temp files
+    for (const auto& u : plan_units(config, C, range))
+      mine.insert(fs::path(unit_path(config.out, u.id)).filename().string());
     std::error_code ec;
-    fs::remove(config.out + "/.units", ec);  // fails while another process has units: fine
+    for (const auto& e : fs::directory_iterator(config.out + "/.units", ec)) {
+      const std::string name = e.path().filename().string();
+      const auto dot = name.find(".safetensors");
+      if (dot != std::string::npos && mine.count(name.substr(0, dot + 12)))
+        fs::remove(e.path(), ec);
+    }
   }
   const double opt_seconds = seconds_since(optimize_start);
   result.iterations_per_second = opt_seconds > 0 ? work_done / opt_seconds : 0;
@@ -511,13 +524,14 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       }
     }
   }
-  if (class_mode && counted > 0) result.teacher_top1 = correct_sum / counted;
-  for (const auto& e : fs::recursive_directory_iterator(config.out))
-    if (e.is_regular_file() && e.path().extension() == ".png" &&
-        e.path().parent_path().filename().string().rfind(".", 0) != 0) {
-      result.image_bytes += static_cast<int64_t>(e.file_size());
-      ++result.images;
-    }
+  // Mixed mode counts exactly from its units above; a re-run of a complete folder has none.
+  if ((class_mode || done.empty()) && counted > 0) result.teacher_top1 = correct_sum / counted;
+  for (const auto& cj : classes)  // complete class folders only: other processes' hidden
+    for (const auto& e : fs::directory_iterator(config.out + "/" + cj["dir"].get<std::string>()))
+      if (e.is_regular_file() && e.path().extension() == ".png") {  // staging folders change
+        result.image_bytes += static_cast<int64_t>(e.file_size());
+        ++result.images;
+      }
   json manifest = identity;
   manifest["num_classes"] = C;
   manifest["image_size"] = S;
@@ -528,6 +542,12 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   manifest["classes"] = classes;
   manifest["complete"] = static_cast<int64_t>(classes.size()) == C;
   write_json(config.out + "/manifest.json", manifest);
+  // Every class done: no process can still need the unit folder (removing it earlier could
+  // race with another --classes process creating a unit file in it).
+  if (manifest["complete"].get<bool>()) {
+    std::error_code ec;
+    fs::remove(config.out + "/.units", ec);  // not empty: some other process's leftovers
+  }
   std::sort(result.classes.begin(), result.classes.end(),
             [](const ClassRecord& a, const ClassRecord& b) { return a.label < b.label; });
   result.seconds = seconds_since(start);

@@ -219,7 +219,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       r.top1 = done["top1"], r.top5 = done["top5"], r.seconds = done["seconds"];
       r.train_seconds = done["train_seconds"], r.images_per_second = done["images_per_second"];
       r.steps = done["steps"], r.pool_steps = done["pool_steps"], r.evals = done["evals"];
-      r.rule_pool = done.value("rule_pool", json());
+      r.rule_pool = rule_pool;  // the same pool: the identity fixes it
       r.reused = true;
       return r;
     }
