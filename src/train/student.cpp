@@ -291,7 +291,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     save_safetensors(state_path, f);
   };
 
-  auto images = data::normalize(set.images->images(), h.norm, device);
+  auto images = set.images->images().to(device);   // uint8; render_step normalizes per step
   std::map<int64_t, std::vector<int64_t>> orders;  // epoch order cache (a few epochs)
   auto plan_of = [&](int64_t s) {
     const int64_t e = s / h.batches_per_epoch();
@@ -339,7 +339,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       // per step cost more in thread and OpenMP-team start-up than it saved.
       auto plan = plan_of(steps[i]);
       torch::Tensor target = online ? torch::Tensor() : store->logits(steps[i]);
-      auto batch = relabel::render_step(images, plan, h.image_size);
+      auto batch = relabel::render_step(images, h.norm, plan, h.image_size);
       if (online) {
         torch::NoGradGuard ng;
         target = teacher->model->forward(batch);
