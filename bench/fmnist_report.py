@@ -1,6 +1,6 @@
 # Builds bench/results/fmnist.{json,md,png} from the outputs of bench/fmnist.sh.
 # Usage: /usr/bin/python3 bench/fmnist_report.py bench/work/fmnist
-import json, os, statistics as st, subprocess, sys
+import functools, glob, json, os, statistics as st, subprocess, sys
 
 w = sys.argv[1]
 config = sys.argv[2] if len(sys.argv) > 2 else "bench/configs/fmnist-paper.yaml"
@@ -40,8 +40,8 @@ if missing:
 # Cost of a cell: its label store's relabel seconds (costs.json) and its student runs; the image
 # set's recover seconds (sum over its class.json files) are shared by the cells of a row group.
 costs = json.load(open(f"{w}/costs.json")) if os.path.exists(f"{w}/costs.json") else {}
+@functools.lru_cache(maxsize=None)  # one image set serves the 6 cells of a mode and IPC
 def recover_seconds(mode, ipc):
-    import glob
     return sum(json.load(open(f))["seconds"] for f in glob.glob(f"{w}/images/{mode}-ipc{ipc}/*/class.json"))
 md += ["", "## Storage and cost per cell", "",
        "Seconds on this machine (2 cores). recover: the cell's image set, shared by the 6 cells of that",
@@ -103,7 +103,6 @@ for rule in ["correct", "diff", "diff_signed", "cut_ratio", "confidence"]:
             out["rules"].append({"rule": rule, "side": side, "prune_ratio": float(r), "top1": v})
             row.append(fmt(v))
     md.append("| " + " | ".join(row) + " |")
-import glob
 rule_secs = [json.load(open(p))["seconds"] for p in glob.glob(f"{w}/rules/*/result.json")]
 out["rules_seconds"] = sum(rule_secs)
 md += ["", f"Cost: {len(rule_secs)} student runs, {sum(rule_secs):.0f} s ({st.mean(rule_secs):.1f} s each). "
@@ -147,7 +146,7 @@ if os.path.exists("bench/fmnist_findings.md"):
 json.dump(out, open("bench/results/fmnist.json", "w"), indent=2)
 open("bench/results/fmnist.md", "w").write("\n".join(md) + "\n")
 # Figure 1: top-1 against total storage, one line per mode (and IPC) that has results.
-dat = "bench/work/fmnist/plot.dat"
+dat = f"{w}/plot.dat"
 series = []
 with open(dat, "w") as f:
     for mode in ["class", "mixed"]:

@@ -45,7 +45,7 @@ plans = [json.loads(l) for l in open(f"{w}/rules/steps-class-ipc10-r0.jsonl")]
 assert len(plans) == len(logits) == h["total_steps"], "steps file and store disagree"
 S = len(logits)
 scores = {r: [] for r in RULES}
-stats = {k: [] for k in ["lambda", "pasted", "max_prob", "entropy", "teacher_correct"]}
+pasted, entropy = [], []
 for s, (z, plan) in enumerate(zip(logits, plans)):
     assert plan["step"] == s and len(plan["images"]) == len(z)
     y = np.array([h["labels"][i] for i in plan["images"]])
@@ -59,11 +59,11 @@ for s, (z, plan) in enumerate(zip(logits, plans)):
     scores["diff"].append(float((top2[:, 0] - top2[:, 1]).mean()))
     scores["diff_signed"].append(float((p[np.arange(len(y)), y] - others.max(1)).mean()))
     scores["cut_ratio"].append(plan["cutmix"]["lambda"])
-    stats["lambda"].append(plan["cutmix"]["lambda"])
-    stats["pasted"].append(plan["cutmix"]["pasted"])
-    stats["max_prob"].append(float(top2[:, 0].mean()))
-    stats["entropy"].append(float(-(p * np.log(np.clip(p, 1e-30, 1))).sum(1).mean()))
-    stats["teacher_correct"].append(float((p.argmax(1) == y).mean()))
+    pasted.append(plan["cutmix"]["pasted"])
+    entropy.append(float(-(p * np.log(np.clip(p, 1e-30, 1))).sum(1).mean()))
+# Pool statistics (this key order is the report's column order); three are rule scores.
+stats = {"lambda": scores["cut_ratio"], "pasted": pasted, "max_prob": scores["confidence"],
+         "entropy": entropy, "teacher_correct": scores["correct"]}
 
 
 def select(sc, k, easy):  # stable: ties keep step order, as lpld does
@@ -103,8 +103,8 @@ for r in ["0.975", "0.99"]:
                     reported = rp["selected_steps"]
                     if reported != mine:
                         # a difference is only acceptable between float-tied scores
-                        lo = min(scores[rule][i] for i in set(mine) ^ set(reported))
-                        hi = max(scores[rule][i] for i in set(mine) ^ set(reported))
+                        differ = [scores[rule][i] for i in set(mine) ^ set(reported)]
+                        lo, hi = min(differ), max(differ)
                         out["selection_checked"].append({"run": p, "match": False, "tie_spread": hi - lo})
                     else:
                         out["selection_checked"].append({"run": p, "match": True})

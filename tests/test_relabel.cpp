@@ -80,8 +80,8 @@ TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
     for (int64_t step : {0, 2, 7, 14}) {
       auto plan = relabel::plan_step(s.header(), step);
       EXPECT_EQ(static_cast<int64_t>(plan.indices.size()), step % 3 == 2 ? 2 : 5);
-      auto logits = ck.model->forward(
-          relabel::render_step(images, s.header().norm, plan, s.header().image_size));
+      auto logits = ck.model->forward(relabel::render_step(
+          images, data::NormTensors(s.header().norm, torch::kCPU), plan, s.header().image_size));
       const double tol = std::string(dtype) == "fp16" ? 1e-2 : 1e-4;
       EXPECT_TRUE(torch::allclose(s.logits(step), logits, tol, tol)) << dtype << " step " << step;
     }

@@ -94,28 +94,29 @@ torch::Tensor apply_cutmix(const torch::Tensor& images, const CutMix& c) {
   return out;
 }
 
-namespace {
-std::pair<torch::Tensor, torch::Tensor> mean_std(const Normalization& n, const torch::Device& d) {
+NormTensors::NormTensors(const Normalization& n, const torch::Device& d) {
   const int64_t c = static_cast<int64_t>(n.mean.size());
-  auto m = torch::tensor(n.mean, torch::kFloat32).view({1, c, 1, 1}).to(d);
-  auto s = torch::tensor(n.std, torch::kFloat32).view({1, c, 1, 1}).to(d);
-  return {m, s};
+  mean = torch::tensor(n.mean, torch::kFloat32).view({1, c, 1, 1}).to(d);
+  std = torch::tensor(n.std, torch::kFloat32).view({1, c, 1, 1}).to(d);
 }
-}  // namespace
 
 torch::Tensor normalize_unit(const torch::Tensor& images01, const Normalization& norm) {
-  auto [m, s] = mean_std(norm, images01.device());
-  return (images01 - m) / s;
+  NormTensors n(norm, images01.device());
+  return (images01 - n.mean) / n.std;
+}
+
+torch::Tensor normalize(const torch::Tensor& images_u8, const NormTensors& n) {
+  return (images_u8.to(n.mean.device()).to(torch::kFloat32).div_(255.0f) - n.mean) / n.std;
 }
 
 torch::Tensor normalize(const torch::Tensor& images_u8, const Normalization& norm,
                         const torch::Device& device) {
-  return normalize_unit(images_u8.to(device).to(torch::kFloat32).div_(255.0f), norm);
+  return normalize(images_u8, NormTensors(norm, device));
 }
 
 torch::Tensor denormalize_to_u8(const torch::Tensor& images, const Normalization& norm) {
-  auto [m, s] = mean_std(norm, images.device());
-  return (images.detach().to(torch::kFloat32) * s + m)
+  NormTensors n(norm, images.device());
+  return (images.detach().to(torch::kFloat32) * n.std + n.mean)
       .clamp(0.0, 1.0)
       .mul(255.0)
       .round()
@@ -124,8 +125,8 @@ torch::Tensor denormalize_to_u8(const torch::Tensor& images, const Normalization
 
 std::pair<torch::Tensor, torch::Tensor> pixel_bounds(const Normalization& norm,
                                                      const torch::Device& device) {
-  auto [m, s] = mean_std(norm, device);
-  return {(0 - m) / s, (1 - m) / s};
+  NormTensors n(norm, device);
+  return {(0 - n.mean) / n.std, (1 - n.mean) / n.std};
 }
 
 }  // namespace lpld::data

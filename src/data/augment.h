@@ -50,11 +50,19 @@ CutMix random_cutmix(Rng& rng, int64_t batch, int64_t height, int64_t width, dou
 // images: [B, C, H, W] -> mixed copy (the input is not modified).
 torch::Tensor apply_cutmix(const torch::Tensor& images, const CutMix& cutmix);
 
+// A normalization's mean and std as float [1, C, 1, 1] tensors on a device: build once
+// before a loop that normalizes many batches.
+struct NormTensors {
+  torch::Tensor mean, std;
+  NormTensors(const Normalization& norm, const torch::Device& device);
+};
 // float [N, C, H, W] pixels in [0, 1] -> (x - mean) / std, on the images' device.
 torch::Tensor normalize_unit(const torch::Tensor& images01, const Normalization& norm);
 // uint8 [N, C, H, W] (any device) -> float normalized (x/255 - mean) / std on `device`.
 torch::Tensor normalize(const torch::Tensor& images_u8, const Normalization& norm,
                         const torch::Device& device);
+// The same, on the device of `n`.
+torch::Tensor normalize(const torch::Tensor& images_u8, const NormTensors& n);
 // float normalized [N, C, H, W] -> uint8 with rounding (not truncation: METHOD.md flaws).
 torch::Tensor denormalize_to_u8(const torch::Tensor& images, const Normalization& norm);
 // The per-channel valid range [(0 - m) / s, (1 - m) / s] as [1, C, 1, 1] tensors.

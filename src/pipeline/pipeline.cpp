@@ -140,6 +140,7 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
     progress.message(fmt::format("squeeze: teacher top-1 {:.2f}%", r.top1));
   }
   t_squeeze = teacher_info["seconds"].get<double>();
+  const std::string teacher_hash = teacher_info["checkpoint_hash"];  // checked or just made
 
   json runs = json::array();
   for (const auto& mode : config.modes) {
@@ -159,6 +160,33 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           fmt::format("recover {}: teacher top-1 on the images {:.1f}%", tag, rr.teacher_top1));
       if (mode == config.modes.front() && ipc == config.ipcs.front())
         write_image_grid(rc.out, out + "/images.png");
+      std::string image_set_hash;  // loaded once, and only when a store is there to compare
+      auto set_hash = [&] {
+        if (image_set_hash.empty()) image_set_hash = relabel::load_image_set(rc.out).hash;
+        return image_set_hash;
+      };
+      // One student run, recorded in the summary (label_bytes 0 and ratio -1: online labels).
+      auto train_and_record = [&](train::TrainConfig tc, int64_t seed, double ratio,
+                                  uint64_t label_bytes, const std::string& run_tag) {
+        tc.images = rc.out;
+        tc.seed = static_cast<uint64_t>(seed);
+        tc.device = config.device;
+        tc.val = config.squeeze.val;
+        tc.out = out + "/runs/" + tag + "-" + run_tag + fmt::format("-s{}", seed);
+        auto tr = train::train_student(tc, progress);
+        t_train += tr.seconds;
+        runs.push_back({{"mode", mode},
+                        {"ipc", ipc},
+                        {"prune_ratio", ratio},
+                        {"seed", seed},
+                        {"label_bytes", label_bytes},
+                        {"image_bytes", rr.image_bytes},
+                        {"student_top1", tr.top1},
+                        {"student_top5", tr.top5},
+                        {"seconds", tr.seconds},
+                        {"reused", tr.reused}});
+        return tr;
+      };
 
       for (double ratio : config.prune_ratios) {
         // --- relabel: one store per ratio, generating only its pool ---
@@ -174,8 +202,8 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           try {
             relabel::LabelStore existing(lc.out);
             reuse = existing.header().config == lc.identity() &&
-                    existing.header().teacher_hash == hash_file(sq.out) &&
-                    existing.header().image_set_hash == relabel::load_image_set(rc.out).hash;
+                    existing.header().teacher_hash == teacher_hash &&
+                    existing.header().image_set_hash == set_hash();
           } catch (const std::exception& e) {
             progress.message(std::string("relabel: regenerating damaged store: ") + e.what());
           }
@@ -185,62 +213,30 @@ PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out
           write_json(costs_path, costs);
         }
         t_relabel += costs.value(lc.out, 0.0);
-        const uint64_t label_bytes = relabel::LabelStore(lc.out).file_bytes();
+        const uint64_t label_bytes = std::filesystem::file_size(lc.out);
         // --- train one student per seed ---
         for (int64_t seed : config.seeds) {
           train::TrainConfig tc = config.train;
-          tc.images = rc.out;
           tc.labels = lc.out;
           tc.prune_ratio = ratio;
-          tc.seed = static_cast<uint64_t>(seed);
-          tc.device = config.device;
-          tc.val = config.squeeze.val;
           tc.epochs = lc.epochs;
-          tc.out = out + "/runs/" + tag + "-" + ratio_tag(ratio) + fmt::format("-s{}", seed);
-          auto tr = train::train_student(tc, progress);
-          t_train += tr.seconds;
+          auto tr = train_and_record(tc, seed, ratio, label_bytes, ratio_tag(ratio));
           progress.message(
               fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag, factor(ratio), seed, tr.top1));
-          runs.push_back({{"mode", mode},
-                          {"ipc", ipc},
-                          {"prune_ratio", ratio},
-                          {"seed", seed},
-                          {"label_bytes", label_bytes},
-                          {"image_bytes", rr.image_bytes},
-                          {"student_top1", tr.top1},
-                          {"student_top5", tr.top5},
-                          {"seconds", tr.seconds},
-                          {"reused", tr.reused}});
         }
       }
       if (config.online) {
         for (int64_t seed : config.seeds) {
           train::TrainConfig tc = config.train;
-          tc.images = rc.out;
           tc.labels = "online";
           tc.teacher = sq.out;
-          tc.seed = static_cast<uint64_t>(seed);
-          tc.device = config.device;
-          tc.val = config.squeeze.val;
           tc.epochs = config.relabel.epochs;
           tc.batch_size = config.relabel.batch_size;
           tc.cutmix = config.relabel.cutmix;
           tc.cutmix_alpha = config.relabel.cutmix_alpha;
           tc.crop_scale_min = config.relabel.crop_scale_min;
           tc.prune_ratio = 0;
-          tc.out = out + "/runs/" + tag + fmt::format("-online-s{}", seed);
-          auto tr = train::train_student(tc, progress);
-          t_train += tr.seconds;
-          runs.push_back({{"mode", mode},
-                          {"ipc", ipc},
-                          {"prune_ratio", -1.0},
-                          {"seed", seed},
-                          {"label_bytes", 0},
-                          {"image_bytes", rr.image_bytes},
-                          {"student_top1", tr.top1},
-                          {"student_top5", tr.top5},
-                          {"seconds", tr.seconds},
-                          {"reused", tr.reused}});
+          train_and_record(tc, seed, -1.0, 0, "online");
         }
       }
     }

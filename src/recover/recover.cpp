@@ -4,6 +4,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <string_view>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -150,17 +151,29 @@ json RecoverConfig::identity() const {
   return j;
 }
 
+json ClassRecord::to_json() const {
+  return {{"label", label},
+          {"ce", ce},
+          {"bn", bn},
+          {"ce_start", ce_start},
+          {"bn_start", bn_start},
+          {"seconds", seconds},
+          {"teacher_accuracy", teacher_accuracy},
+          {"skipped", skipped}};
+}
+
+ClassRecord ClassRecord::from_json(const json& j) {
+  ClassRecord r;
+  r.label = j.at("label"), r.ce = j.at("ce"), r.bn = j.at("bn");
+  r.ce_start = j.at("ce_start"), r.bn_start = j.at("bn_start"), r.seconds = j.at("seconds");
+  r.teacher_accuracy = j.at("teacher_accuracy");
+  r.skipped = j.value("skipped", false);
+  return r;
+}
+
 json RecoverResult::to_json() const {
   json cls = json::array();
-  for (const auto& c : classes)
-    cls.push_back({{"label", c.label},
-                   {"ce", c.ce},
-                   {"bn", c.bn},
-                   {"ce_start", c.ce_start},
-                   {"bn_start", c.bn_start},
-                   {"seconds", c.seconds},
-                   {"teacher_accuracy", c.teacher_accuracy},
-                   {"skipped", c.skipped}});
+  for (const auto& c : classes) cls.push_back(c.to_json());
   return {{"seconds", seconds},
           {"iterations_per_second", iterations_per_second},
           {"image_iterations_per_second", image_iterations_per_second},
@@ -240,14 +253,16 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   std::map<int64_t, UnitResult> done;
   auto stage_unit = [&](int64_t id, UnitResult r) {
     if (class_mode) {
-      const int64_t c = id / chunks, j = id % chunks;
-      make_dirs(staging_dir(c));
+      const int64_t j = id % chunks;
+      const std::string dir = staging_dir(id / chunks);
+      make_dirs(dir);
       for (int64_t i = 0; i < r.images.size(0); ++i)
-        data::write_png(fmt::format("{}/{:05d}.png", staging_dir(c), j * bs + i), r.images[i]);
+        data::write_png(fmt::format("{}/{:05d}.png", dir, j * bs + i), r.images[i]);
     } else {
       for (int64_t c : pending_classes) {  // mixed: image c of unit `id` is class c's image id
-        make_dirs(staging_dir(c));
-        data::write_png(fmt::format("{}/{:05d}.png", staging_dir(c), id), r.images[c]);
+        const std::string dir = staging_dir(c);
+        make_dirs(dir);
+        data::write_png(fmt::format("{}/{:05d}.png", dir, id), r.images[c]);
       }
     }
     r.images = torch::Tensor();
@@ -312,37 +327,26 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       }
       const std::string dir = class_dir(c);
       const std::string tmp = staging_dir(c);  // holds the class's PNGs already
-      make_dirs(tmp);
       ClassRecord rec;
       rec.label = c;
       double correct = 0;
+      // Mixed mode: a unit's losses are its batch's, shared by its classes; its seconds and
+      // correct count are split evenly over them (per class approximate, overall exact).
+      const double share = class_mode ? 1.0 : static_cast<double>(C);
       for (int64_t id : ids) {
         const auto& r = done[id];
-        if (class_mode) {
-          rec.ce += r.ce / ids.size();
-          rec.bn += r.bn / ids.size();
-          rec.ce_start += r.ce_start / ids.size();
-          rec.bn_start += r.bn_start / ids.size();
-          rec.seconds += r.seconds;
-          correct += r.correct;
-        } else {
-          rec.ce += r.ce / ids.size();  // mixed: the batch's losses, shared by its classes
-          rec.bn += r.bn / ids.size();
-          rec.ce_start += r.ce_start / ids.size();
-          rec.bn_start += r.bn_start / ids.size();
-          rec.seconds += r.seconds / C;
-          correct += r.correct / C;  // approximate per class; exact overall
-        }
+        rec.ce += r.ce / ids.size();
+        rec.bn += r.bn / ids.size();
+        rec.ce_start += r.ce_start / ids.size();
+        rec.bn_start += r.bn_start / ids.size();
+        rec.seconds += r.seconds / share;
+        correct += r.correct / share;
       }
       rec.teacher_accuracy = 100.0 * correct / config.ipc;
-      write_json(tmp + "/class.json", {{"label", c},
-                                       {"name", ck.meta.class_names[c]},
-                                       {"ce", rec.ce},
-                                       {"bn", rec.bn},
-                                       {"ce_start", rec.ce_start},
-                                       {"bn_start", rec.bn_start},
-                                       {"seconds", rec.seconds},
-                                       {"teacher_accuracy", rec.teacher_accuracy}});
+      json class_json = rec.to_json();
+      class_json.erase("skipped");
+      class_json["name"] = ck.meta.class_names[c];
+      write_json(tmp + "/class.json", class_json);
       fs::rename(tmp, dir);
       result.classes.push_back(rec);
       it = pending_classes.erase(it);
@@ -478,17 +482,19 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   }
   // Only the unit files of this run's classes (also those an interrupted run completed but
   // did not clean up): processes sharing the folder (--classes) keep theirs.
-  if (pending_classes.empty()) {
+  // (Every pending class is written by now: each of its units was reloaded or optimized.)
+  {
     std::vector<int64_t> range(static_cast<size_t>(last - first));
     std::iota(range.begin(), range.end(), first);
     std::set<std::string> mine;  // "u<id>.safetensors", which also prefixes its temp files
     for (const auto& u : plan_units(config, C, range))
       mine.insert(fs::path(unit_path(config.out, u.id)).filename().string());
+    constexpr std::string_view kExt = ".safetensors";
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(config.out + "/.units", ec)) {
       const std::string name = e.path().filename().string();
-      const auto dot = name.find(".safetensors");
-      if (dot != std::string::npos && mine.count(name.substr(0, dot + 12)))
+      const auto dot = name.find(kExt);
+      if (dot != std::string::npos && mine.count(name.substr(0, dot + kExt.size())))
         fs::remove(e.path(), ec);
     }
   }
@@ -511,15 +517,8 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
       ++counted;
       if (std::none_of(result.classes.begin(), result.classes.end(),
                        [&](const ClassRecord& r) { return r.label == c; })) {
-        ClassRecord rec;
-        rec.label = c;
+        ClassRecord rec = ClassRecord::from_json(cj);
         rec.skipped = true;
-        rec.ce = cj["ce"];
-        rec.bn = cj["bn"];
-        rec.ce_start = cj["ce_start"];
-        rec.bn_start = cj["bn_start"];
-        rec.seconds = cj["seconds"];
-        rec.teacher_accuracy = cj["teacher_accuracy"];
         result.classes.push_back(rec);
       }
     }

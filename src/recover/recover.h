@@ -67,6 +67,8 @@ struct ClassRecord {
   double ce_start = 0, bn_start = 0;  // and at the first
   double seconds = 0, teacher_accuracy = 0;
   bool skipped = false;  // already complete on disk
+  json to_json() const;  // the fields of class.json, plus `skipped`
+  static ClassRecord from_json(const json& j);
 };
 
 struct RecoverResult {

@@ -104,6 +104,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   // The whole synthetic set as uint8 on the device (small by construction); each step
   // normalizes only its own images.
   auto images = imgs.images().to(device);
+  const data::NormTensors norm(h.norm, device);
   // Several label batches per forward: the teacher is frozen, so batches are independent
   // and a larger forward uses the cores better (bench/relabel measures the choice).
   // On CPU small forwards stay in cache and win (bench/results/relabel.md: 40 images
@@ -134,7 +135,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
     if (s0 + group < h.steps_kept)
       next_plans = std::async(std::launch::async, plans_for, s0 + group);
     std::vector<torch::Tensor> batches;
-    for (const auto& p : plans) batches.push_back(render_step(images, h.norm, p, h.image_size));
+    for (const auto& p : plans) batches.push_back(render_step(images, norm, p, h.image_size));
     auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
     // The writer runs behind the next forward.
     if (pending_write.valid()) pending_write.get();

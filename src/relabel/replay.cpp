@@ -30,10 +30,10 @@ StepPlan plan_step(const LabelHeader& h, int64_t step, const std::vector<int64_t
   return p;
 }
 
-torch::Tensor render_step(const torch::Tensor& images_u8, const data::Normalization& norm,
+torch::Tensor render_step(const torch::Tensor& images_u8, const data::NormTensors& norm,
                           const StepPlan& plan, int64_t size) {
   auto index = torch::tensor(plan.indices, torch::kInt64).to(images_u8.device());
-  auto selected = data::normalize(images_u8.index_select(0, index), norm, images_u8.device());
+  auto selected = data::normalize(images_u8.index_select(0, index), norm);
   auto batch = data::render_views(selected, plan.views, size);
   return plan.cutmix ? data::apply_cutmix(batch, plan.mix) : batch;
 }

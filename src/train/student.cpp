@@ -152,7 +152,6 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   check_arg(set.images->num_classes() == h.num_classes, "--images",
             "class count differs from the labels'");
   PoolSpec pool;
-  json rule_pool = nullptr;
   pool.granularity = config.granularity;
   pool.metric = config.metric;
   pool.batches_per_epoch = h.batches_per_epoch();
@@ -166,30 +165,6 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     check_arg(
         !online && h.steps_kept == h.total_steps(), "--metric",
         config.metric + " ranks all label steps: give a store relabelled with --prune-ratio 0");
-    const auto cut = config.metric.rfind('_');
-    const std::string rule = config.metric.substr(0, cut);
-    const bool easy = config.metric.substr(cut + 1) == "easy";
-    auto labels_all = torch::tensor(h.labels, torch::kInt64);
-    std::vector<double> scores;
-    std::vector<int64_t> order;
-    for (int64_t s = 0; s < h.total_steps(); ++s) {
-      if (s % h.batches_per_epoch() == 0)
-        order = relabel::epoch_order(h, s / h.batches_per_epoch());
-      auto plan = relabel::plan_step(h, s, &order);
-      auto idx = torch::tensor(plan.indices, torch::kInt64);
-      scores.push_back(rule_score(rule, torch::softmax(store->logits(s), 1),
-                                  labels_all.index_select(0, idx),
-                                  plan.cutmix ? plan.mix.lambda : 1.0));
-    }
-    pool.selected = select_by_score(scores, pool.pool_steps, easy);
-    double pool_sum = 0;
-    for (int64_t id : pool.selected) pool_sum += scores[static_cast<size_t>(id)];
-    rule_pool = {{"rule", rule},
-                 {"side", easy ? "easy" : "hard"},
-                 {"score_mean_pool", pool_sum / static_cast<double>(pool.selected.size())},
-                 {"score_mean_all", std::accumulate(scores.begin(), scores.end(), 0.0) /
-                                        static_cast<double>(scores.size())},
-                 {"selected_steps", pool.selected}};
   }
   check_arg(
       pool.pool_steps <= h.steps_kept, "--prune-ratio",
@@ -219,12 +194,48 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       r.top1 = done["top1"], r.top5 = done["top5"], r.seconds = done["seconds"];
       r.train_seconds = done["train_seconds"], r.images_per_second = done["images_per_second"];
       r.steps = done["steps"], r.pool_steps = done["pool_steps"], r.evals = done["evals"];
-      r.rule_pool = rule_pool;  // the same pool: the identity fixes it
+      r.rule_pool = done.value("rule_pool", json());
       r.reused = true;
       return r;
     }
     throw std::invalid_argument("--out: " + config.out +
                                 " holds a finished run with another config");
+  }
+
+  std::map<int64_t, std::vector<int64_t>> orders;  // epoch order cache (a few epochs)
+  auto plan_of = [&](int64_t s) {
+    const int64_t e = s / h.batches_per_epoch();
+    auto it = orders.find(e);
+    if (it == orders.end()) {
+      if (orders.size() >= 16) orders.erase(orders.begin());
+      it = orders.emplace(e, relabel::epoch_order(h, e)).first;
+    }
+    return relabel::plan_step(h, s, &it->second);
+  };
+  json rule_pool = nullptr;
+  if (is_rule_metric(config.metric)) {
+    // Rule-based pruning (METHOD.md "Analysis"): score every stored step, keep the best or worst.
+    const auto cut = config.metric.rfind('_');
+    const std::string rule = config.metric.substr(0, cut);
+    const bool easy = config.metric.substr(cut + 1) == "easy";
+    auto labels_all = torch::tensor(h.labels, torch::kInt64);
+    std::vector<double> scores;
+    for (int64_t s = 0; s < h.total_steps(); ++s) {
+      auto plan = plan_of(s);
+      auto idx = torch::tensor(plan.indices, torch::kInt64);
+      scores.push_back(rule_score(rule, torch::softmax(store->logits(s), 1),
+                                  labels_all.index_select(0, idx),
+                                  plan.cutmix ? plan.mix.lambda : 1.0));
+    }
+    pool.selected = select_by_score(scores, pool.pool_steps, easy);
+    double pool_sum = 0;
+    for (int64_t id : pool.selected) pool_sum += scores[static_cast<size_t>(id)];
+    rule_pool = {{"rule", rule},
+                 {"side", easy ? "easy" : "hard"},
+                 {"score_mean_pool", pool_sum / static_cast<double>(pool.selected.size())},
+                 {"score_mean_all", std::accumulate(scores.begin(), scores.end(), 0.0) /
+                                        static_cast<double>(scores.size())},
+                 {"selected_steps", pool.selected}};
   }
 
   // --- model and optimizer ---
@@ -257,7 +268,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   result.rule_pool = rule_pool;
   int64_t first_epoch = 0, images_seen = 0;
   double prior_train_seconds = 0;  // training time before a resume
-  auto train_start = Clock::now();
+  Clock::time_point train_start;
   if (file_exists(state_path)) {
     auto st = load_safetensors(state_path);
     check_file(
@@ -291,17 +302,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     save_safetensors(state_path, f);
   };
 
-  auto images = set.images->images().to(device);   // uint8; render_step normalizes per step
-  std::map<int64_t, std::vector<int64_t>> orders;  // epoch order cache (a few epochs)
-  auto plan_of = [&](int64_t s) {
-    const int64_t e = s / h.batches_per_epoch();
-    auto it = orders.find(e);
-    if (it == orders.end()) {
-      if (orders.size() >= 16) orders.erase(orders.begin());
-      it = orders.emplace(e, relabel::epoch_order(h, e)).first;
-    }
-    return relabel::plan_step(h, s, &it->second);
-  };
+  auto images = set.images->images().to(device);  // uint8; render_step normalizes per step
+  const data::NormTensors norm(h.norm, device);
   auto eval_and_log = [&](int64_t epoch) {
     auto ev = evaluate(model, val_set, h.norm, h.image_size, device, Progress::null());
     json line = {
@@ -339,7 +341,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
       // per step cost more in thread and OpenMP-team start-up than it saved.
       auto plan = plan_of(steps[i]);
       torch::Tensor target = online ? torch::Tensor() : store->logits(steps[i]);
-      auto batch = relabel::render_step(images, h.norm, plan, h.image_size);
+      auto batch = relabel::render_step(images, norm, plan, h.image_size);
       if (online) {
         torch::NoGradGuard ng;
         target = teacher->model->forward(batch);
