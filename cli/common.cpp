@@ -1,7 +1,5 @@
 #include "common.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include "core/error.h"
 
 namespace lpld::cli {
@@ -11,15 +9,31 @@ Progress& Context::progress() {
   return *progress_;
 }
 
-void bind_options(CLI::App* sub, const OptionSet& set) {
+void bind_options(CLI::App* sub, const OptionSet& set, const std::string& skip) {
   for (const auto& o : set.options()) {
+    if (o.name == skip) continue;
     std::string flag = o.name;
     std::replace(flag.begin(), flag.end(), '_', '-');
     std::visit(
         [&](auto* field) {
           using T = std::decay_t<decltype(*field)>;
           if constexpr (std::is_same_v<T, bool>) {
-            sub->add_flag("--" + flag + ",!--no-" + flag, *field, o.help);
+            if (o.companion.empty()) {
+              sub->add_flag("--" + flag + ",!--no-" + flag, *field, o.help);
+              return;
+            }
+            // --flag [VALUE]: on, and VALUE (if any) sets the companion option.
+            const std::string companion = o.companion;
+            sub->add_option_function<std::vector<std::string>>(
+                   "--" + flag,
+                   [field, companion, set](const std::vector<std::string>& v) {
+                     *field = true;
+                     if (!v.empty()) set.set(companion, v.front());
+                   },
+                   o.help + " (--" + flag + " VALUE also sets --" + companion + ")")
+                ->expected(0, 1);
+            sub->add_flag_callback(
+                "--no-" + flag, [field] { *field = false; }, "no " + o.help);
           } else if constexpr (std::is_same_v<T, std::vector<double>> ||
                                std::is_same_v<T, std::vector<int64_t>> ||
                                std::is_same_v<T, std::vector<std::string>>) {
@@ -29,24 +43,6 @@ void bind_options(CLI::App* sub, const OptionSet& set) {
           }
         },
         o.target);
-  }
-}
-
-void preload_yaml(const Context& ctx, const OptionSet& set) {
-  for (size_t i = 0; i < ctx.argv.size(); ++i) {
-    std::string path;
-    if (ctx.argv[i] == "--config" && i + 1 < ctx.argv.size())
-      path = ctx.argv[i + 1];
-    else if (ctx.argv[i].rfind("--config=", 0) == 0)
-      path = ctx.argv[i].substr(9);
-    if (path.empty()) continue;
-    YAML::Node node;
-    try {
-      node = YAML::LoadFile(path);
-    } catch (const YAML::Exception& e) {
-      fail_file(path, std::string("cannot read YAML: ") + e.what());
-    }
-    set.apply_yaml(node, path);
   }
 }
 

@@ -1,12 +1,15 @@
-// Shared CLI plumbing: each subcommand binds its stage Config's declared options
-// (core/options.h) as flags, optionally preloaded from `--config FILE.yaml`, and runs the
-// stage function after parsing.
+// Shared CLI plumbing: each subcommand binds its Config's declared options (core/options.h)
+// as flags and runs one library function after parsing.
+//
+// Order of application is the order of declaration (CLI11 runs option callbacks in the order
+// the options were added): --recipe (the preset), then --config (a YAML file), then every
+// other flag, so the file overrides the preset and flags override both, wherever they stand
+// on the command line.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "core/options.h"
 #include "core/progress.h"
@@ -14,7 +17,6 @@
 namespace lpld::cli {
 
 struct Context {
-  std::vector<std::string> argv;  // for --config pre-scan
   int threads = 0;
   bool quiet = false;
   std::function<void()> run;  // set by the chosen subcommand
@@ -22,17 +24,29 @@ struct Context {
   std::unique_ptr<Progress> progress_;
 };
 
-// Binds every option of `set` to `sub` as --name-with-dashes (bools: --name / --no-name).
-void bind_options(CLI::App* sub, const OptionSet& set);
+// Binds every option of `set` to `sub` as --name-with-dashes (bools: --name / --no-name; a
+// bool with a companion also takes an optional value for it). Options named in `skip` are
+// left out.
+void bind_options(CLI::App* sub, const OptionSet& set, const std::string& skip = "");
 
-// If argv has `--config FILE`, applies that YAML file's top-level map to `set` first,
-// so flags given on the command line override it.
-void preload_yaml(const Context& ctx, const OptionSet& set);
+// --recipe NAME (configs with presets), --config FILE.yaml, then the config's options.
+template <typename Config>
+void bind_config(CLI::App* sub, const std::shared_ptr<Config>& config, const std::string& recipes) {
+  if constexpr (has_recipe<Config>::value)
+    sub->add_option_function<std::string>(
+        "--recipe", [config](const std::string& name) { config->apply_recipe(name); },
+        "preset: " + recipes + " (--config and flags override it)");
+  sub->add_option_function<std::string>(
+      "--config",
+      [config](const std::string& path) { apply_yaml_config(*config, load_yaml_file(path), path); },
+      "YAML file with these options (flags override it)");
+  bind_options(sub, options_of(*config), has_recipe<Config>::value ? "recipe" : "");
+}
 
 // Writes `result` to `path` atomically when `path` is not empty.
 void write_result(const std::string& path, const json& result);
 
-void add_eval_command(CLI::App& app, Context& ctx);
 void add_stage_commands(CLI::App& app, Context& ctx);
+void add_tool_commands(CLI::App& app, Context& ctx);  // eval, labels, pipeline
 
 }  // namespace lpld::cli

@@ -6,11 +6,12 @@
 
 #include "core/io.h"
 #include "fixtures.h"
+#include "labels/image_set.h"
 #include "models/checkpoint.h"
 #include "models/registry.h"
 #include "recover/bn_loss.h"
 #include "recover/recover.h"
-#include "relabel/image_set.h"
+#include "recover/stall.h"
 
 using namespace lpld;
 namespace fs = std::filesystem;
@@ -127,6 +128,10 @@ recover::RecoverConfig small_config(const std::string& out, const std::string& m
   c.lr = 0.1;
   return c;
 }
+// The folder's images as one int32 tensor (ImageFolder order).
+torch::Tensor folder_images(const std::string& dir) {
+  return labels::load_image_set(dir).images->images().to(torch::kInt32);
+}
 std::map<std::string, std::string> folder_bytes(const std::string& dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir))
@@ -148,7 +153,7 @@ TEST(Recover, LearnsImagesTheTeacherAssignsToTheirClass) {
       EXPECT_LT(cls.ce, cls.ce_start) << mode;
       EXPECT_LT(cls.bn, cls.bn_start) << mode;
     }
-    auto set = relabel::load_image_set(c.out);
+    auto set = labels::load_image_set(c.out);
     EXPECT_EQ(set.images->num_classes(), 3);
     EXPECT_EQ(set.images->images().size(2), 16);
     EXPECT_TRUE(file_exists(c.out + "/manifest.json"));
@@ -260,8 +265,8 @@ TEST(Recover, PackingMatchesOneClassAtATime) {
   auto packed = small_config(dir.path("packed"));
   packed.pack = 3;
   recover::recover(packed, Progress::null());
-  auto a = relabel::load_image_set(one.out).images->images().to(torch::kInt32);
-  auto b = relabel::load_image_set(packed.out).images->images().to(torch::kInt32);
+  auto a = labels::load_image_set(one.out).images->images().to(torch::kInt32);
+  auto b = labels::load_image_set(packed.out).images->images().to(torch::kInt32);
   // identical up to float reassociation: at most one 8-bit level on a few pixels
   const double max_diff = (a - b).abs().max().item<double>();
   const double frac_diff = (a != b).to(torch::kFloat64).mean().item<double>();
@@ -280,4 +285,60 @@ TEST(Recover, BadInputIsAClearError) {
   c = small_config(dir.path("x"));
   c.teacher = dir.path("missing.safetensors");
   EXPECT_THROW(recover::recover(c, Progress::null()), std::runtime_error);
+}
+
+// The stall rule reads only a unit's own trace: CE that stays high, or a BN loss that does
+// not fall, is a stall; a converging trace is not.
+TEST(Stall, RuleFlagsHighCeOrBnThatDoesNotFall) {
+  const recover::StallRule rule{0.5, 0.75};
+  std::vector<recover::TracePoint> good = {{50, 2.0, 40}, {500, 0.01, 20}, {1000, 0.002, 9}};
+  EXPECT_FALSE(recover::stalled(good, rule));
+  auto high_ce = good;
+  high_ce.back().ce = 1.1;  // the stuck CIFAR-10 class: CE ~1 after 1000 iterations
+  EXPECT_TRUE(recover::stalled(high_ce, rule));
+  auto flat_bn = good;
+  flat_bn.back().bn = 38;  // BN loss barely below where it started
+  EXPECT_TRUE(recover::stalled(flat_bn, rule));
+  EXPECT_FALSE(recover::stalled({}, rule));
+}
+
+// A unit judged stalled is run again from fresh streams; after `stall_restarts` attempts the
+// best one is kept and named as unconverged. Traces are recorded per unit, and the restarts
+// are deterministic (the same run twice gives the same bytes).
+TEST(Stall, StalledUnitsRestartDeterministicallyAndAreReported) {
+  test::TempDir dir;
+  auto base = small_config(dir.path("base"));
+  base.pack = 1;
+  auto r0 = recover::recover(base, Progress::null());
+  EXPECT_EQ(r0.restarts, 0);
+  EXPECT_TRUE(r0.unconverged.empty());
+  for (const auto& c : r0.classes) {
+    ASSERT_EQ(c.units.size(), 1u);
+    EXPECT_EQ(c.units[0]["trace"].size(), static_cast<size_t>(recover::kTraceWindows));
+    EXPECT_EQ(c.units[0]["attempts"], 1);
+  }
+  // A rule nothing can satisfy: every unit stalls, restarts twice, and is reported.
+  auto strict = small_config(dir.path("strict"));
+  strict.pack = 2;
+  strict.stall_ce = 1e-12;
+  strict.stall_restarts = 2;
+  auto r1 = recover::recover(strict, Progress::null());
+  EXPECT_EQ(r1.restarts, 6);  // two per unit (class mode, ipc 3 = batch: one unit per class)
+  EXPECT_EQ(r1.unconverged.size(), 3u);
+  for (const auto& c : r1.classes) {
+    EXPECT_FALSE(c.converged);
+    EXPECT_EQ(c.restarts, 2);
+    EXPECT_EQ(c.units[0]["attempts"], 3);
+  }
+  const json manifest = read_json(strict.out + "/manifest.json");
+  EXPECT_EQ(manifest["restarts"], 6);
+  EXPECT_EQ(manifest["unconverged"].size(), 3u);
+  // Restarted units are other images than the first attempt's, the same on every run.
+  EXPECT_NE(folder_bytes(base.out), folder_bytes(strict.out));
+  auto again = strict;
+  again.out = dir.path("again");
+  again.pack = 1;
+  recover::recover(again, Progress::null());
+  auto a = folder_images(strict.out), b = folder_images(again.out);
+  EXPECT_LE((a - b).abs().max().item<double>(), 2.0);  // packing: float reassociation only
 }

@@ -11,12 +11,12 @@
 
 #include "core/io.h"
 #include "fixtures.h"
+#include "labels/image_set.h"
+#include "labels/label_store.h"
+#include "labels/replay.h"
 #include "models/checkpoint.h"
 #include "recover/recover.h"
-#include "relabel/image_set.h"
-#include "relabel/label_store.h"
 #include "relabel/relabel.h"
-#include "relabel/replay.h"
 
 using namespace lpld;
 namespace fs = std::filesystem;
@@ -50,17 +50,17 @@ relabel::RelabelConfig small(const std::string& out, double ratio = 0) {
 }  // namespace
 
 TEST(LabelStore, StepsKeptFollowThePoolFormula) {
-  EXPECT_EQ(relabel::steps_for_ratio(0.0, 1500), 1500);
-  EXPECT_EQ(relabel::steps_for_ratio(0.9, 1500), 150);  // exactly floor(0.1 * 1500)
-  EXPECT_EQ(relabel::steps_for_ratio(0.975, 1500), 37);
-  EXPECT_EQ(relabel::steps_for_ratio(0.5, 3), 1);
-  EXPECT_THROW(relabel::steps_for_ratio(1.0, 10), std::invalid_argument);
+  EXPECT_EQ(labels::steps_for_ratio(0.0, 1500), 1500);
+  EXPECT_EQ(labels::steps_for_ratio(0.9, 1500), 150);  // exactly floor(0.1 * 1500)
+  EXPECT_EQ(labels::steps_for_ratio(0.975, 1500), 37);
+  EXPECT_EQ(labels::steps_for_ratio(0.5, 3), 1);
+  EXPECT_THROW(labels::steps_for_ratio(1.0, 10), std::invalid_argument);
   test::TempDir dir;
   for (double r : {0.0, 0.5, 0.9}) {
     auto res = relabel::relabel(small(dir.path("l.lpld"), r), Progress::null());
-    relabel::LabelStore s(dir.path("l.lpld"));
+    labels::LabelStore s(dir.path("l.lpld"));
     EXPECT_EQ(s.header().total_steps(), 15);
-    EXPECT_EQ(s.header().steps_kept, relabel::steps_for_ratio(r, 15));
+    EXPECT_EQ(s.header().steps_kept, labels::steps_for_ratio(r, 15));
     EXPECT_EQ(res.steps_kept, s.header().steps_kept);
     EXPECT_EQ(res.label_bytes, fs::file_size(dir.path("l.lpld")));
   }
@@ -72,15 +72,15 @@ TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
     auto c = small(dir.path(std::string(dtype) + ".lpld"));
     c.logits = dtype;
     relabel::relabel(c, Progress::null());
-    relabel::LabelStore s(c.out);
+    labels::LabelStore s(c.out);
     auto ck = models::load_checkpoint(c.teacher, torch::kCPU);
-    auto set = relabel::load_image_set(c.images);
+    auto set = labels::load_image_set(c.images);
     auto images = set.images->images();
     torch::NoGradGuard g;
     for (int64_t step : {0, 2, 7, 14}) {
-      auto plan = relabel::plan_step(s.header(), step);
+      auto plan = labels::plan_step(s.header(), step);
       EXPECT_EQ(static_cast<int64_t>(plan.indices.size()), step % 3 == 2 ? 2 : 5);
-      auto logits = ck.model->forward(relabel::render_step(
+      auto logits = ck.model->forward(labels::render_step(
           images, data::NormTensors(s.header().norm, torch::kCPU), plan, s.header().image_size));
       const double tol = std::string(dtype) == "fp16" ? 1e-2 : 1e-4;
       EXPECT_TRUE(torch::allclose(s.logits(step), logits, tol, tol)) << dtype << " step " << step;
@@ -88,7 +88,7 @@ TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
     // every image appears once per epoch
     std::vector<int> seen(12, 0);
     for (int64_t step = 3; step < 6; ++step)
-      for (auto i : relabel::plan_step(s.header(), step).indices) ++seen[i];
+      for (auto i : labels::plan_step(s.header(), step).indices) ++seen[i];
     for (int v : seen) EXPECT_EQ(v, 1);
   }
 }
@@ -99,7 +99,7 @@ TEST(LabelStore, PrunedStoreIsThePrefixOfTheFullStore) {
   test::TempDir dir;
   relabel::relabel(small(dir.path("full.lpld")), Progress::null());
   relabel::relabel(small(dir.path("pruned.lpld"), 0.6), Progress::null());
-  relabel::LabelStore full(dir.path("full.lpld")), pruned(dir.path("pruned.lpld"));
+  labels::LabelStore full(dir.path("full.lpld")), pruned(dir.path("pruned.lpld"));
   ASSERT_EQ(pruned.header().steps_kept, 6);
   for (int64_t step = 0; step < 6; ++step)
     EXPECT_TRUE(torch::allclose(full.logits(step), pruned.logits(step), 1e-3, 1e-3)) << step;
@@ -108,12 +108,12 @@ TEST(LabelStore, PrunedStoreIsThePrefixOfTheFullStore) {
 TEST(LabelStore, StepDescriptionMatchesThePlan) {
   test::TempDir dir;
   relabel::relabel(small(dir.path("l.lpld")), Progress::null());
-  relabel::LabelStore s(dir.path("l.lpld"));
+  labels::LabelStore s(dir.path("l.lpld"));
   const auto& h = s.header();
   ASSERT_TRUE(h.cutmix);
   for (int64_t step : {0, 4, 8}) {
-    auto plan = relabel::plan_step(h, step);
-    json d = relabel::describe_step(h, plan);
+    auto plan = labels::plan_step(h, step);
+    json d = labels::describe_step(h, plan);
     EXPECT_EQ(d["step"], step);
     EXPECT_EQ(d["epoch"], step / 3);
     EXPECT_EQ(d["batch"], step % 3);
@@ -153,7 +153,7 @@ TEST(LabelStore, EveryFlippedByteAndTruncationIsDetected) {
     write_file_atomic(bad, b);
     EXPECT_THROW(
         {
-          relabel::LabelStore s(bad);
+          labels::LabelStore s(bad);
           s.verify();
         },
         std::runtime_error)
@@ -162,14 +162,14 @@ TEST(LabelStore, EveryFlippedByteAndTruncationIsDetected) {
   for (size_t cut : {good.size() - 1, good.size() - 9, good.size() / 2, size_t{30}, size_t{5}}) {
     write_file_atomic(bad, good.substr(0, cut));
     try {
-      relabel::LabelStore s(bad);
+      labels::LabelStore s(bad);
       s.verify();
       FAIL() << "truncated to " << cut;
     } catch (const std::runtime_error& e) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos);
     }
   }
-  relabel::LabelStore ok(c.out);
+  labels::LabelStore ok(c.out);
   EXPECT_NO_THROW(ok.verify());
 }
 
@@ -204,7 +204,7 @@ TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
     ++temps;
     EXPECT_THROW(
         {
-          relabel::LabelStore s(e.path().string());
+          labels::LabelStore s(e.path().string());
           s.verify();
         },
         std::runtime_error);
@@ -214,12 +214,12 @@ TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
 
 TEST(LabelStore, WriterWithoutCommitLeavesNoFile) {
   test::TempDir dir;
-  relabel::LabelHeader h;
+  labels::LabelHeader h;
   h.num_images = 2, h.num_classes = 2, h.epochs = 1, h.batch_size = 2, h.steps_kept = 1;
   h.images = {"a", "b"};
   h.labels = {0, 1};
   {
-    relabel::LabelStoreWriter w(dir.path("x.lpld"), h);
+    labels::LabelStoreWriter w(dir.path("x.lpld"), h);
     w.append(0, torch::zeros({2, 2}));
   }
   EXPECT_FALSE(fs::exists(dir.path("x.lpld")));

@@ -9,18 +9,18 @@
 #include "core/io.h"
 #include "core/safetensors.h"
 #include "fixtures.h"
+#include "labels/label_pool.h"
+#include "labels/label_store.h"
+#include "labels/replay.h"
 #include "recover/recover.h"
-#include "relabel/label_store.h"
 #include "relabel/relabel.h"
-#include "relabel/replay.h"
-#include "train/label_pool.h"
 #include "train/student.h"
 
 using namespace lpld;
 namespace fs = std::filesystem;
 
 TEST(LabelPool, BatchToEpochRandomDrawsWithReplacementFromThePool) {
-  train::PoolSpec p;
+  labels::PoolSpec p;
   p.pool_steps = 37;
   p.batches_per_epoch = 5;
   p.stored_epochs = 300;
@@ -28,7 +28,7 @@ TEST(LabelPool, BatchToEpochRandomDrawsWithReplacementFromThePool) {
   std::set<int64_t> used;
   bool repeat_within_epoch = false;
   for (int64_t e = 0; e < 300; ++e) {
-    auto s = train::draw_epoch_steps(p, e);
+    auto s = labels::draw_epoch_steps(p, e);
     ASSERT_EQ(s.size(), 5u);
     std::set<int64_t> uniq(s.begin(), s.end());
     repeat_within_epoch = repeat_within_epoch || uniq.size() < s.size();
@@ -37,25 +37,25 @@ TEST(LabelPool, BatchToEpochRandomDrawsWithReplacementFromThePool) {
       EXPECT_LT(id, 37);
       used.insert(id);
     }
-    EXPECT_EQ(s, train::draw_epoch_steps(p, e));  // reproducible
+    EXPECT_EQ(s, labels::draw_epoch_steps(p, e));  // reproducible
   }
   EXPECT_EQ(used.size(), 37u);  // every pooled batch is usable (official code: not so)
   EXPECT_TRUE(repeat_within_epoch);
 }
 
 TEST(LabelPool, OrderReplaysEverythingAndOtherGranularities) {
-  train::PoolSpec p;
+  labels::PoolSpec p;
   p.pool_steps = 15;
   p.batches_per_epoch = 5;
   p.stored_epochs = 3;
   p.metric = "order";
-  EXPECT_EQ(train::draw_epoch_steps(p, 1), (std::vector<int64_t>{5, 6, 7, 8, 9}));
-  EXPECT_EQ(train::draw_epoch_steps(p, 3), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(labels::draw_epoch_steps(p, 1), (std::vector<int64_t>{5, 6, 7, 8, 9}));
+  EXPECT_EQ(labels::draw_epoch_steps(p, 3), (std::vector<int64_t>{0, 1, 2, 3, 4}));
   p.granularity = "epoch";
   p.metric = "random";
   p.pool_steps = 10;  // two whole epochs
   for (int64_t e = 0; e < 20; ++e) {
-    auto s = train::draw_epoch_steps(p, e);
+    auto s = labels::draw_epoch_steps(p, e);
     EXPECT_TRUE(s.front() == 0 || s.front() == 5);
     EXPECT_EQ(s.back(), s.front() + 4);
   }
@@ -63,31 +63,31 @@ TEST(LabelPool, OrderReplaysEverythingAndOtherGranularities) {
   p.pool_steps = 7;
   std::vector<int> count(7, 0);
   for (int64_t e = 0; e < 7; ++e)
-    for (auto id : train::draw_epoch_steps(p, e)) ++count[id];
+    for (auto id : labels::draw_epoch_steps(p, e)) ++count[id];
   for (int c : count) EXPECT_EQ(c, 5);  // 35 draws = 5 full passes without replacement
   p.granularity = "stripes";
-  EXPECT_THROW(train::validate_pool(p), std::invalid_argument);
+  EXPECT_THROW(labels::validate_pool(p), std::invalid_argument);
 }
 
 TEST(LabelPool, RuleScoresAndSelection) {
   auto probs = torch::tensor({{0.7, 0.2, 0.1}, {0.1, 0.3, 0.6}}, torch::kFloat64);
   auto labels = torch::tensor({0, 1}, torch::kInt64);
-  EXPECT_DOUBLE_EQ(train::rule_score("correct", probs, labels, 1), 0.5);
-  EXPECT_NEAR(train::rule_score("confidence", probs, labels, 1), 0.65, 1e-12);
-  EXPECT_NEAR(train::rule_score("diff", probs, labels, 1), (0.5 + 0.3) / 2, 1e-12);
-  EXPECT_NEAR(train::rule_score("diff_signed", probs, labels, 1), (0.5 - 0.3) / 2, 1e-12);
-  EXPECT_DOUBLE_EQ(train::rule_score("cut_ratio", probs, labels, 0.25), 0.25);
+  EXPECT_DOUBLE_EQ(labels::rule_score("correct", probs, labels, 1), 0.5);
+  EXPECT_NEAR(labels::rule_score("confidence", probs, labels, 1), 0.65, 1e-12);
+  EXPECT_NEAR(labels::rule_score("diff", probs, labels, 1), (0.5 + 0.3) / 2, 1e-12);
+  EXPECT_NEAR(labels::rule_score("diff_signed", probs, labels, 1), (0.5 - 0.3) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(labels::rule_score("cut_ratio", probs, labels, 0.25), 0.25);
   std::vector<double> scores = {0.5, 0.9, 0.1, 0.7};
-  EXPECT_EQ(train::select_by_score(scores, 2, true), (std::vector<int64_t>{1, 3}));
-  EXPECT_EQ(train::select_by_score(scores, 2, false), (std::vector<int64_t>{0, 2}));
-  EXPECT_TRUE(train::is_rule_metric("diff_signed_hard"));
-  EXPECT_FALSE(train::is_rule_metric("diff_medium"));
-  train::PoolSpec p;
+  EXPECT_EQ(labels::select_by_score(scores, 2, true), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(labels::select_by_score(scores, 2, false), (std::vector<int64_t>{0, 2}));
+  EXPECT_TRUE(labels::is_rule_metric("diff_signed_hard"));
+  EXPECT_FALSE(labels::is_rule_metric("diff_medium"));
+  labels::PoolSpec p;
   p.metric = "confidence_easy";
   p.pool_steps = 2;
   p.batches_per_epoch = 10;
   p.selected = {1, 3};
-  for (auto id : train::draw_epoch_steps(p, 0)) EXPECT_TRUE(id == 1 || id == 3);
+  for (auto id : labels::draw_epoch_steps(p, 0)) EXPECT_TRUE(id == 1 || id == 3);
 }
 
 namespace {
@@ -206,12 +206,12 @@ TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {
 // bottom (hard) of the rule's scores, recomputed here with plain loops from the store.
 TEST(Train, RuleBasedPoolIsTheRankingOfIndependentlyComputedScores) {
   test::TempDir dir;
-  relabel::LabelStore store(labelled().labels_full);
+  labels::LabelStore store(labelled().labels_full);
   const auto& h = store.header();
   ASSERT_TRUE(h.cutmix);
   std::map<std::string, std::vector<double>> scores;
   for (int64_t s = 0; s < h.total_steps(); ++s) {
-    auto plan = relabel::plan_step(h, s);
+    auto plan = labels::plan_step(h, s);
     auto logits = store.logits(s).to(torch::kFloat64).contiguous();
     const int64_t n = logits.size(0), c = logits.size(1);
     const double* l = logits.data_ptr<double>();

@@ -5,9 +5,9 @@
 #include "core/runtime.h"
 #include "data/augment.h"
 #include "data/batches.h"
+#include "labels/image_set.h"
+#include "labels/label_store.h"
 #include "models/checkpoint.h"
-#include "relabel/image_set.h"
-#include "relabel/label_store.h"
 
 namespace lpld::analyze {
 
@@ -81,7 +81,7 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
   auto ck = models::load_checkpoint(config.model, device);
   auto& model = *ck.model;
   model.eval();
-  auto set = relabel::load_image_set(config.images);
+  auto set = labels::load_image_set(config.images);
   const auto& syn = *set.images;
   check_arg(syn.num_classes() == ck.meta.num_classes, "--images",
             "class count differs from the model's");
@@ -127,7 +127,7 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
     r.real = within_class_similarity(rf, torch::tensor(lab, torch::kInt64), syn.num_classes());
   }
   for (const auto& path : config.labels) {
-    relabel::LabelStore s(path);
+    labels::LabelStore s(path);
     r.storage.push_back({{"file", path},
                          {"prune_ratio", s.header().prune_ratio},
                          {"steps_kept", s.header().steps_kept},

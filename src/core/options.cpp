@@ -131,6 +131,14 @@ void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where) con
   }
 }
 
+YAML::Node load_yaml_file(const std::string& path) {
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    fail_file(path, std::string("cannot read YAML: ") + e.what());
+  }
+}
+
 json OptionSet::to_json() const {
   json j = json::object();
   for (const auto& o : options_) std::visit([&](auto* f) { j[o.name] = *f; }, o.target);

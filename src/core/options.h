@@ -6,7 +6,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -22,11 +24,18 @@ class OptionSet {
   struct Option {
     std::string name, help;
     Target target;
+    std::string companion;  // see value_sets
   };
 
   template <typename T>
   OptionSet& add(const std::string& name, T* field, const std::string& help) {
-    options_.push_back({name, help, Target(field)});
+    options_.push_back({name, help, Target(field), ""});
+    return *this;
+  }
+  // The last added option (a bool) may take a value that sets option `companion`:
+  // `--cutmix 0.5` is `--cutmix --cutmix-alpha 0.5`; a bare `--cutmix` only switches it on.
+  OptionSet& value_sets(const std::string& companion) {
+    options_.back().companion = companion;
     return *this;
   }
   const std::vector<Option>& options() const { return options_; }
@@ -41,6 +50,17 @@ class OptionSet {
   std::vector<Option> options_;
 };
 
+// Reads a YAML file; a syntax error, a duplicate key or an alias cycle is a runtime_error
+// naming the file.
+YAML::Node load_yaml_file(const std::string& path);
+
+// Configs with presets have `void apply_recipe(const std::string&)`.
+template <typename C, typename = void>
+struct has_recipe : std::false_type {};
+template <typename C>
+struct has_recipe<C, std::void_t<decltype(std::declval<C&>().apply_recipe(std::string()))>>
+    : std::true_type {};
+
 // Collects a config's declared options.
 template <typename Config>
 OptionSet options_of(Config& config) {
@@ -48,6 +68,24 @@ OptionSet options_of(Config& config) {
   config.declare(set);
   return set;
 }
+// Applies a YAML map to a config: its `recipe` key first (configs with presets), then every
+// other key, so the map's own values override the preset's. `where` names the map in errors.
+template <typename Config>
+void apply_yaml_config(Config& config, const YAML::Node& node, const std::string& where) {
+  if (node && node.IsMap() && node["recipe"]) {
+    if constexpr (has_recipe<Config>::value) {
+      config.apply_recipe(node["recipe"].template as<std::string>());
+      YAML::Node rest = YAML::Clone(node);
+      rest.remove("recipe");
+      options_of(config).apply_yaml(rest, where);
+      return;
+    } else {
+      throw std::invalid_argument(where + ": unknown key 'recipe'");
+    }
+  }
+  options_of(config).apply_yaml(node, where);
+}
+
 template <typename Config>
 json config_json(const Config& config) {
   Config copy = config;

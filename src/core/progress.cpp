@@ -63,6 +63,7 @@ void ConsoleProgress::finish(const std::string& status) {
 }
 
 void ConsoleProgress::message(const std::string& text) { spdlog::info("{}", text); }
+void ConsoleProgress::warning(const std::string& text) { spdlog::warn("{}", text); }
 
 void ConsoleProgress::draw(bool final) {
   if (quiet_) return;

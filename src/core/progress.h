@@ -18,6 +18,8 @@ class Progress {
   virtual void finish(const std::string& status = "") = 0;
   // A diagnostic line (goes to the log, never to stdout).
   virtual void message(const std::string& text) = 0;
+  // Something the user should act on or know about (a log warning).
+  virtual void warning(const std::string& text) { message(text); }
   static Progress& null();
 };
 
@@ -30,6 +32,7 @@ class ConsoleProgress : public Progress {
   void update(int64_t done, const std::string& status) override;
   void finish(const std::string& status) override;
   void message(const std::string& text) override;
+  void warning(const std::string& text) override;
 
  private:
   void draw(bool final);

@@ -118,7 +118,7 @@ std::optional<Normalization> known_normalization(const std::string& kind, int64_
     n = {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
   } else if (kind == "cifar100") {
     n = {{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}};
-  } else if (kind == "tiny-imagenet") {
+  } else if (kind == "tiny-imagenet" || kind == "imagenet") {
     n = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
   } else {
     return std::nullopt;
@@ -317,6 +317,45 @@ int64_t default_image_size(const Dataset& dataset) {
   const auto size = dataset.fixed_size();
   if (size[0] > 0 && size[1] > 0) return std::max(size[0], size[1]);
   return 224;
+}
+
+Normalization parse_normalization(const std::string& text, int64_t channels,
+                                  const std::string& option) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) {
+    for (const char* name :
+         {"imagenet", "tiny-imagenet", "cifar10", "cifar100", "mnist", "fashion-mnist"}) {
+      if (text != name) continue;
+      auto n = known_normalization(text, channels);
+      check_arg(n.has_value(), option,
+                "'" + text + "' is for other than " + std::to_string(channels) + "-channel images");
+      return *n;
+    }
+    throw std::invalid_argument(option + ": unknown normalization '" + text +
+                                "' (imagenet, cifar10, cifar100, mnist, fashion-mnist, or "
+                                "MEAN,.../STD,...)");
+  }
+  auto numbers = [&](const std::string& part) {
+    std::vector<float> v;
+    size_t pos = 0;
+    while (pos <= part.size()) {
+      const size_t comma = std::min(part.find(',', pos), part.size());
+      const std::string item = part.substr(pos, comma - pos);
+      float x = 0;
+      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), x);
+      check_arg(ec == std::errc() && end == item.data() + item.size() && !item.empty(), option,
+                "'" + item + "' is not a number in '" + text + "'");
+      v.push_back(x);
+      pos = comma + 1;
+    }
+    return v;
+  };
+  Normalization n{numbers(text.substr(0, slash)), numbers(text.substr(slash + 1))};
+  check_arg(static_cast<int64_t>(n.mean.size()) == channels &&
+                static_cast<int64_t>(n.std.size()) == channels,
+            option, "needs " + std::to_string(channels) + " means and stds, got '" + text + "'");
+  for (float s : n.std) check_arg(s > 0, option, "a std must be > 0");
+  return n;
 }
 
 }  // namespace lpld::data

@@ -87,6 +87,12 @@ Normalization normalization_for(const Dataset& dataset, int64_t max_images = 200
 // The natural training resolution: the fixed size of the set if it has one, else 224.
 int64_t default_image_size(const Dataset& dataset);
 
+// Normalization by name -- imagenet (also tiny-imagenet), cifar10, cifar100, mnist,
+// fashion-mnist -- or given as "m1,m2,m3/s1,s2,s3". Throws invalid_argument naming `option`
+// for an unknown name, a malformed list, a std <= 0, or a channel count other than `channels`.
+Normalization parse_normalization(const std::string& text, int64_t channels,
+                                  const std::string& option = "--norm");
+
 // ---- Readers behind open_dataset (usable directly; `spec` is recorded in the result) ----
 
 // Where Debian's dataset-fashion-mnist package puts its files.

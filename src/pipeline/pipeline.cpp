@@ -8,9 +8,9 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "labels/image_set.h"
+#include "labels/label_store.h"
 #include "pipeline/image_grid.h"
-#include "relabel/image_set.h"
-#include "relabel/label_store.h"
 
 namespace lpld::pipeline {
 namespace fs = std::filesystem;
@@ -22,17 +22,7 @@ void apply_section(const YAML::Node& root, const std::string& key, Config& confi
   const YAML::Node node = root[key];
   if (!node) return;
   check_arg(node.IsMap(), path + ": " + key, "expected a map of options");
-  YAML::Node rest = YAML::Clone(node);
-  if (rest["recipe"]) {
-    if constexpr (std::is_same_v<Config, recover::RecoverConfig> ||
-                  std::is_same_v<Config, train::TrainConfig>) {
-      config.apply_recipe(rest["recipe"].as<std::string>());
-    } else {
-      throw std::invalid_argument(path + ": " + key + ": unknown key 'recipe'");
-    }
-    rest.remove("recipe");
-  }
-  options_of(config).apply_yaml(rest, path + ": " + key);
+  apply_yaml_config(config, node, path + ": " + key);
 }
 
 std::string ratio_tag(double r) { return fmt::format("r{:g}", r); }
@@ -41,12 +31,7 @@ std::string factor(double r) { return r < 0 ? "online" : fmt::format("{:g}x", 1.
 }  // namespace
 
 PipelineConfig load_pipeline_config(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    fail_file(path, std::string("cannot read YAML: ") + e.what());
-  }
+  const YAML::Node root = load_yaml_file(path);
   check_arg(root.IsMap(), path, "expected a map at the top level");
   PipelineConfig c;
   OptionSet top;
@@ -55,6 +40,7 @@ PipelineConfig load_pipeline_config(const std::string& path) {
       .add("prune_ratios", &c.prune_ratios, "")
       .add("seeds", &c.seeds, "")
       .add("online", &c.online, "")
+      .add("order_at_1x", &c.order_at_1x, "")
       .add("seed", &c.seed, "")
       .add("device", &c.device, "");
   YAML::Node rest = YAML::Clone(root);
@@ -101,6 +87,16 @@ std::string summary_markdown(const json& s) {
                       runs[0]["label_bytes"].get<uint64_t>(), runs[0]["image_bytes"].get<int64_t>(),
                       stat("student_top1"), stat("student_top5"), runs.size());
   }
+  // recover's stall restarts (recover/stall.h): a class that never converged is a tenth of
+  // a 10-class set, so it is named here, not only in the log.
+  const json sets = s.value("image_sets", json::object());
+  for (const auto& [tag, set] : sets.items()) {
+    if (set["restarts"].get<int64_t>() == 0 && set["unconverged"].empty()) continue;
+    md += fmt::format("\nrecover {}: {} unit restart(s) after a stall", tag,
+                      set["restarts"].get<int64_t>());
+    md += set["unconverged"].empty() ? "; every class converged.\n"
+                                     : "; did not converge: " + set["unconverged"].dump() + "\n";
+  }
   const auto& sec = s["seconds"];
   md += fmt::format(
       "\nCompute seconds of these results: squeeze {:.0f}, recover {:.0f}, relabel {:.0f}, "
@@ -110,150 +106,194 @@ std::string summary_markdown(const json& s) {
   return md;
 }
 
+namespace {
+
+// One pipeline invocation: each stage reuses its outputs when they exist for the same config,
+// and every result it uses is recorded with its compute cost. Stage costs are those of the
+// artifacts the summary uses, whether made now or reused: squeeze.json, the class.json files
+// and each student's result.json keep their seconds; label stores have theirs in costs.json.
+class PipelineRun {
+ public:
+  PipelineRun(const PipelineConfig& config, std::string out, Progress& progress)
+      : config_(config), out_(std::move(out)), progress_(progress) {
+    make_dirs(out_);
+    costs_path_ = out_ + "/costs.json";
+    costs_ = file_exists(costs_path_) ? read_json(costs_path_) : json::object();
+  }
+
+  // The teacher, reused when squeeze.json records the same config and checkpoint.
+  void squeeze() {
+    squeeze::SqueezeConfig sq = config_.squeeze;
+    sq.out = teacher_ = out_ + "/teacher.safetensors";
+    sq.seed = config_.seed;
+    sq.device = config_.device;
+    const std::string sq_json = out_ + "/squeeze.json";
+    teacher_info_ =
+        file_exists(sq_json) && file_exists(sq.out) ? read_json(sq_json) : json::object();
+    if (teacher_info_.value("config", json()) == config_json(sq) &&
+        teacher_info_.value("checkpoint_hash", std::string()) == hash_file(sq.out)) {
+      progress_.message("squeeze: reusing " + sq.out);
+    } else {
+      auto r = squeeze::squeeze(sq, progress_);
+      teacher_info_ = r.to_json();
+      teacher_info_["config"] = config_json(sq);
+      write_json(sq_json, teacher_info_);
+      progress_.message(fmt::format("squeeze: teacher top-1 {:.2f}%", r.top1));
+    }
+    t_squeeze_ = teacher_info_["seconds"].get<double>();
+  }
+
+  // The image set of one mode and IPC (recover resumes class by class by itself), then its
+  // label stores and students.
+  void image_set(const std::string& mode, int64_t ipc) {
+    tag_ = fmt::format("{}-ipc{}", mode, ipc);
+    mode_ = mode, ipc_ = ipc;
+    recover::RecoverConfig rc = config_.recover;
+    rc.teacher = teacher_;
+    rc.out = images_ = out_ + "/images/" + tag_;
+    rc.mode = mode;
+    rc.ipc = ipc;
+    rc.seed = config_.seed;
+    rc.device = config_.device;
+    auto rr = recover::recover(rc, progress_);
+    for (const auto& c : rr.classes) t_recover_ += c.seconds;
+    image_bytes_ = rr.image_bytes;
+    image_set_hash_.clear();
+    image_sets_[tag_] = {{"teacher_top1", rr.teacher_top1},
+                         {"images", rr.images},
+                         {"image_bytes", rr.image_bytes},
+                         {"restarts", read_json(rc.out + "/manifest.json")["restarts"]},
+                         {"unconverged", rr.unconverged}};
+    progress_.message(
+        fmt::format("recover {}: teacher top-1 on the images {:.1f}%", tag_, rr.teacher_top1));
+    if (mode == config_.modes.front() && ipc == config_.ipcs.front())
+      write_image_grid(rc.out, out_ + "/images.png");
+    for (double ratio : config_.prune_ratios) students_of_ratio(ratio);
+    if (config_.online) online_students();
+  }
+
+  PipelineResult result(double seconds) const {
+    PipelineResult result;
+    result.summary = {
+        {"dataset", config_.squeeze.data},
+        {"num_classes", teacher_info_["num_classes"]},
+        {"teacher", {{"arch", config_.squeeze.arch}, {"top1", teacher_info_["top1"]}}},
+        {"image_sets", image_sets_},
+        {"runs", runs_},
+        {"seconds",
+         {{"squeeze", t_squeeze_},
+          {"recover", t_recover_},
+          {"relabel", t_relabel_},
+          {"train", t_train_},
+          {"total", t_squeeze_ + t_recover_ + t_relabel_ + t_train_},
+          {"this_invocation", seconds}}}};
+    result.markdown = summary_markdown(result.summary);
+    return result;
+  }
+
+ private:
+  // One label store per ratio, generating only its pool; reused when its header records the
+  // same config, teacher and images. Then one student per seed.
+  void students_of_ratio(double ratio) {
+    relabel::RelabelConfig lc = config_.relabel;
+    lc.teacher = teacher_;
+    lc.images = images_;
+    lc.prune_ratio = ratio;
+    lc.seed = config_.seed;
+    lc.device = config_.device;
+    lc.out = out_ + "/labels/" + tag_ + "-" + ratio_tag(ratio) + ".lpld";
+    if (!store_reusable(lc)) {
+      costs_[lc.out] = relabel::relabel(lc, progress_).seconds;
+      write_json(costs_path_, costs_);
+    }
+    t_relabel_ += costs_.value(lc.out, 0.0);
+    const uint64_t label_bytes = std::filesystem::file_size(lc.out);
+    for (int64_t seed : config_.seeds) {
+      train::TrainConfig tc = config_.train;
+      tc.labels = lc.out;
+      tc.prune_ratio = ratio;
+      tc.epochs = lc.epochs;
+      if (config_.order_at_1x && ratio == 0) tc.granularity = "epoch", tc.metric = "order";
+      auto tr = train_and_record(tc, seed, ratio, label_bytes, ratio_tag(ratio));
+      progress_.message(
+          fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag_, factor(ratio), seed, tr.top1));
+    }
+  }
+
+  bool store_reusable(const relabel::RelabelConfig& lc) {
+    if (!file_exists(lc.out)) return false;
+    try {
+      labels::LabelStore existing(lc.out);
+      // the image set is hashed once, and only when a store is there to compare
+      if (image_set_hash_.empty()) image_set_hash_ = labels::load_image_set(images_).hash;
+      return existing.header().config == lc.identity() &&
+             existing.header().teacher_hash == teacher_info_["checkpoint_hash"] &&
+             existing.header().image_set_hash == image_set_hash_;
+    } catch (const std::exception& e) {
+      progress_.message(std::string("relabel: regenerating damaged store: ") + e.what());
+      return false;
+    }
+  }
+
+  // The unpruned reference: every view labelled by the teacher while training.
+  void online_students() {
+    for (int64_t seed : config_.seeds) {
+      train::TrainConfig tc = config_.train;
+      tc.labels = "online";
+      tc.teacher = teacher_;
+      tc.epochs = config_.relabel.epochs;
+      tc.batch_size = config_.relabel.batch_size;
+      tc.cutmix = config_.relabel.cutmix;
+      tc.cutmix_alpha = config_.relabel.cutmix_alpha;
+      tc.crop_scale_min = config_.relabel.crop_scale_min;
+      tc.prune_ratio = 0;
+      train_and_record(tc, seed, -1.0, 0, "online");
+    }
+  }
+
+  // One student run, recorded in the summary (label_bytes 0 and ratio -1: online labels).
+  train::TrainResult train_and_record(train::TrainConfig tc, int64_t seed, double ratio,
+                                      uint64_t label_bytes, const std::string& run_tag) {
+    tc.images = images_;
+    tc.seed = static_cast<uint64_t>(seed);
+    tc.device = config_.device;
+    tc.val = config_.squeeze.val;
+    tc.out = out_ + "/runs/" + tag_ + "-" + run_tag + fmt::format("-s{}", seed);
+    auto tr = train::train_student(tc, progress_);
+    t_train_ += tr.seconds;
+    runs_.push_back({{"mode", mode_},
+                     {"ipc", ipc_},
+                     {"prune_ratio", ratio},
+                     {"seed", seed},
+                     {"label_bytes", label_bytes},
+                     {"image_bytes", image_bytes_},
+                     {"student_top1", tr.top1},
+                     {"student_top5", tr.top5},
+                     {"seconds", tr.seconds},
+                     {"reused", tr.reused}});
+    return tr;
+  }
+
+  const PipelineConfig& config_;
+  std::string out_, costs_path_, teacher_;
+  Progress& progress_;
+  json costs_, teacher_info_, runs_ = json::array(), image_sets_ = json::object();
+  double t_squeeze_ = 0, t_recover_ = 0, t_relabel_ = 0, t_train_ = 0;
+  // the image set in progress
+  std::string tag_, mode_, images_, image_set_hash_;
+  int64_t ipc_ = 0, image_bytes_ = 0;
+};
+
+}  // namespace
+
 PipelineResult run_pipeline(const PipelineConfig& config, const std::string& out,
                             Progress& progress) {
   const auto start = Clock::now();
-  make_dirs(out);
-  // Stage costs are those of the artifacts the summary uses, whether made now or reused:
-  // squeeze.json, the class.json files and each student's result.json keep their seconds;
-  // label stores have theirs in costs.json.
-  double t_squeeze = 0, t_recover = 0, t_relabel = 0, t_train = 0;
-  const std::string costs_path = out + "/costs.json";
-  json costs = file_exists(costs_path) ? read_json(costs_path) : json::object();
-
-  // --- squeeze (reused when squeeze.json records the same config) ---
-  squeeze::SqueezeConfig sq = config.squeeze;
-  sq.out = out + "/teacher.safetensors";
-  sq.seed = config.seed;
-  sq.device = config.device;
-  const std::string sq_json = out + "/squeeze.json";
-  json teacher_info =
-      file_exists(sq_json) && file_exists(sq.out) ? read_json(sq_json) : json::object();
-  if (teacher_info.value("config", json()) == config_json(sq) &&
-      teacher_info.value("checkpoint_hash", std::string()) == hash_file(sq.out)) {
-    progress.message("squeeze: reusing " + sq.out);
-  } else {
-    auto r = squeeze::squeeze(sq, progress);
-    teacher_info = r.to_json();
-    teacher_info["config"] = config_json(sq);
-    write_json(sq_json, teacher_info);
-    progress.message(fmt::format("squeeze: teacher top-1 {:.2f}%", r.top1));
-  }
-  t_squeeze = teacher_info["seconds"].get<double>();
-  const std::string teacher_hash = teacher_info["checkpoint_hash"];  // checked or just made
-
-  json runs = json::array();
-  for (const auto& mode : config.modes) {
-    for (int64_t ipc : config.ipcs) {
-      const std::string tag = fmt::format("{}-ipc{}", mode, ipc);
-      // --- recover (resumes class by class by itself) ---
-      recover::RecoverConfig rc = config.recover;
-      rc.teacher = sq.out;
-      rc.out = out + "/images/" + tag;
-      rc.mode = mode;
-      rc.ipc = ipc;
-      rc.seed = config.seed;
-      rc.device = config.device;
-      auto rr = recover::recover(rc, progress);
-      for (const auto& c : rr.classes) t_recover += c.seconds;
-      progress.message(
-          fmt::format("recover {}: teacher top-1 on the images {:.1f}%", tag, rr.teacher_top1));
-      if (mode == config.modes.front() && ipc == config.ipcs.front())
-        write_image_grid(rc.out, out + "/images.png");
-      std::string image_set_hash;  // loaded once, and only when a store is there to compare
-      auto set_hash = [&] {
-        if (image_set_hash.empty()) image_set_hash = relabel::load_image_set(rc.out).hash;
-        return image_set_hash;
-      };
-      // One student run, recorded in the summary (label_bytes 0 and ratio -1: online labels).
-      auto train_and_record = [&](train::TrainConfig tc, int64_t seed, double ratio,
-                                  uint64_t label_bytes, const std::string& run_tag) {
-        tc.images = rc.out;
-        tc.seed = static_cast<uint64_t>(seed);
-        tc.device = config.device;
-        tc.val = config.squeeze.val;
-        tc.out = out + "/runs/" + tag + "-" + run_tag + fmt::format("-s{}", seed);
-        auto tr = train::train_student(tc, progress);
-        t_train += tr.seconds;
-        runs.push_back({{"mode", mode},
-                        {"ipc", ipc},
-                        {"prune_ratio", ratio},
-                        {"seed", seed},
-                        {"label_bytes", label_bytes},
-                        {"image_bytes", rr.image_bytes},
-                        {"student_top1", tr.top1},
-                        {"student_top5", tr.top5},
-                        {"seconds", tr.seconds},
-                        {"reused", tr.reused}});
-        return tr;
-      };
-
-      for (double ratio : config.prune_ratios) {
-        // --- relabel: one store per ratio, generating only its pool ---
-        relabel::RelabelConfig lc = config.relabel;
-        lc.teacher = sq.out;
-        lc.images = rc.out;
-        lc.prune_ratio = ratio;
-        lc.seed = config.seed;
-        lc.device = config.device;
-        lc.out = out + "/labels/" + tag + "-" + ratio_tag(ratio) + ".lpld";
-        bool reuse = false;
-        if (file_exists(lc.out)) {
-          try {
-            relabel::LabelStore existing(lc.out);
-            reuse = existing.header().config == lc.identity() &&
-                    existing.header().teacher_hash == teacher_hash &&
-                    existing.header().image_set_hash == set_hash();
-          } catch (const std::exception& e) {
-            progress.message(std::string("relabel: regenerating damaged store: ") + e.what());
-          }
-        }
-        if (!reuse) {
-          costs[lc.out] = relabel::relabel(lc, progress).seconds;
-          write_json(costs_path, costs);
-        }
-        t_relabel += costs.value(lc.out, 0.0);
-        const uint64_t label_bytes = std::filesystem::file_size(lc.out);
-        // --- train one student per seed ---
-        for (int64_t seed : config.seeds) {
-          train::TrainConfig tc = config.train;
-          tc.labels = lc.out;
-          tc.prune_ratio = ratio;
-          tc.epochs = lc.epochs;
-          auto tr = train_and_record(tc, seed, ratio, label_bytes, ratio_tag(ratio));
-          progress.message(
-              fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag, factor(ratio), seed, tr.top1));
-        }
-      }
-      if (config.online) {
-        for (int64_t seed : config.seeds) {
-          train::TrainConfig tc = config.train;
-          tc.labels = "online";
-          tc.teacher = sq.out;
-          tc.epochs = config.relabel.epochs;
-          tc.batch_size = config.relabel.batch_size;
-          tc.cutmix = config.relabel.cutmix;
-          tc.cutmix_alpha = config.relabel.cutmix_alpha;
-          tc.crop_scale_min = config.relabel.crop_scale_min;
-          tc.prune_ratio = 0;
-          train_and_record(tc, seed, -1.0, 0, "online");
-        }
-      }
-    }
-  }
-  PipelineResult result;
-  result.summary = {{"dataset", config.squeeze.data},
-                    {"num_classes", teacher_info["num_classes"]},
-                    {"teacher", {{"arch", config.squeeze.arch}, {"top1", teacher_info["top1"]}}},
-                    {"runs", runs},
-                    {"seconds",
-                     {{"squeeze", t_squeeze},
-                      {"recover", t_recover},
-                      {"relabel", t_relabel},
-                      {"train", t_train},
-                      {"total", t_squeeze + t_recover + t_relabel + t_train},
-                      {"this_invocation", seconds_since(start)}}}};
-  result.markdown = summary_markdown(result.summary);
+  PipelineRun run(config, out, progress);
+  run.squeeze();
+  for (const auto& mode : config.modes)
+    for (int64_t ipc : config.ipcs) run.image_set(mode, ipc);
+  PipelineResult result = run.result(seconds_since(start));
   write_json(out + "/summary.json", result.summary);
   write_file_atomic(out + "/summary.md", result.markdown);
   return result;

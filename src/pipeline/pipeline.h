@@ -23,7 +23,8 @@ struct PipelineConfig {
   std::vector<double> prune_ratios = {0.0};
   std::vector<int64_t> seeds = {0};  // student seeds
   bool online = false;               // also train with online labels (the unpruned reference)
-  uint64_t seed = 0;                 // teacher, images and label views
+  bool order_at_1x = false;  // at prune ratio 0 replay every stored epoch in order (official)
+  uint64_t seed = 0;         // teacher, images and label views
   std::string device = "cpu";
   squeeze::SqueezeConfig squeeze;
   recover::RecoverConfig recover;

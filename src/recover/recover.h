@@ -5,19 +5,21 @@
 //   mixed mode (SRe2L): a batch holds one image of every class; BN matching against the
 //                      teacher's global running statistics.
 //
-// Work is cut into units: in class mode, (class, chunk of <= batch_size images); in mixed
-// mode, one cross-class batch per image index. A unit's images depend only on the seed,
-// the config and the unit (its own init and augmentation streams), so `pack` units can
-// share one forward/backward (the teacher is frozen and in eval mode: samples never
-// interact) and a run split over processes by --classes writes the same files.
+// Parts: units.h (plan the work), optimize.h (optimize one group of units), stall.h (detect
+// a unit that did not converge; it is restarted from fresh streams), class_folders.h (stage
+// and publish complete classes). recover() below ties them together: bind the folder to one
+// config, plan the pending units, optimize them in packs, restart stalled ones, publish
+// classes as they complete, write the manifest.
 //
 // Output: an ImageFolder of PNGs (DIR/NNN_<name>/NNNNN.png), per class a class.json
-// with losses and seconds, recover.json fixing the config, and manifest.json.
+// with losses, loss traces, restarts and seconds, recover.json fixing the config, and
+// manifest.json (every complete class, restarts, classes that never converged).
 #pragma once
 #include <string>
 
 #include "core/options.h"
 #include "core/progress.h"
+#include "recover/units.h"
 
 namespace lpld::recover {
 
@@ -37,8 +39,11 @@ struct RecoverConfig {
   double crop_scale_min = 0.08;
   double tv_l2 = 0, l2 = 0;  // priors (ImageNet script; 0 by default)
   uint64_t seed = 0;
-  std::string classes;  // "BEGIN:END" subset of classes (class mode)
-  int64_t pack = 0;     // units per forward pass (0: automatic)
+  std::string classes;         // "BEGIN:END" subset of classes (class mode)
+  int64_t pack = 0;            // units per forward pass (0: automatic)
+  int64_t stall_restarts = 2;  // restarts of a stalled unit (recover/stall.h); 0: none
+  double stall_ce = 0.5;       // stall rule: last-window CE above this
+  double stall_bn = 0.75;      // stall rule: last-window BN above this x first-window BN
   std::string device = "cpu";
 
   void declare(OptionSet& o);
@@ -49,25 +54,16 @@ struct RecoverConfig {
   json identity() const;
 };
 
-// A unit of work: `count` images optimized together against one BN target.
-struct Unit {
-  int64_t id = 0;      // stream id (class mode: class * chunks + chunk; mixed: image index)
-  int64_t label = -1;  // class mode: the class of every image; mixed: -1 (image i has class i)
-  int64_t chunk = 0;   // class mode: chunk of the class; mixed: the image index
-  int64_t count = 0;   // images in the unit
-};
-
-// The units that make the images of `classes` (class mode) or of every class (mixed).
-std::vector<Unit> plan_units(const RecoverConfig& config, int64_t num_classes,
-                             const std::vector<int64_t>& classes);
-
 struct ClassRecord {
   int64_t label = 0;
-  double ce = 0, bn = 0;              // losses at the last iteration
-  double ce_start = 0, bn_start = 0;  // and at the first
+  double ce = 0, bn = 0;              // losses over the last trace window (mean of units)
+  double ce_start = 0, bn_start = 0;  // and over the first
   double seconds = 0, teacher_accuracy = 0;
-  bool skipped = false;  // already complete on disk
-  json to_json() const;  // the fields of class.json, plus `skipped`
+  int64_t restarts = 0;        // restarts of its units after a stall
+  bool converged = true;       // every unit converged (stall.h)
+  json units = json::array();  // class mode: each unit's record with its loss trace
+  bool skipped = false;        // already complete on disk
+  json to_json() const;        // the fields of class.json, plus `skipped`
   static ClassRecord from_json(const json& j);
 };
 
@@ -79,6 +75,8 @@ struct RecoverResult {
   double teacher_top1 = 0;                 // on the images of this run (quantized)
   int64_t images = 0, pack = 0;
   int64_t image_bytes = 0;
+  int64_t restarts = 0;              // restarts after a stall, this run
+  json unconverged = json::array();  // units that stalled in every attempt: {class|batch, chunk}
   json to_json() const;
 };
 

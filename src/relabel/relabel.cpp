@@ -5,10 +5,10 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "labels/image_set.h"
+#include "labels/label_store.h"
+#include "labels/replay.h"
 #include "models/checkpoint.h"
-#include "relabel/image_set.h"
-#include "relabel/label_store.h"
-#include "relabel/replay.h"
 
 namespace lpld::relabel {
 
@@ -20,6 +20,7 @@ void RelabelConfig::declare(OptionSet& o) {
       .add("batch_size", &batch_size, "label batch size B")
       .add("prune_ratio", &prune_ratio, "R: keep the first floor((1-R) * E * batches) steps")
       .add("cutmix", &cutmix, "CutMix within each label batch")
+      .value_sets("cutmix_alpha")
       .add("cutmix_alpha", &cutmix_alpha, "CutMix Beta(alpha, alpha)")
       .add("logits", &logits, "stored logit dtype: fp16, bf16 or fp32")
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
@@ -68,7 +69,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   const torch::Device device = parse_device(config.device);
   auto ck = models::load_checkpoint(config.teacher, device);
   auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
-  ImageSet set = load_image_set(config.images);
+  labels::ImageSet set = labels::load_image_set(config.images);
   const auto& imgs = *set.images;
   check_arg(imgs.num_classes() == ck.meta.num_classes, "--images",
             config.images + " has " + std::to_string(imgs.num_classes()) +
@@ -77,14 +78,14 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
             config.images + " has " + std::to_string(imgs.channels()) +
                 "-channel images, the teacher takes " + std::to_string(ck.meta.channels));
 
-  LabelHeader h;
+  labels::LabelHeader h;
   h.num_images = imgs.size();
   h.num_classes = ck.meta.num_classes;
   h.channels = ck.meta.channels;
   h.image_size = ck.meta.image_size;
   h.epochs = config.epochs;
   h.batch_size = config.batch_size;
-  h.steps_kept = steps_for_ratio(config.prune_ratio, h.total_steps());
+  h.steps_kept = labels::steps_for_ratio(config.prune_ratio, h.total_steps());
   h.prune_ratio = config.prune_ratio;
   h.dtype = config.logits;
   h.seed = config.seed;
@@ -113,18 +114,14 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
       config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
   const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
 
-  LabelStoreWriter writer(config.out, h);
+  labels::LabelStoreWriter writer(config.out, h);
   torch::NoGradGuard no_grad;
   progress.start("relabel", h.steps_kept, "step");
-  std::vector<int64_t> order;
-  int64_t order_epoch = -1;
+  labels::StepPlanner planner(h);  // used by one planning thread at a time
   auto plans_for = [&](int64_t s0) {
-    std::vector<StepPlan> plans;
-    for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
-      const int64_t e = s / h.batches_per_epoch();
-      if (e != order_epoch) order = epoch_order(h, e), order_epoch = e;
-      plans.push_back(plan_step(h, s, &order));
-    }
+    std::vector<labels::StepPlan> plans;
+    for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s)
+      plans.push_back(planner.plan(s));
     return plans;
   };
   std::future<void> pending_write;
@@ -135,7 +132,8 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
     if (s0 + group < h.steps_kept)
       next_plans = std::async(std::launch::async, plans_for, s0 + group);
     std::vector<torch::Tensor> batches;
-    for (const auto& p : plans) batches.push_back(render_step(images, norm, p, h.image_size));
+    for (const auto& p : plans)
+      batches.push_back(labels::render_step(images, norm, p, h.image_size));
     auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
     // The writer runs behind the next forward.
     if (pending_write.valid()) pending_write.get();
@@ -161,7 +159,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   r.labelled_views = views;
   r.seconds = seconds_since(start);
   r.views_per_second = r.seconds > 0 ? views / r.seconds : 0;
-  LabelStore store(config.out);
+  labels::LabelStore store(config.out);
   r.label_bytes = store.file_bytes();
   r.logit_bytes = store.logit_bytes();
   r.metadata_bytes = r.label_bytes - r.logit_bytes;

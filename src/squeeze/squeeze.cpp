@@ -4,16 +4,17 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/batches.h"
+#include "engine/evaluate.h"
+#include "engine/schedule.h"
 #include "models/checkpoint.h"
 #include "models/registry.h"
 #include "squeeze/class_stats.h"
-#include "train/evaluate.h"
-#include "train/schedule.h"
 
 namespace lpld::squeeze {
 
 void SqueezeConfig::declare(OptionSet& o) {
-  o.add("data", &data, "training set spec")
+  o.add("recipe", &recipe, "teacher recipe: auto, small, official, tiny or imagenet1k")
+      .add("data", &data, "training set spec")
       .add("val", &val, "validation set spec")
       .add("arch", &arch, "teacher architecture (convnet-dD-wW, resnet18/34/50[-small|-imagenet])")
       .add("out", &out, "checkpoint file to write")
@@ -27,11 +28,66 @@ void SqueezeConfig::declare(OptionSet& o) {
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
       .add("flip", &flip, "random horizontal flip")
       .add("image_size", &image_size, "training resolution (0: the dataset's)")
+      .add("norm", &norm,
+           "normalization: imagenet, cifar10, cifar100, mnist, fashion-mnist or MEAN,.../STD,... "
+           "(default: the data set's standard one, else estimated from the images)")
       .add("stats_augment", &stats_augment, "augment during the class-statistics pass")
       .add("class_stats", &class_stats, "gather class-wise BN statistics")
       .add("seed", &seed, "random seed")
       .add("device", &device, "cpu, cuda or cuda:N")
       .add("workers", &workers, "decoding threads for streaming datasets");
+}
+
+namespace {
+// The options a recipe sets, as JSON (to tell whether a user changed one).
+json recipe_fields(const SqueezeConfig& c) {
+  return {{"epochs", c.epochs},
+          {"batch_size", c.batch_size},
+          {"lr", c.lr},
+          {"momentum", c.momentum},
+          {"weight_decay", c.weight_decay},
+          {"warmup_epochs", c.warmup_epochs},
+          {"crop_scale_min", c.crop_scale_min}};
+}
+}  // namespace
+
+void SqueezeConfig::apply_recipe(const std::string& name) {
+  const SqueezeConfig small;
+  epochs = small.epochs, batch_size = small.batch_size, lr = small.lr;
+  momentum = small.momentum, weight_decay = small.weight_decay;
+  warmup_epochs = small.warmup_epochs, crop_scale_min = small.crop_scale_min;
+  if (name == "small" || name == "auto") {
+  } else if (name == "official") {
+    epochs = 15, batch_size = 256, lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
+    warmup_epochs = 0, crop_scale_min = 0.5;
+  } else if (name == "tiny") {
+    epochs = 50, batch_size = 256, lr = 0.2, momentum = 0.9, weight_decay = 1e-4;
+    warmup_epochs = 5, crop_scale_min = 0.08;
+  } else if (name == "imagenet1k") {
+    epochs = 90, batch_size = 256, lr = 0.1, momentum = 0.9, weight_decay = 1e-4;
+    warmup_epochs = 0, crop_scale_min = 0.08;
+  } else {
+    throw std::invalid_argument("--recipe: unknown teacher recipe '" + name +
+                                "' (use auto, small, official, tiny or imagenet1k)");
+  }
+  recipe = name;
+}
+
+SqueezeConfig SqueezeConfig::resolved(int64_t size, std::string* note) const {
+  if (recipe != "auto") return *this;
+  const std::string band = size <= 32 ? "small" : size <= 64 ? "tiny" : "imagenet1k";
+  SqueezeConfig r = *this;
+  if (recipe_fields(*this) != recipe_fields(SqueezeConfig{})) {
+    if (band != "small" && note)
+      *note = fmt::format(
+          "squeeze: {} px data would get the '{}' recipe, but recipe options were set: "
+          "training with those on the small recipe (name --recipe to choose)",
+          size, band);
+    r.recipe = "small";
+    return r;
+  }
+  r.apply_recipe(band);
+  return r;
 }
 
 void SqueezeConfig::validate() const {
@@ -49,7 +105,8 @@ void SqueezeConfig::validate() const {
 }
 
 json SqueezeResult::to_json() const {
-  return {{"top1", top1},
+  return {{"recipe", recipe},
+          {"top1", top1},
           {"top5", top5},
           {"seconds", seconds},
           {"train_seconds", train_seconds},
@@ -63,109 +120,130 @@ json SqueezeResult::to_json() const {
           {"checkpoint_hash", checkpoint_hash}};
 }
 
-SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
-  config.validate();
+namespace {
+
+// The teacher to train: a fresh model of `arch` for the data, or the --init checkpoint.
+models::Checkpoint open_teacher(const SqueezeConfig& config, const data::Dataset& train_set,
+                                const torch::Device& device) {
+  models::Checkpoint ck;
+  if (!config.init.empty()) {
+    ck = models::load_checkpoint(config.init, device);
+    check_arg(ck.meta.num_classes == train_set.num_classes(), "--init",
+              "checkpoint has " + std::to_string(ck.meta.num_classes) + " classes, the data " +
+                  std::to_string(train_set.num_classes()));
+  } else {
+    ck.meta.arch = config.arch;
+    ck.meta.num_classes = train_set.num_classes();
+    ck.meta.channels = train_set.channels();
+    ck.meta.image_size =
+        config.image_size > 0 ? config.image_size : data::default_image_size(train_set);
+    ck.meta.norm = config.norm.empty()
+                       ? data::normalization_for(train_set)
+                       : data::parse_normalization(config.norm, train_set.channels());
+    ck.model = models::make_model(
+        {ck.meta.arch, ck.meta.num_classes, ck.meta.channels, ck.meta.image_size});
+    ck.model->to(device);
+  }
+  ck.meta.class_names = train_set.class_names();
+  ck.meta.dataset = config.data;
+  ck.meta.seed = config.seed;
+  return ck;
+}
+
+// SGD + momentum, cosine per step after an optional linear warm-up, RandomResizedCrop +
+// flip (METHOD.md Stage 1). Fills the training fields of `result`.
+void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
+                   const std::shared_ptr<data::Dataset>& train_set, const torch::Device& device,
+                   Progress& progress, SqueezeResult& result) {
+  auto& model = *ck.model;
+  torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)
+                                                .momentum(config.momentum)
+                                                .weight_decay(config.weight_decay));
+  const int64_t n = train_set->size();
+  const int64_t steps_per_epoch = std::max<int64_t>(1, n / config.batch_size);
+  const int64_t total = steps_per_epoch * config.epochs;
+  int64_t step = 0;
+  double step_seconds = 0;
+  const auto train_start = Clock::now();
+  progress.start("squeeze train", total * config.batch_size, "img");
+  model.train();
+  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    data::EpochOptions eo;
+    eo.batch_size = config.batch_size;
+    eo.image_size = ck.meta.image_size;
+    eo.augment = true;
+    eo.crop.scale_lo = config.crop_scale_min;
+    eo.crop.flip = config.flip;
+    eo.shuffle = true;
+    eo.drop_last = true;
+    eo.seed = derive_seed(config.seed, kTagTrainOrder, static_cast<uint64_t>(epoch));
+    eo.workers = static_cast<int>(config.workers);
+    data::EpochBatches batches(train_set, ck.meta.norm, eo, device);
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    int64_t epoch_steps = 0;
+    while (auto batch = batches.next()) {
+      const auto t0 = Clock::now();
+      engine::set_lr(sgd, engine::cosine_lr(config.lr, static_cast<double>(step), total,
+                                            config.warmup_epochs * steps_per_epoch));
+      auto loss = torch::cross_entropy_loss(model.forward(batch->first), batch->second);
+      sgd.zero_grad();
+      loss.backward();
+      sgd.step();
+      loss_sum += loss.detach();
+      ++step;
+      ++epoch_steps;
+      step_seconds += seconds_since(t0);
+      result.train_images += batch->second.size(0);
+      if (step % 20 == 0)
+        progress.update(step * config.batch_size,
+                        fmt::format("epoch {}/{}", epoch + 1, config.epochs));
+    }
+    const double mean_loss = loss_sum.item<double>() / std::max<int64_t>(1, epoch_steps);
+    if (!std::isfinite(mean_loss))
+      throw std::runtime_error("squeeze: training diverged (loss is not finite); lower --lr");
+    progress.message(
+        fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs, mean_loss));
+  }
+  progress.finish();
+  result.train_seconds = seconds_since(train_start);
+  result.images_per_second =
+      result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
+  result.step_images_per_second = step_seconds > 0 ? result.train_images / step_seconds : 0;
+}
+
+}  // namespace
+
+SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
+  requested.validate();
   const auto start = Clock::now();
-  const torch::Device device = parse_device(config.device);
-  torch::manual_seed(config.seed);  // weight initialization
-  auto train_set = data::open_dataset(config.data);
-  auto val_set = data::open_dataset(config.val);
+  const torch::Device device = parse_device(requested.device);
+  torch::manual_seed(requested.seed);  // weight initialization
+  auto train_set = data::open_dataset(requested.data);
+  auto val_set = data::open_dataset(requested.val);
   if (train_set->fixed_size()[0] > 0) train_set = data::load_into_memory(train_set);
   if (val_set->fixed_size()[0] > 0) val_set = data::load_into_memory(val_set);
   check_arg(val_set->num_classes() == train_set->num_classes(), "--val",
             "has " + std::to_string(val_set->num_classes()) + " classes, the training set " +
                 std::to_string(train_set->num_classes()));
-
-  models::Checkpoint ck;
-  if (!config.init.empty()) {
-    ck = models::load_checkpoint(config.init, device);
-    check_arg(ck.meta.num_classes == train_set->num_classes(), "--init",
-              "checkpoint has " + std::to_string(ck.meta.num_classes) + " classes, the data " +
-                  std::to_string(train_set->num_classes()));
-  } else {
-    ck.meta.arch = config.arch;
-    ck.meta.num_classes = train_set->num_classes();
-    ck.meta.channels = train_set->channels();
-    ck.meta.image_size =
-        config.image_size > 0 ? config.image_size : data::default_image_size(*train_set);
-    ck.meta.norm = data::normalization_for(*train_set);
-    ck.model = models::make_model(
-        {ck.meta.arch, ck.meta.num_classes, ck.meta.channels, ck.meta.image_size});
-    ck.model->to(device);
-  }
-  ck.meta.class_names = train_set->class_names();
-  ck.meta.dataset = config.data;
-  ck.meta.seed = config.seed;
-  auto& model = *ck.model;
+  models::Checkpoint ck = open_teacher(requested, *train_set, device);
+  std::string note;
+  const SqueezeConfig config = requested.resolved(ck.meta.image_size, &note);
+  if (!note.empty() && config.epochs > 0) progress.warning(note);
+  config.validate();
+  progress.message(
+      fmt::format("squeeze: teacher recipe '{}' ({} px)", config.recipe, ck.meta.image_size));
   SqueezeResult result;
+  result.recipe = config.recipe;
+  if (config.epochs > 0) train_teacher(config, ck, train_set, device, progress, result);
 
-  // --- train the teacher ---
-  const auto train_start = Clock::now();
-  double step_seconds = 0;
-  if (config.epochs > 0) {
-    torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)
-                                                  .momentum(config.momentum)
-                                                  .weight_decay(config.weight_decay));
-    const int64_t n = train_set->size();
-    const int64_t steps_per_epoch = std::max<int64_t>(1, n / config.batch_size);
-    const int64_t total = steps_per_epoch * config.epochs;
-    int64_t step = 0;
-    progress.start("squeeze train", total * config.batch_size, "img");
-    model.train();
-    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
-      data::EpochOptions eo;
-      eo.batch_size = config.batch_size;
-      eo.image_size = ck.meta.image_size;
-      eo.augment = true;
-      eo.crop.scale_lo = config.crop_scale_min;
-      eo.crop.flip = config.flip;
-      eo.shuffle = true;
-      eo.drop_last = true;
-      eo.seed = derive_seed(config.seed, kTagTrainOrder, static_cast<uint64_t>(epoch));
-      eo.workers = static_cast<int>(config.workers);
-      data::EpochBatches batches(train_set, ck.meta.norm, eo, device);
-      torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-      int64_t epoch_steps = 0;
-      while (auto batch = batches.next()) {
-        const auto t0 = Clock::now();
-        train::set_lr(sgd, train::cosine_lr(config.lr, static_cast<double>(step), total,
-                                            config.warmup_epochs * steps_per_epoch));
-        auto logits = model.forward(batch->first);
-        auto loss = torch::cross_entropy_loss(logits, batch->second);
-        sgd.zero_grad();
-        loss.backward();
-        sgd.step();
-        loss_sum += loss.detach();
-        ++step;
-        ++epoch_steps;
-        step_seconds += seconds_since(t0);
-        result.train_images += batch->second.size(0);
-        if (step % 20 == 0)
-          progress.update(step * config.batch_size,
-                          fmt::format("epoch {}/{}", epoch + 1, config.epochs));
-      }
-      const double mean_loss = loss_sum.item<double>() / std::max<int64_t>(1, epoch_steps);
-      if (!std::isfinite(mean_loss))
-        throw std::runtime_error("squeeze: training diverged (loss is not finite); lower --lr");
-      progress.message(
-          fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs, mean_loss));
-    }
-    progress.finish();
-  }
-  result.train_seconds = seconds_since(train_start);
-  result.images_per_second =
-      result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
-  result.step_images_per_second = step_seconds > 0 ? result.train_images / step_seconds : 0;
-
-  // --- evaluate ---
+  auto& model = *ck.model;
   model.eval();
-  auto ev = train::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress);
+  auto ev = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress);
   result.top1 = ev.top1;
   result.top5 = ev.top5;
   result.eval_seconds = ev.seconds;
   progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", ev.top1, ev.top5));
 
-  // --- class-wise BN statistics ---
   const auto stats_start = Clock::now();
   if (config.class_stats) {
     ClassStatsOptions so;

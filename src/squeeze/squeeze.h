@@ -9,7 +9,20 @@
 
 namespace lpld::squeeze {
 
+// Teacher recipes (`--recipe`; flags override them). The teacher is a means: a recipe is
+// chosen by what the students of its synthetic images reach, not by its own top-1
+// (bench/results/teacher-recipes.md).
+//   small       the 28-32 px default (the fields' defaults below)
+//   official    the authors' recipe of the reference runs (../shared/reference): batch 256,
+//               lr 0.05, crop scale (0.5, 1), 15 epochs (their Fashion-MNIST run: 5)
+//   tiny        64 px, Tiny-ImageNet as SRe2L's teacher was trained (torchvision reference):
+//               50 epochs, batch 256, SGD lr 0.2, wd 1e-4, 5 warm-up epochs, crop (0.08, 1)
+//   imagenet1k  224 px, torchvision's ResNet recipe: 90 epochs, batch 256, lr 0.1, wd 1e-4,
+//               crop (0.08, 1); cosine where torchvision's V1 weights used steps
+//   auto        (default) small up to 32 px, tiny up to 64 px, imagenet1k above; when a
+//               recipe option was changed from small's value, small stays (with a warning)
 struct SqueezeConfig {
+  std::string recipe = "auto";
   std::string data = "fashion-mnist:train";
   std::string val = "fashion-mnist:test";
   std::string arch = "convnet-d3-w64";
@@ -26,6 +39,7 @@ struct SqueezeConfig {
   double crop_scale_min = 0.8;  // RandomResizedCrop scale (min, 1)
   bool flip = true;
   int64_t image_size = 0;      // 0: the dataset's own size (224 for varying folders)
+  std::string norm;            // by name or MEAN,.../STD,... ("": the data's, data/dataset.h)
   bool stats_augment = false;  // crop/flip during the class-statistics pass
   bool class_stats = true;
   uint64_t seed = 0;
@@ -33,10 +47,14 @@ struct SqueezeConfig {
   int64_t workers = 2;
 
   void declare(OptionSet& o);
-  void validate() const;  // throws invalid_argument naming the option
+  void apply_recipe(const std::string& name);  // sets `recipe` and its options
+  void validate() const;                       // throws invalid_argument naming the option
+  // "auto" resolved for data of `image_size` px (other recipes: unchanged).
+  SqueezeConfig resolved(int64_t image_size, std::string* note = nullptr) const;
 };
 
 struct SqueezeResult {
+  std::string recipe;  // the recipe the teacher was trained with (auto resolved)
   double top1 = 0, top5 = 0;
   double train_seconds = 0, stats_seconds = 0, eval_seconds = 0, seconds = 0;
   double images_per_second = 0;       // training, data loading included

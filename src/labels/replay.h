@@ -5,12 +5,13 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <vector>
 
 #include "data/augment.h"
-#include "relabel/label_store.h"
+#include "labels/label_store.h"
 
-namespace lpld::relabel {
+namespace lpld::labels {
 
 struct StepPlan {
   int64_t step = 0;
@@ -26,6 +27,18 @@ std::vector<int64_t> epoch_order(const LabelHeader& header, int64_t epoch);
 StepPlan plan_step(const LabelHeader& header, int64_t step,
                    const std::vector<int64_t>* order = nullptr);
 
+// plan_step with the epoch orders cached (the last few epochs: a permutation of N images is
+// the costly part of a plan). relabel, train and `lpld labels steps` plan through it.
+class StepPlanner {
+ public:
+  explicit StepPlanner(const LabelHeader& header) : header_(header) {}
+  StepPlan plan(int64_t step);
+
+ private:
+  const LabelHeader& header_;
+  std::map<int64_t, std::vector<int64_t>> orders_;
+};
+
 // images_u8: the whole synthetic set, uint8 [N, C, H, W] on the device; only the step's
 // images are normalized (by `norm`, on the same device), so the set costs 1 byte per
 // pixel, not 1 + 4 -> the step's batch [n, C, size, size], views rendered and CutMix applied.
@@ -38,4 +51,4 @@ torch::Tensor render_step(const torch::Tensor& images_u8, const data::NormTensor
 // image's pixels that come from its partner, after clipping) and partners (batch positions).
 json describe_step(const LabelHeader& header, const StepPlan& plan);
 
-}  // namespace lpld::relabel
+}  // namespace lpld::labels

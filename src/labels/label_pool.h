@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace lpld::train {
+namespace lpld::labels {
 
 struct PoolSpec {
   std::string granularity = "batch_to_epoch";  // batch_to_epoch | batch | epoch
@@ -52,4 +52,4 @@ void validate_pool(const PoolSpec& spec);
 // The step ids that training epoch `epoch` replays, in order (batches_per_epoch of them).
 std::vector<int64_t> draw_epoch_steps(const PoolSpec& spec, int64_t epoch);
 
-}  // namespace lpld::train
+}  // namespace lpld::labels

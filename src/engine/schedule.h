@@ -2,7 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 
-namespace lpld::train {
+namespace lpld::engine {
 
 // `t` is the position in [0, total) (steps or epochs); warm-up rises linearly from
 // base/warmup to base over the first `warmup` units, then cosine from base to 0.
@@ -10,4 +10,4 @@ double cosine_lr(double base, double t, double total, double warmup = 0);
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr);
 
-}  // namespace lpld::train
+}  // namespace lpld::engine

@@ -8,7 +8,7 @@
 
 #include "data/dataset.h"
 
-namespace lpld::relabel {
+namespace lpld::labels {
 
 struct ImageSet {
   std::shared_ptr<data::TensorDataset> images;  // uint8 [N, C, H, W], labels [N]
@@ -20,4 +20,4 @@ struct ImageSet {
 // Throws runtime_error naming the folder if it is missing, empty or unreadable.
 ImageSet load_image_set(const std::string& dir);
 
-}  // namespace lpld::relabel
+}  // namespace lpld::labels

@@ -1,11 +1,11 @@
-#include "relabel/image_set.h"
+#include "labels/image_set.h"
 
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/io.h"
 
-namespace lpld::relabel {
+namespace lpld::labels {
 namespace fs = std::filesystem;
 
 ImageSet load_image_set(const std::string& dir) {
@@ -25,4 +25,4 @@ ImageSet load_image_set(const std::string& dir) {
   return set;
 }
 
-}  // namespace lpld::relabel
+}  // namespace lpld::labels

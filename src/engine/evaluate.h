@@ -2,11 +2,12 @@
 #pragma once
 #include <memory>
 
+#include "core/options.h"
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "models/classifier.h"
 
-namespace lpld::train {
+namespace lpld::engine {
 
 struct EvalResult {
   double top1 = 0, top5 = 0;  // percent
@@ -21,4 +22,15 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
                     const data::Normalization& norm, int64_t image_size,
                     const torch::Device& device, Progress& progress, int64_t batch_size = 100);
 
-}  // namespace lpld::train
+// `lpld eval`: a checkpoint on a labelled set.
+struct EvalConfig {
+  std::string model, data, device = "cpu";
+  int64_t batch_size = 100;
+  void declare(OptionSet& o);
+  void validate() const;
+};
+json to_json(const EvalResult& r);
+// Loads the checkpoint, checks that the data fits it (classes, channels), evaluates.
+EvalResult evaluate_checkpoint(const EvalConfig& config, Progress& progress);
+
+}  // namespace lpld::engine

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-namespace lpld::train {
+namespace lpld::engine {
 
 // "opt.<i>.<field>" for parameter i of the optimizer's first group, plus "opt.<i>.step".
 std::map<std::string, torch::Tensor> optimizer_tensors(torch::optim::Optimizer& optimizer);
@@ -15,4 +15,4 @@ void load_optimizer_tensors(torch::optim::Optimizer& optimizer,
                             const std::map<std::string, torch::Tensor>& tensors,
                             const std::string& path);
 
-}  // namespace lpld::train
+}  // namespace lpld::engine

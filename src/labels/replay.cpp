@@ -1,6 +1,6 @@
-#include "relabel/replay.h"
+#include "labels/replay.h"
 
-namespace lpld::relabel {
+namespace lpld::labels {
 
 std::vector<int64_t> epoch_order(const LabelHeader& h, int64_t epoch) {
   return Rng(derive_seed(h.seed, kTagEpochOrder, static_cast<uint64_t>(epoch)))
@@ -30,6 +30,16 @@ StepPlan plan_step(const LabelHeader& h, int64_t step, const std::vector<int64_t
   return p;
 }
 
+StepPlan StepPlanner::plan(int64_t step) {
+  const int64_t epoch = step / header_.batches_per_epoch();
+  auto it = orders_.find(epoch);
+  if (it == orders_.end()) {
+    if (orders_.size() >= 16) orders_.erase(orders_.begin());
+    it = orders_.emplace(epoch, epoch_order(header_, epoch)).first;
+  }
+  return plan_step(header_, step, &it->second);
+}
+
 torch::Tensor render_step(const torch::Tensor& images_u8, const data::NormTensors& norm,
                           const StepPlan& plan, int64_t size) {
   auto index = torch::tensor(plan.indices, torch::kInt64).to(images_u8.device());
@@ -57,4 +67,4 @@ json describe_step(const LabelHeader& h, const StepPlan& p) {
           {"cutmix", mix}};
 }
 
-}  // namespace lpld::relabel
+}  // namespace lpld::labels

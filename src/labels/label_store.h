@@ -23,7 +23,7 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 
-namespace lpld::relabel {
+namespace lpld::labels {
 
 constexpr int kLabelStoreVersion = 1;
 
@@ -99,4 +99,4 @@ class LabelStore {
   uint64_t size_ = 0, data_offset_ = 0;
 };
 
-}  // namespace lpld::relabel
+}  // namespace lpld::labels

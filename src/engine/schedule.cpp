@@ -1,8 +1,8 @@
-#include "train/schedule.h"
+#include "engine/schedule.h"
 
 #include <cmath>
 
-namespace lpld::train {
+namespace lpld::engine {
 
 double cosine_lr(double base, double t, double total, double warmup) {
   if (warmup > 0 && t < warmup) return base * (t + 1) / warmup;
@@ -15,4 +15,4 @@ void set_lr(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-}  // namespace lpld::train
+}  // namespace lpld::engine

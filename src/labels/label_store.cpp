@@ -1,4 +1,4 @@
-#include "relabel/label_store.h"
+#include "labels/label_store.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 
-namespace lpld::relabel {
+namespace lpld::labels {
 namespace {
 constexpr char kMagic[8] = {'L', 'P', 'L', 'D', 'L', 'B', 'L', '1'};
 
@@ -255,4 +255,4 @@ void LabelStore::verify() const {
   for (int64_t s = 0; s < header_.steps_kept; ++s) logits(s);
 }
 
-}  // namespace lpld::relabel
+}  // namespace lpld::labels

@@ -1,4 +1,4 @@
-#include "train/label_pool.h"
+#include "labels/label_pool.h"
 
 #include <algorithm>
 #include <numeric>
@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 
-namespace lpld::train {
+namespace lpld::labels {
 
 namespace {
 const char* kRules[] = {"correct", "diff", "diff_signed", "cut_ratio", "confidence"};
@@ -87,22 +87,20 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
     return steps;
   }
   // batch + random: position `epoch * bpe + b` in an endless sequence of pool
-  // permutations; permutation k comes from its own stream so any epoch is computable alone.
+  // permutations; permutation k comes from its own stream so any epoch is computable alone
+  // (an epoch spans at most a few permutations: each is drawn once per call).
+  int64_t perm_k = -1;
+  std::vector<int64_t> perm;
   for (int64_t b = 0; b < bpe; ++b) {
     const int64_t pos = epoch * bpe + b, k = pos / s.pool_steps, i = pos % s.pool_steps;
-    static thread_local int64_t cached_k = -1;
-    static thread_local uint64_t cached_seed = 0;
-    static thread_local std::vector<int64_t> perm;
-    if (k != cached_k || cached_seed != s.seed ||
-        static_cast<int64_t>(perm.size()) != s.pool_steps) {
+    if (k != perm_k) {
       perm = Rng(derive_seed(s.seed, kTagPoolDraw, static_cast<uint64_t>(k), 1))
                  .permutation(s.pool_steps);
-      cached_k = k;
-      cached_seed = s.seed;
+      perm_k = k;
     }
     steps.push_back(perm[i]);
   }
   return steps;
 }
 
-}  // namespace lpld::train
+}  // namespace lpld::labels

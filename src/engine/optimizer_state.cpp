@@ -1,8 +1,8 @@
-#include "train/optimizer_state.h"
+#include "engine/optimizer_state.h"
 
 #include "core/error.h"
 
-namespace lpld::train {
+namespace lpld::engine {
 namespace {
 std::string key_of(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
 }  // namespace
@@ -57,4 +57,4 @@ void load_optimizer_tensors(torch::optim::Optimizer& opt,
   }
 }
 
-}  // namespace lpld::train
+}  // namespace lpld::engine

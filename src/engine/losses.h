@@ -1,0 +1,13 @@
+// Training losses shared by the stages.
+#pragma once
+#include <torch/torch.h>
+
+namespace lpld::engine {
+
+// Knowledge distillation (METHOD.md Stage 4): KL(softmax(teacher/T) || softmax(student/T)),
+// mean over the batch; times T^2 when `squared` (the Tiny-ImageNet recipe).
+// student, teacher: [N, C] logits -> scalar.
+torch::Tensor kd_loss(const torch::Tensor& student, const torch::Tensor& teacher, double T,
+                      bool squared);
+
+}  // namespace lpld::engine

@@ -1,0 +1,70 @@
+#include "recover/units.h"
+
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "recover/recover.h"
+
+namespace lpld::recover {
+
+json UnitResult::to_json() const {
+  json t = json::array();
+  for (const auto& p : trace) t.push_back({p.it, p.ce, p.bn});
+  return {
+      {"ce", ce},           {"bn", bn},           {"ce_start", ce_start}, {"bn_start", bn_start},
+      {"seconds", seconds}, {"correct", correct}, {"attempts", attempts}, {"converged", converged},
+      {"trace", t}};
+}
+
+int64_t unit_batch(const RecoverConfig& c, int64_t num_classes) {
+  if (c.mode != "class") return num_classes;
+  return c.batch_size > 0 ? std::min(c.batch_size, c.ipc) : c.ipc;
+}
+
+int64_t units_per_class(const RecoverConfig& c, int64_t num_classes) {
+  const int64_t bs = unit_batch(c, num_classes);
+  return c.mode == "class" ? (c.ipc + bs - 1) / bs : c.ipc;
+}
+
+std::vector<Unit> plan_units(const RecoverConfig& config, int64_t C,
+                             const std::vector<int64_t>& classes) {
+  std::vector<Unit> units;
+  if (config.mode == "class") {
+    const int64_t bs = unit_batch(config, C), chunks = units_per_class(config, C);
+    for (int64_t c : classes)
+      for (int64_t j = 0; j < chunks; ++j)
+        units.push_back({c * chunks + j, c, j, std::min(bs, config.ipc - j * bs)});
+  } else if (!classes.empty()) {
+    for (int64_t j = 0; j < config.ipc; ++j) units.push_back({j, -1, j, C});
+  }
+  return units;
+}
+
+std::string unit_path(const std::string& out, int64_t id) {
+  return out + "/.units/u" + std::to_string(id) + ".safetensors";
+}
+
+void save_unit(const std::string& path, const UnitResult& r) {
+  TensorFile f;
+  f.tensors["images"] = r.images;
+  f.metadata["result"] = r.to_json().dump();
+  save_safetensors(path, f);
+}
+
+UnitResult load_unit(const std::string& path) {
+  auto f = load_safetensors(path);
+  check_file(f.tensors.count("images") && f.metadata.count("result"), path, "incomplete unit file");
+  UnitResult r;
+  r.images = f.tensors["images"];
+  try {
+    const json j = json::parse(f.metadata["result"]);
+    r.ce = j.at("ce"), r.bn = j.at("bn"), r.ce_start = j.at("ce_start");
+    r.bn_start = j.at("bn_start"), r.seconds = j.at("seconds"), r.correct = j.at("correct");
+    r.attempts = j.at("attempts"), r.converged = j.at("converged");
+    for (const auto& p : j.at("trace")) r.trace.push_back({p.at(0), p.at(1), p.at(2)});
+  } catch (const json::exception& e) {
+    fail_file(path, std::string("bad unit record: ") + e.what());
+  }
+  return r;
+}
+
+}  // namespace lpld::recover

@@ -1,0 +1,60 @@
+// The units of recover work (METHOD.md Stage 2) and what optimizing one yields.
+//
+// class mode: a unit is (class, chunk of <= batch_size images) of one class;
+// mixed mode: a unit is one cross-class batch, image i of class i, per image index.
+// A unit's images depend only on the seed, the config, the unit id and its attempt (its own
+// init and augmentation streams), so units can share a forward pass (`pack`) and a run split
+// over processes (--classes) writes the same files as one run.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/io.h"
+
+namespace lpld::recover {
+
+struct RecoverConfig;
+
+struct Unit {
+  int64_t id = 0;       // stream id (class mode: class * chunks + chunk; mixed: image index)
+  int64_t label = -1;   // class mode: the class of every image; mixed: -1 (image i has class i)
+  int64_t chunk = 0;    // class mode: chunk of the class; mixed: the image index
+  int64_t count = 0;    // images in the unit
+  int64_t attempt = 0;  // 0, or k after k restarts from a stall (recover/stall.h)
+};
+
+// Mean losses over one window of iterations ending at `it` (exclusive); see stall.h.
+struct TracePoint {
+  int64_t it = 0;
+  double ce = 0, bn = 0;
+};
+
+struct UnitResult {
+  torch::Tensor images;  // uint8 [count, C, H, W]
+  // Means over the last and first trace windows (less noisy than one iteration's loss:
+  // every iteration draws another crop).
+  double ce = 0, bn = 0, ce_start = 0, bn_start = 0;
+  double seconds = 0, correct = 0;  // all attempts; teacher-correct saved images
+  int64_t attempts = 1;
+  bool converged = true;
+  std::vector<TracePoint> trace;
+  json to_json() const;  // everything but the images
+};
+
+// Images per unit: class mode min(batch_size, ipc) (0: ipc); mixed mode one per class.
+int64_t unit_batch(const RecoverConfig& config, int64_t num_classes);
+// Chunks per class (class mode) or units in all (mixed mode: ipc).
+int64_t units_per_class(const RecoverConfig& config, int64_t num_classes);
+
+// The units that make the images of `classes` (class mode) or of every class (mixed).
+std::vector<Unit> plan_units(const RecoverConfig& config, int64_t num_classes,
+                             const std::vector<int64_t>& classes);
+
+// Where a finished unit is kept until its classes are complete.
+std::string unit_path(const std::string& out, int64_t id);
+void save_unit(const std::string& path, const UnitResult& result);
+UnitResult load_unit(const std::string& path);  // throws runtime_error naming `path`
+
+}  // namespace lpld::recover
