@@ -5,9 +5,9 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libtorch-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
       libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
-      dataset-fashion-mnist gnuplot-nox)
-# Side-by-side reference scripts (bench/) only: LPLD_PYTHON_REF=1 adds PyTorch.
-if [ "${LPLD_PYTHON_REF:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-numpy); fi
+      dataset-fashion-mnist gnuplot-nox
+      # PyTorch itself, the reference of the parity suite (tests/test_parity.cpp) and of bench/
+      python3-torch python3-torchvision python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

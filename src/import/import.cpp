@@ -114,11 +114,11 @@ int64_t load_strict(models::ClassifierImpl& model, const Weights& w, const std::
   return copied;
 }
 
-// The model's classifier weight: the last 2-D parameter with one row in a 1-class model.
-std::string head_weight(const models::Classifier& one_class) {
+// The model's classifier weight: the last 2-D parameter with two rows in a 2-class model.
+std::string head_weight(const models::Classifier& two_class) {
   std::string name;
-  for (const auto& p : one_class->named_parameters())
-    if (p.value().dim() == 2 && p.value().size(0) == 1) name = p.key();
+  for (const auto& p : two_class->named_parameters())
+    if (p.value().dim() == 2 && p.value().size(0) == 2) name = p.key();
   return name;
 }
 
@@ -179,7 +179,7 @@ ImportResult import_teacher(const ImportConfig& config, Progress& progress) {
   m.arch = config.arch;
   m.channels = config.channels > 0 ? config.channels : ds ? ds->channels() : 3;
   m.image_size = config.image_size > 0 ? config.image_size : data::default_image_size(*ds);
-  const auto names_model = models::make_model({config.arch, 1, m.channels, m.image_size});
+  const auto names_model = models::make_model({config.arch, 2, m.channels, m.image_size});
   std::vector<std::string> names;
   for (const auto& p : names_model->named_parameters()) names.push_back(p.key());
   for (const auto& b : names_model->named_buffers()) names.push_back(b.key());

@@ -22,31 +22,50 @@ torch::Tensor initial_images(const GroupContext& ctx, const Unit& u) {
   return t;
 }
 
-// One augmented view of the group: crop + flip (per unit, or per image), then a circular
-// roll per unit (METHOD.md Stage 2: one draw for the whole batch, officially).
-torch::Tensor augment(const GroupContext& ctx, const torch::Tensor& x, std::vector<Rng>& aug,
-                      int64_t b, const data::CropOptions& crop) {
-  const auto& c = *ctx.config;
-  const int64_t K = static_cast<int64_t>(aug.size()), S = ctx.size;
-  std::vector<data::View> views;
-  std::vector<std::pair<int64_t, int64_t>> rolls;
-  for (int64_t k = 0; k < K; ++k) {
-    data::View shared = data::random_view(aug[k], S, S, crop);
+}  // namespace
+
+GroupViews draw_views(const RecoverConfig& c, std::vector<Rng>& aug, int64_t b, int64_t S) {
+  data::CropOptions crop;
+  crop.scale_lo = c.crop_scale_min;
+  GroupViews g;
+  for (auto& rng : aug) {
+    data::View shared = data::random_view(rng, S, S, crop);
     for (int64_t i = 0; i < b; ++i)
-      views.push_back(
-          c.per_image_augment ? (i == 0 ? shared : data::random_view(aug[k], S, S, crop)) : shared);
+      g.views.push_back(c.per_image_augment ? (i == 0 ? shared : data::random_view(rng, S, S, crop))
+                                            : shared);
     const int64_t j = c.jitter;
-    rolls.emplace_back(c.jitter_signed ? aug[k].range(-j, j) : aug[k].range(0, j),
-                       c.jitter_signed ? aug[k].range(-j, j) : aug[k].range(0, j));
+    g.rolls.emplace_back(c.jitter_signed ? rng.range(-j, j) : rng.range(0, j),
+                         c.jitter_signed ? rng.range(-j, j) : rng.range(0, j));
   }
-  auto v = data::render_views(x, views, S);
+  return g;
+}
+
+torch::Tensor apply_views(const torch::Tensor& x, const GroupViews& g, int64_t b, int64_t S) {
+  const int64_t K = static_cast<int64_t>(g.rolls.size());
+  auto v = data::render_views(x, g.views, S);
   std::vector<torch::Tensor> parts;
   for (int64_t k = 0; k < K; ++k)
-    parts.push_back(torch::roll(v.narrow(0, k * b, b), {rolls[k].first, rolls[k].second}, {2, 3}));
+    parts.push_back(
+        torch::roll(v.narrow(0, k * b, b), {g.rolls[k].first, g.rolls[k].second}, {2, 3}));
   return K == 1 ? parts[0] : torch::cat(parts);
 }
 
-}  // namespace
+GroupLoss group_loss(const GroupContext& ctx, const torch::Tensor& xin, int64_t K,
+                     const torch::Tensor& target, const std::vector<torch::Tensor>& target_mean,
+                     const std::vector<torch::Tensor>& target_var) {
+  const auto& config = *ctx.config;
+  models::BnCapture capture(*ctx.teacher);
+  auto logits = ctx.teacher->forward(xin);
+  GroupLoss l;
+  // CE is a mean within each unit (the official per-batch mean), summed over units.
+  l.ce = torch::cross_entropy_loss(logits, target, {}, at::Reduction::None).view({K, -1}).mean(1);
+  l.bn = bn_matching_loss(capture.inputs(), K, target_mean, target_var,
+                          config.first_bn_multiplier);
+  l.total = l.ce + config.r_bn * l.bn;
+  if (config.tv_l2 > 0) l.total = l.total + config.tv_l2 * tv_l2_prior(xin, K);
+  if (config.l2 > 0) l.total = l.total + config.l2 * xin.reshape({K, -1}).norm(2, {1});
+  return l;
+}
 
 BnTargets bn_targets(const models::Checkpoint& ck, bool class_mode) {
   BnTargets t;
@@ -101,8 +120,6 @@ std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vecto
     gmean.push_back(ctx.targets.mean[l].index_select(0, rows));
     gvar.push_back(ctx.targets.var[l].index_select(0, rows));
   }
-  data::CropOptions crop;
-  crop.scale_lo = config.crop_scale_min;
   torch::optim::Adam adam({x}, torch::optim::AdamOptions(config.lr).betas({0.5, 0.9}).eps(1e-8));
 
   // Loss trace: window sums stay on the device; one host copy per window.
@@ -116,16 +133,8 @@ std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vecto
   for (int64_t it = 0; it < config.iterations; ++it) {
     engine::set_lr(adam, engine::cosine_lr(config.lr, static_cast<double>(it),
                                            static_cast<double>(config.iterations)));
-    auto xin = augment(ctx, x, aug, b, crop);
-    models::BnCapture capture(teacher);
-    auto logits = teacher.forward(xin);
-    // CE is a mean within each unit (the official per-batch mean), summed over units.
-    auto ce =
-        torch::cross_entropy_loss(logits, target, {}, at::Reduction::None).view({K, b}).mean(1);
-    auto bn = bn_matching_loss(capture.inputs(), K, gmean, gvar, config.first_bn_multiplier);
-    auto loss = ce + config.r_bn * bn;
-    if (config.tv_l2 > 0) loss = loss + config.tv_l2 * tv_l2_prior(xin, K);
-    if (config.l2 > 0) loss = loss + config.l2 * xin.reshape({K, -1}).norm(2, {1});
+    auto xin = apply_views(x, draw_views(config, aug, b, ctx.size), b, ctx.size);
+    auto [ce, bn, loss] = group_loss(ctx, xin, K, target, gmean, gvar);
     adam.zero_grad();
     loss.sum().backward();
     adam.step();

@@ -4,18 +4,44 @@
 
 namespace lpld::squeeze {
 
-void accumulate_class_sums(const std::vector<torch::Tensor>& inputs, const torch::Tensor& labels,
-                           std::vector<torch::Tensor>& sum, std::vector<torch::Tensor>& sum_sq,
-                           torch::Tensor& pixels) {
+ClassStatsAccumulator::ClassStatsAccumulator(models::ClassifierImpl& model, int64_t classes,
+                                             const torch::Device& device) {
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  for (const auto& [name, bn] : model.batchnorms()) {
+    names_.push_back(name);
+    sum_.push_back(torch::zeros({classes, bn->options.num_features()}, f64));
+    sum_sq_.push_back(torch::zeros({classes, bn->options.num_features()}, f64));
+  }
+  hw_.assign(names_.size(), 0);
+  samples_ = torch::zeros({classes}, f64);
+}
+
+void ClassStatsAccumulator::add(const std::vector<torch::Tensor>& inputs,
+                                const torch::Tensor& labels) {
   for (size_t l = 0; l < inputs.size(); ++l) {
     // Per-image sums in the input's precision (a few thousand terms each), then the
     // per-class accumulation in float64 (millions of terms).
     const auto& x = inputs[l];
-    sum[l].index_add_(0, labels, x.sum({2, 3}).to(torch::kFloat64));
-    sum_sq[l].index_add_(0, labels, x.square().sum({2, 3}).to(torch::kFloat64));
+    hw_[l] = x.size(2) * x.size(3);
+    sum_[l].index_add_(0, labels, x.sum({2, 3}).to(torch::kFloat64));
+    sum_sq_[l].index_add_(0, labels, x.square().sum({2, 3}).to(torch::kFloat64));
   }
-  // Every layer sees the same samples; pixel counts differ by layer (H*W), applied later.
-  pixels.index_add_(0, labels, torch::ones({labels.size(0)}, pixels.options()));
+  // Every layer sees the same samples; pixel counts differ by layer (H*W), applied in finish.
+  samples_.index_add_(0, labels, torch::ones({labels.size(0)}, samples_.options()));
+}
+
+models::ClassStats ClassStatsAccumulator::finish() const {
+  models::ClassStats stats;
+  auto n = samples_.clamp_min(1).unsqueeze(1);
+  for (size_t l = 0; l < names_.size(); ++l) {
+    auto count = n * static_cast<double>(hw_[l]);
+    auto mean = sum_[l] / count;
+    auto var = (sum_sq_[l] / count - mean.square()).clamp_min(0);
+    stats.mean[names_[l]] = mean.to(torch::kFloat32);
+    stats.var[names_[l]] = var.to(torch::kFloat32);
+  }
+  stats.count = samples_.to(torch::kCPU).to(torch::kInt64);
+  return stats;
 }
 
 models::ClassStats compute_class_stats(models::ClassifierImpl& model,
@@ -25,16 +51,7 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
                                        const torch::Device& device, Progress& progress) {
   torch::NoGradGuard no_grad;
   model.eval();
-  const int64_t classes = dataset->num_classes();
-  auto bns = model.batchnorms();
-  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
-  std::vector<torch::Tensor> sum, sum_sq;
-  std::vector<int64_t> hw(bns.size(), 0);
-  for (const auto& [name, bn] : bns) {
-    sum.push_back(torch::zeros({classes, bn->options.num_features()}, f64));
-    sum_sq.push_back(torch::zeros({classes, bn->options.num_features()}, f64));
-  }
-  auto samples = torch::zeros({classes}, f64);
+  ClassStatsAccumulator acc(model, dataset->num_classes(), device);
   data::EpochOptions eo;
   eo.batch_size = options.batch_size;
   eo.image_size = options.image_size;
@@ -48,24 +65,12 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
   int64_t seen = 0;
   while (auto batch = batches.next()) {
     model.forward(batch->first);
-    const auto& inputs = capture.inputs();
-    for (size_t l = 0; l < inputs.size(); ++l) hw[l] = inputs[l].size(2) * inputs[l].size(3);
-    accumulate_class_sums(inputs, batch->second, sum, sum_sq, samples);
+    acc.add(capture.inputs(), batch->second);
     seen += batch->second.size(0);
     progress.update(seen);
   }
   progress.finish();
-  models::ClassStats stats;
-  auto n = samples.clamp_min(1).unsqueeze(1);
-  for (size_t l = 0; l < bns.size(); ++l) {
-    auto count = n * static_cast<double>(hw[l]);
-    auto mean = sum[l] / count;
-    auto var = (sum_sq[l] / count - mean.square()).clamp_min(0);
-    stats.mean[bns[l].first] = mean.to(torch::kFloat32);
-    stats.var[bns[l].first] = var.to(torch::kFloat32);
-  }
-  stats.count = samples.to(torch::kCPU).to(torch::kInt64);
-  return stats;
+  return acc.finish();
 }
 
 }  // namespace lpld::squeeze

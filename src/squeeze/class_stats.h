@@ -28,10 +28,22 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
                                        const ClassStatsOptions& options,
                                        const torch::Device& device, Progress& progress);
 
-// Adds one batch to running per-class sums (exposed for tests): inputs[l] is BN layer l's
-// input [N, C, H, W]; sums are float64 [classes, C]; counts float64 [classes].
-void accumulate_class_sums(const std::vector<torch::Tensor>& inputs, const torch::Tensor& labels,
-                           std::vector<torch::Tensor>& sum, std::vector<torch::Tensor>& sum_sq,
-                           torch::Tensor& pixels);
+// Running per-class sums of x and x^2 of every BN layer's input (float64), batch by batch;
+// compute_class_stats feeds it one pass of the data, tests feed it single batches.
+class ClassStatsAccumulator {
+ public:
+  ClassStatsAccumulator(models::ClassifierImpl& model, int64_t classes,
+                        const torch::Device& device);
+  // inputs[l]: BN layer l's input [N, C_l, H, W] (batchnorms() order); labels: int64 [N].
+  void add(const std::vector<torch::Tensor>& inputs, const torch::Tensor& labels);
+  // Per-class mean and biased variance [classes, C_l] (float32) by BN name, and counts.
+  models::ClassStats finish() const;
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> sum_, sum_sq_;
+  std::vector<int64_t> hw_;
+  torch::Tensor samples_;
+};
 
 }  // namespace lpld::squeeze
