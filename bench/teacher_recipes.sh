@@ -25,6 +25,8 @@ variants=(
   "b256-c0.5-lr0.1|batch_size: 256, lr: 0.1, crop_scale_min: 0.5|lr: 0.25, r_bn: 0.01|class"
   "b256-c0.25|batch_size: 256, lr: 0.05, crop_scale_min: 0.25|lr: 0.25, r_bn: 0.01|class"
   "official-rsmall|batch_size: 256, lr: 0.05, crop_scale_min: 0.5|lr: 0.1, r_bn: 0.05|class"
+  "b512-c0.5|batch_size: 512, lr: 0.05, crop_scale_min: 0.5|lr: 0.25, r_bn: 0.01|class"
+  "b128-c0.5|batch_size: 128, lr: 0.05, crop_scale_min: 0.5|lr: 0.25, r_bn: 0.01|class"
 )
 
 run_variant() {  # dataset name squeeze recover modes

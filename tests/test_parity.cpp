@@ -235,6 +235,25 @@ TEST(Parity, StoredViewsRenderAsTorchvisionResizedCropFlipAndCutMix) {
   EXPECT_TRUE(torch::equal(data::apply_cutmix(ref, mix), f.tensors["mixed"]));
 }
 
+// The evaluation of images that are not S x S (224-px models) equals torchvision's PIL path,
+// Resize(256) -> CenterCrop(224) -> ToTensor, within one 8-bit level: PIL resamples in fixed
+// point and rounds its result to 8 bits, lpld keeps floats (measured: mean 0.3, max 0.99
+// levels).
+TEST(Parity, EvaluationResizeAndCentreCropAsTorchvision) {
+  REQUIRE_TORCH();
+  test::TempDir dir;
+  fixtures("evalcrop", dir.path());
+  auto f = load_safetensors(dir.path("evalcrop.safetensors"));
+  for (const std::string name : {"landscape", "portrait"}) {
+    auto img = f.tensors[name].unsqueeze(0).to(torch::kFloat32) / 255;
+    auto mine = data::eval_resize_crop(img, 224).squeeze(0);
+    const auto& ref = f.tensors[name + ".ref"];
+    ASSERT_EQ(mine.sizes(), ref.sizes()) << name;
+    EXPECT_LE((mine - ref).abs().max().item<double>(), 1.01 / 255) << name;
+    EXPECT_LE((mine - ref).abs().mean().item<double>(), 0.5 / 255) << name;
+  }
+}
+
 // The distillation loss equals F.kl_div(log_softmax(s/T), softmax(t/T), 'batchmean'), and
 // times T^2 in the Tiny-ImageNet recipe.
 TEST(Parity, KnowledgeDistillationLossIsKlDivBatchmean) {

@@ -91,9 +91,7 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
   r.image_bytes = set.bytes;
   progress.message("analyze: synthetic features");
   auto x = data::normalize(syn.images(), ck.meta.norm, device);
-  if (x.size(2) != S || x.size(3) != S)
-    x = data::render_views(
-        x, std::vector<data::View>(x.size(0), data::eval_view(x.size(2), x.size(3), S)), S);
+  x = data::eval_resize_crop(x, S);
   auto [feat, pred] = features_of(model, x);
   r.synthetic = within_class_similarity(feat, syn.labels(), syn.num_classes());
   r.synthetic_top1 = 100.0 * pred.eq(syn.labels()).to(torch::kFloat64).mean().item<double>();
@@ -120,7 +118,7 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
     for (int64_t i : pick) {
       auto img = real->image(i).unsqueeze(0);
       auto f = data::normalize(img, ck.meta.norm, device);
-      imgs.push_back(data::render_views(f, {data::eval_view(f.size(2), f.size(3), S)}, S));
+      imgs.push_back(data::eval_resize_crop(f, S));
       lab.push_back(label_of[i]);
     }
     auto [rf, rp] = features_of(model, torch::cat(imgs));

@@ -119,7 +119,11 @@ class Unpickler {
   }
   ValuePtr reduce(const ValuePtr& callable, const ValuePtr& args);
   ValuePtr persistent_load(const ValuePtr& pid);
-  bool step();  // one opcode; false at STOP
+  bool step();                 // one opcode; false at STOP
+  bool scalar_op(uint8_t op);  // each: false when `op` is not one of its opcodes
+  bool container_op(uint8_t op);
+  bool memo_op(uint8_t op);
+  bool object_op(uint8_t op);
 
   const std::string& p_;
   caffe2::serialize::PyTorchStreamReader& zip_;
@@ -196,8 +200,8 @@ ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
   return make(Value::Opaque);
 }
 
-bool Unpickler::step() {
-  const uint8_t op = byte();
+// Constants: protocol and frame markers, None, bools, numbers, strings, globals.
+bool Unpickler::scalar_op(uint8_t op) {
   switch (op) {
     case 0x80:
       byte();
@@ -205,11 +209,6 @@ bool Unpickler::step() {
     case 0x95:
       little<uint64_t>();
       break;  // FRAME
-    case '.':
-      return false;  // STOP
-    case '(':
-      marks_.push_back(stack_.size());
-      break;  // MARK
     case 'N':
       stack_.push_back(make(Value::None));
       break;
@@ -297,6 +296,18 @@ bool Unpickler::step() {
       stack_.push_back(v);
       break;
     }
+    default:
+      return false;
+  }
+  return true;
+}
+
+// Tuples, lists, dicts, sets and the MARK they are built from.
+bool Unpickler::container_op(uint8_t op) {
+  switch (op) {
+    case '(':
+      marks_.push_back(stack_.size());
+      break;  // MARK
     case ')':
       stack_.push_back(tuple({}));
       break;  // EMPTY_TUPLE
@@ -367,6 +378,15 @@ bool Unpickler::step() {
       set_items(top(), kv);
       break;
     }
+    default:
+      return false;
+  }
+  return true;
+}
+
+// The memo and plain stack manipulation.
+bool Unpickler::memo_op(uint8_t op) {
+  switch (op) {
     case 'q':
       memo_put(byte());
       break;  // BINPUT
@@ -391,6 +411,15 @@ bool Unpickler::step() {
     case '2':
       stack_.push_back(top());
       break;  // DUP
+    default:
+      return false;
+  }
+  return true;
+}
+
+// Objects: REDUCE / NEWOBJ build them, BUILD sets their state, BINPERSID loads storages.
+bool Unpickler::object_op(uint8_t op) {
+  switch (op) {
     case 'R': {
       auto args = pop(), f = pop();
       stack_.push_back(reduce(f, args));
@@ -418,9 +447,17 @@ bool Unpickler::step() {
       break;
     }  // BINPERSID
     default:
-      throw std::runtime_error(
-          fmt::format("unsupported pickle opcode 0x{:02x} at byte {}", op, pos_ - 1));
+      return false;
   }
+  return true;
+}
+
+bool Unpickler::step() {
+  const uint8_t op = byte();
+  if (op == '.') return false;  // STOP
+  if (!scalar_op(op) && !container_op(op) && !memo_op(op) && !object_op(op))
+    throw std::runtime_error(
+        fmt::format("unsupported pickle opcode 0x{:02x} at byte {}", op, pos_ - 1));
   return true;
 }
 

@@ -69,6 +69,25 @@ torch::Tensor render_views(const torch::Tensor& images, const std::vector<View>&
                              /*align_corners=*/false);
 }
 
+torch::Tensor eval_resize_crop(const torch::Tensor& images, int64_t S) {
+  const int64_t h = images.size(2), w = images.size(3);
+  if (h == S && w == S) return images;
+  const auto short_side = static_cast<int64_t>(static_cast<double>(S) / 0.875);
+  // torchvision: the short side becomes `short_side`, the long one int(short_side * long / short)
+  const int64_t nh = h <= w ? short_side : short_side * h / w;
+  const int64_t nw = h <= w ? short_side * w / h : short_side;
+  namespace F = torch::nn::functional;
+  auto r = F::interpolate(images, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{nh, nw})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false)
+                                      .antialias(true));
+  // Python rounds halves to even (nearbyint under the default rounding mode)
+  const auto top = static_cast<int64_t>(std::nearbyint((nh - S) / 2.0));
+  const auto left = static_cast<int64_t>(std::nearbyint((nw - S) / 2.0));
+  return r.narrow(2, top, S).narrow(3, left, S).contiguous();
+}
+
 CutMix random_cutmix(Rng& rng, int64_t batch, int64_t H, int64_t W, double alpha) {
   CutMix c;
   c.perm = rng.permutation(batch);

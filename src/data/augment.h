@@ -38,6 +38,12 @@ inline View full_view() { return View{}; }
 torch::Tensor render_views(const torch::Tensor& images, const std::vector<View>& views,
                            int64_t size);
 
+// Evaluation of images that are not already S x S, as torchvision evaluates ImageNet models:
+// resize so the short side is floor(S / 0.875) (256 for 224; bilinear with antialiasing, as
+// PIL's resize), then the central S x S crop (offsets rounded as torchvision's center_crop).
+// images: float [N, C, H, W] -> [N, C, S, S]; S x S input is returned as it is.
+torch::Tensor eval_resize_crop(const torch::Tensor& images, int64_t size);
+
 // CutMix within one label batch: image i's box region is replaced by image perm[i]'s.
 struct CutMix {
   std::vector<int64_t> perm;

@@ -4,17 +4,6 @@
 
 namespace lpld::data {
 
-View eval_view(int64_t height, int64_t width, int64_t size) {
-  if (height == size && width == size) return full_view();
-  const double side = 0.875 * std::min(height, width);
-  View v;
-  v.w = static_cast<float>(side / width);
-  v.h = static_cast<float>(side / height);
-  v.x0 = (1 - v.w) / 2;
-  v.y0 = (1 - v.h) / 2;
-  return v;
-}
-
 EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
                            EpochOptions options, torch::Device device)
     : dataset_(std::move(dataset)), norm_(std::move(norm)), options_(options), device_(device) {
@@ -37,15 +26,10 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
   SampleTransform transform = [size, augment, crop, seed](const torch::Tensor& img, int64_t pos) {
     torch::NoGradGuard no_grad;
     const int64_t h = img.size(1), w = img.size(2);
-    View v;
-    if (augment) {
-      Rng rng(derive_seed(seed, kTagTrainAug, static_cast<uint64_t>(pos)));
-      v = random_view(rng, h, w, crop);
-    } else {
-      v = eval_view(h, w, size);
-    }
     auto f = img.unsqueeze(0).to(torch::kFloat32).div_(255.0f);
-    return render_views(f, {v}, size).squeeze(0);
+    if (!augment) return eval_resize_crop(f, size).squeeze(0);
+    Rng rng(derive_seed(seed, kTagTrainAug, static_cast<uint64_t>(pos)));
+    return render_views(f, {random_view(rng, h, w, crop)}, size).squeeze(0);
   };
   LoaderOptions lo;
   lo.workers = std::max(1, options_.workers);
@@ -67,8 +51,8 @@ std::pair<torch::Tensor, torch::Tensor> EpochBatches::make_memory_batch(int64_t 
     views.reserve(idx.size());
     for (size_t k = 0; k < idx.size(); ++k) views.push_back(random_view(rng, h, w, options_.crop));
     images = render_views(images, views, s);
-  } else if (h != s || w != s) {
-    images = render_views(images, std::vector<View>(idx.size(), eval_view(h, w, s)), s);
+  } else {
+    images = eval_resize_crop(images, s);  // normalization commutes with it (weights sum to 1)
   }
   return {images, labels};
 }

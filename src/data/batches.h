@@ -47,8 +47,4 @@ class EpochBatches {
   std::unique_ptr<BatchLoader> loader_;
 };
 
-// The evaluation view: the whole image when it already is S x S, else the central
-// square of 0.875 of the short side (the usual resize-to-S/0.875 + centre-crop).
-View eval_view(int64_t height, int64_t width, int64_t size);
-
 }  // namespace lpld::data

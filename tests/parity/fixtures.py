@@ -3,7 +3,8 @@ inputs and PyTorch's outputs for lpld to reproduce: weights as torch.save files,
 safetensors (written here with numpy: Debian has no python3-safetensors).
 
 Usage: /usr/bin/python3 tests/parity/fixtures.py CASE DIR [ARGS]
-Cases: models, bnstats, recover, render, kd, read (ARGS: checkpoint label-store), teacher.
+Cases: models, bnstats, recover, render, evalcrop, kd, read (ARGS: checkpoint label-store),
+teacher (ARGS: train-images test-images epochs).
 Everything is seeded; 2 threads."""
 import json
 import os
@@ -186,6 +187,23 @@ def case_render(out):
                       "box": np.array([x1, y1, x2, y2], dtype=np.int64), "mixed": mixed})
 
 
+def case_evalcrop(out):
+    """torchvision's ImageNet evaluation transform on PIL images: Resize(256) (bilinear,
+    antialiased) -> CenterCrop(224) -> ToTensor, for a landscape and a portrait image."""
+    import torchvision.transforms as T
+    from PIL import Image
+    rng = np.random.default_rng(6)
+    arrays = {}
+    for name, (h, w) in {"landscape": (300, 411), "portrait": (437, 250)}.items():
+        # smooth content (a random walk) plus noise, as photographs have both
+        walk = np.cumsum(rng.normal(size=(h, w, 3)), axis=1) * 4 + 128
+        img = np.clip(walk + rng.normal(size=(h, w, 3)) * 20, 0, 255).astype(np.uint8)
+        ref = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])(Image.fromarray(img))
+        arrays[name] = torch.tensor(img).permute(2, 0, 1).contiguous()
+        arrays[name + ".ref"] = ref
+    save_safetensors(os.path.join(out, "evalcrop.safetensors"), arrays)
+
+
 def case_kd(out):
     """KL(softmax(t/T) || softmax(s/T)), batch mean, with and without T^2 (F.kl_div)."""
     gen = torch.Generator().manual_seed(5)
@@ -270,5 +288,5 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     {"models": lambda: case_models(out), "bnstats": lambda: case_bnstats(out),
      "recover": lambda: case_recover(out), "render": lambda: case_render(out),
-     "kd": lambda: case_kd(out), "read": lambda: case_read(out, *args),
+     "kd": lambda: case_kd(out), "evalcrop": lambda: case_evalcrop(out), "read": lambda: case_read(out, *args),
      "teacher": lambda: case_teacher(out, *map(int, args))}[case]()
