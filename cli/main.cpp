@@ -1,43 +1,97 @@
 // lpld: dataset distillation with pruned soft labels. A thin CLI over the library:
 // each subcommand parses its options and calls one library function.
+//
+// The error contract: every failure is one line `lpld: error: <file or option>: <problem>` on
+// stderr and exit status 2 for usage (a bad flag, option or value) or 1 for everything else
+// (files, data, libtorch); no backtrace unless --verbose.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <thread>
 
 #include "common.h"
 #include "core/runtime.h"
 
+namespace {
+
+constexpr int kMaxThreads = 1024;
+
+std::string one_line(std::string text) {
+  for (auto& ch : text)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+int fail(const std::string& message, int status) {
+  std::cerr << "lpld: error: " << one_line(message) << std::endl;
+  return status;
+}
+
+// The first argument that is neither a flag nor a global flag's value, when it names no command.
+std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads") {
+      ++i;
+      continue;
+    }
+    if (a.empty() || a[0] == '-') continue;
+    for (const auto* sub : app.get_subcommands({}))
+      if (sub->get_name() == a) return "";
+    return a;
+  }
+  return "";
+}
+
+// Runs `body`, mapping every exception to the error contract.
+template <typename Body>
+int guarded(bool verbose, Body body) {
+  try {
+    body();
+  } catch (const std::invalid_argument& e) {
+    return fail(e.what(), 2);
+  } catch (const c10::Error& e) {
+    return fail(verbose ? e.what() : e.what_without_backtrace(), 1);
+  } catch (const std::exception& e) {
+    return fail(e.what(), 1);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   lpld::tune_allocator();
   lpld::cli::Context ctx;
+  bool verbose = false;
   CLI::App app{"lpld: large-scale dataset distillation with pruned soft labels (LPLD, SRe2L)"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand
-  app.add_option("--threads", ctx.threads, "CPU threads (default: all cores)");
+  app.add_option("--threads", ctx.threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(1, kMaxThreads));
   app.add_flag("--quiet,-q", ctx.quiet, "no progress bars");
+  app.add_flag("--verbose", verbose, "libtorch errors with their backtrace");
+  int status = 0;
   try {
     lpld::cli::add_stage_commands(app, ctx);
     lpld::cli::add_tool_commands(app, ctx);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const std::exception& e) {
-    std::cerr << "lpld: error: " << e.what() << std::endl;
-    return 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    const std::string cmd = unknown_command(app, argc, argv);
+    return fail(cmd.empty() ? e.what() : "'" + cmd + "' is not a command (lpld --help lists them)",
+                2);
+  } catch (...) {  // a --recipe or --config callback, or a bad YAML file
+    status = guarded(verbose, [] { throw; });
   }
+  if (status != 0) return status;
   spdlog::set_default_logger(spdlog::stderr_color_mt("lpld"));
   spdlog::set_pattern("[%H:%M:%S] %v");
   if (ctx.quiet) spdlog::set_level(spdlog::level::warn);
-  try {
+  return guarded(verbose, [&] {
     lpld::set_threads(ctx.threads);
     if (ctx.run) ctx.run();
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "lpld: invalid argument: " << e.what() << std::endl;
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "lpld: error: " << e.what() << std::endl;
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -22,10 +22,10 @@
 #include "labels/label_store.h"
 #include "models/checkpoint.h"
 #include "recover/optimize.h"
+#include "recover/recover.h"
 #include "relabel/relabel.h"
 #include "squeeze/class_stats.h"
 #include "squeeze/squeeze.h"
-#include "recover/recover.h"
 #include "train/student.h"
 
 using namespace lpld;
@@ -141,7 +141,8 @@ TEST(Parity, ClassWiseBnStatisticsOfABatch) {
   auto stats = acc.finish();
   const auto bns = ck.model->batchnorms();
   for (size_t l = 0; l < bns.size(); ++l) {
-    EXPECT_LE(max_rel_err(stats.mean.at(bns[l].first), f.tensors["mean." + std::to_string(l)]), 1e-5)
+    EXPECT_LE(max_rel_err(stats.mean.at(bns[l].first), f.tensors["mean." + std::to_string(l)]),
+              1e-5)
         << l;
     EXPECT_LE(max_rel_err(stats.var.at(bns[l].first), f.tensors["var." + std::to_string(l)]), 1e-5)
         << l;
@@ -308,7 +309,8 @@ TEST(Parity, PyTorchTrainedTeacherEvaluatesAlikeAndDistills) {
   fixtures("teacher", dir.path(), "6000 10000 1");
   const double torch_top1 = read_json(dir.path("teacher.json"))["top1"];
   import::ImportConfig ic;
-  ic.from = dir.path("teacher.pth"), ic.arch = "convnet-d3-w64", ic.out = dir.path("t0.safetensors");
+  ic.from = dir.path("teacher.pth"), ic.arch = "convnet-d3-w64",
+  ic.out = dir.path("t0.safetensors");
   ic.data = "fashion-mnist:train";
   import::import_teacher(ic, Progress::null());
   engine::EvalConfig ec;

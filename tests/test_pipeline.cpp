@@ -2,12 +2,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "analyze/analyze.h"
 #include "core/io.h"
+#include "data/dataset.h"
 #include "fixtures.h"
 #include "pipeline/pipeline.h"
 
@@ -187,4 +189,58 @@ TEST(Cli, EveryStageRunsEndToEndAndBadInputExitsNonZero) {
                 &out),
             0);
   EXPECT_NE(out.find("--granularity"), std::string::npos) << out;
+}
+
+// The error contract (issue: nothing silently wrong): every failure is one line
+// `lpld: error: <file or option>: <problem>` and exit 1 (runtime, data) or 2 (usage), with no
+// backtrace; CLI11 and yaml-cpp errors included.
+TEST(Cli, EveryFailureIsOneLineNamingItsCauseWithExitOneOrTwo) {
+  if (std::getenv("LPLD_BINARY") == nullptr) GTEST_SKIP() << "LPLD_BINARY not set";
+  test::TempDir dir;
+  const std::string d = dir.path();
+  auto check = [&](const std::string& args, int status, const std::string& names) {
+    std::string out;
+    EXPECT_EQ(run(args, &out), status) << args << "\n" << out;
+    EXPECT_EQ(out.rfind("lpld: error: ", 0), 0u) << args << "\n" << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << args << "\n" << out;
+    EXPECT_NE(out.find(names), std::string::npos) << args << "\n" << out;
+    EXPECT_EQ(out.find("Exception raised from"), std::string::npos) << out;  // no backtrace
+  };
+  check("frobnicate --x 1", 2, "'frobnicate' is not a command");
+  check("squeeze --no-such-flag", 2, "--no-such-flag");
+  check("squeeze --epochs many --out x", 2, "--epochs");
+  check("--threads 0 squeeze --out x", 2, "--threads");
+  check("--threads 99999 squeeze --out x", 2, "--threads");
+  check("--threads -1 squeeze --out x", 2, "--threads");
+  std::ofstream(d + "/dup.yaml") << "epochs: 3\nlr: 0.1\nepochs: 4\n";
+  check("squeeze --config " + d + "/dup.yaml --out x", 2, "epochs: given twice");
+  std::ofstream(d + "/loop.yaml") << "data: &a [*a]\n";
+  check("squeeze --config " + d + "/loop.yaml --out x", 2, "loop.yaml");
+  std::ofstream(d + "/broken.yaml") << "epochs: [1, 2\n";
+  check("squeeze --config " + d + "/broken.yaml --out x", 1, "broken.yaml");
+  check("eval --model " + d + "/missing.safetensors --data " + test::toy().val, 1,
+        "missing.safetensors");
+  // a checkpoint whose shape overflows: libtorch would throw with a backtrace and no file name
+  const std::string bad = d + "/overflow.safetensors";
+  const std::string header =
+      R"({"model.x":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,0]}})";
+  std::string text = header;
+  while (text.size() % 8) text.push_back(' ');
+  const uint64_t n = text.size();
+  write_file_atomic(bad, std::string(reinterpret_cast<const char*>(&n), 8) + text);
+  check("eval --model " + bad + " --data " + test::toy().val, 1, "overflow.safetensors");
+}
+
+// An image folder entry that cannot be read (a symlink loop, a dangling link) is an error
+// naming it, not a silently smaller data set.
+TEST(Cli, UnreadableImageFolderEntriesAreErrors) {
+  test::TempDir dir;
+  test::make_toy_folder(dir.path("f"), 2, 1);
+  fs::create_symlink("loop", dir.path("f/train/hstripes/loop.png"));
+  try {
+    data::load_into_memory(data::open_dataset("imagefolder:" + dir.path("f/train")));
+    FAIL() << "a symlink loop was skipped";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("loop.png"), std::string::npos) << e.what();
+  }
 }

@@ -90,11 +90,18 @@ void OptionSet::set(const std::string& name, const std::string& value) const {
       o->target);
 }
 
-void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where) const {
+void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where,
+                           const std::vector<std::string>& skip) const {
   if (!node || node.IsNull()) return;
   check_arg(node.IsMap(), where, "expected a map of options");
+  std::vector<std::string> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const std::string key = it->first.as<std::string>();
+    check_arg(it->first.IsScalar(), where, "a key is not a plain name");
+    const std::string key = it->first.Scalar();
+    check_arg(std::find(seen.begin(), seen.end(), key) == seen.end(), where + ": " + key,
+              "given twice");
+    seen.push_back(key);
+    if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
     const Option* o = find(options_, key);
     if (o == nullptr) {
       std::string known;
@@ -103,9 +110,8 @@ void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where) con
     }
     const YAML::Node& v = it->second;
     const std::string name = where + ": " + key;
+    std::string text;
     if (v.IsSequence()) {
-      std::string joined;
-      for (const auto& item : v) joined += (joined.empty() ? "" : ",") + item.as<std::string>();
       const bool is_list = std::visit(
           [](auto* f) {
             using T = std::decay_t<decltype(*f)>;
@@ -115,18 +121,18 @@ void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where) con
           },
           o->target);
       check_arg(is_list, name, "expected a single value, got a list");
-      try {
-        set(key, joined);
-      } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(where + ": " + e.what());
+      for (const auto& item : v) {
+        check_arg(item.IsScalar(), name, "list items must be plain values");
+        text += (text.empty() ? "" : ",") + item.Scalar();
       }
     } else {
       check_arg(v.IsScalar(), name, "expected a value");
-      try {
-        set(key, v.as<std::string>());
-      } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(where + ": " + e.what());
-      }
+      text = v.Scalar();
+    }
+    try {
+      set(key, text);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + ": " + e.what());
     }
   }
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -41,7 +42,10 @@ class OptionSet {
   const std::vector<Option>& options() const { return options_; }
 
   // Sets fields from a YAML map; `where` names the map in errors (e.g. "demo.yaml: relabel").
-  void apply_yaml(const YAML::Node& node, const std::string& where) const;
+  // Keys in `skip` are left to the caller; a key given twice is an error (YAML would keep the
+  // last silently), so is an unknown key or a value that is not a plain scalar or list.
+  void apply_yaml(const YAML::Node& node, const std::string& where,
+                  const std::vector<std::string>& skip = {}) const;
   // Sets one field from a string, as a flag would ("true"/"false" for bools, "a,b" lists).
   void set(const std::string& name, const std::string& value) const;
   json to_json() const;
@@ -74,10 +78,10 @@ template <typename Config>
 void apply_yaml_config(Config& config, const YAML::Node& node, const std::string& where) {
   if (node && node.IsMap() && node["recipe"]) {
     if constexpr (has_recipe<Config>::value) {
-      config.apply_recipe(node["recipe"].template as<std::string>());
-      YAML::Node rest = YAML::Clone(node);
-      rest.remove("recipe");
-      options_of(config).apply_yaml(rest, where);
+      const YAML::Node recipe = node["recipe"];
+      if (!recipe.IsScalar()) throw std::invalid_argument(where + ": recipe: expected a name");
+      config.apply_recipe(recipe.Scalar());
+      options_of(config).apply_yaml(node, where, {"recipe"});
       return;
     } else {
       throw std::invalid_argument(where + ": unknown key 'recipe'");

@@ -1,6 +1,9 @@
 #include "core/safetensors.h"
 
+#include <xxhash.h>
+
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -41,6 +44,11 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
     offset += bytes;
     ordered.push_back(c);
   }
+  XXH64_state_t* state = XXH64_createState();
+  XXH64_reset(state, 0);
+  for (const auto& t : ordered) XXH64_update(state, t.data_ptr(), t.numel() * t.element_size());
+  header["__metadata__"][kDataChecksumKey] = fmt::format("{:016x}", XXH64_digest(state));
+  XXH64_freeState(state);
   std::string h = header.dump();
   while (h.size() % 8 != 0) h.push_back(' ');
   AtomicFile out(path);
@@ -50,6 +58,48 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   for (const auto& t : ordered) out.write(t.data_ptr(), t.numel() * t.element_size());
   out.commit();
 }
+
+namespace {
+
+struct Entry {
+  std::string name;
+  torch::ScalarType type;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+
+// One tensor entry of the header, checked on its own: known dtype, shape, byte size.
+Entry parse_entry(const std::string& path, const std::string& name, const json& e) {
+  check_file(e.is_object() && e.contains("dtype") && e.contains("shape") &&
+                 e.contains("data_offsets") && e["dtype"].is_string() && e["shape"].is_array() &&
+                 e["data_offsets"].is_array() && e["data_offsets"].size() == 2,
+             path, "tensor '" + name + "' has a malformed entry");
+  Entry x{name, torch::kFloat32, {}, 0, 0};
+  const std::string dt = e["dtype"].get<std::string>();
+  bool known = false;
+  for (const auto& d : kDtypes)
+    if (dt == d.name) x.type = d.type, known = true;
+  check_file(known, path, "tensor '" + name + "' has unsupported dtype " + dt);
+  uint64_t bytes = torch::elementSize(x.type);
+  for (const auto& d : e["shape"]) {
+    check_file(d.is_number_integer() && d.get<int64_t>() >= 0, path,
+               "tensor '" + name + "' has a negative or non-integer dimension");
+    const auto n = d.get<uint64_t>();
+    check_file(n == 0 || bytes <= std::numeric_limits<uint64_t>::max() / n, path,
+               "tensor '" + name + "' is too large (its size overflows)");
+    bytes *= n;
+    x.shape.push_back(static_cast<int64_t>(n));
+  }
+  for (const auto& o : e["data_offsets"])
+    check_file(o.is_number_unsigned(), path, "tensor '" + name + "' has a bad byte range");
+  x.begin = e["data_offsets"][0].get<uint64_t>();
+  x.end = e["data_offsets"][1].get<uint64_t>();
+  check_file(x.begin <= x.end && x.end - x.begin == bytes, path,
+             "tensor '" + name + "' byte size does not match its dtype and shape");
+  return x;
+}
+
+}  // namespace
 
 TensorFile load_safetensors(const std::string& path) {
   const std::string bytes = read_file(path);
@@ -68,34 +118,41 @@ TensorFile load_safetensors(const std::string& path) {
   const uint64_t data_size = bytes.size() - 8 - n;
   const char* data = bytes.data() + 8 + n;
   TensorFile file;
+  std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
+      check_file(it->is_object(), path, "__metadata__ is not an object");
       for (auto m = it->begin(); m != it->end(); ++m) {
         check_file(m->is_string(), path, "metadata value '" + m.key() + "' is not a string");
         file.metadata[m.key()] = m->get<std::string>();
       }
       continue;
     }
-    const json& e = *it;
-    check_file(
-        e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"),
-        path, "tensor '" + it.key() + "' has a malformed entry");
-    const std::string dt = e["dtype"].get<std::string>();
-    torch::ScalarType type = torch::kFloat32;
-    bool known = false;
-    for (const auto& d : kDtypes)
-      if (dt == d.name) type = d.type, known = true;
-    check_file(known, path, "tensor '" + it.key() + "' has unsupported dtype " + dt);
-    const auto shape = e["shape"].get<std::vector<int64_t>>();
-    const auto off = e["data_offsets"].get<std::vector<uint64_t>>();
-    check_file(off.size() == 2 && off[0] <= off[1] && off[1] <= data_size, path,
-               "tensor '" + it.key() + "' lies outside the file (truncated?)");
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
-    const uint64_t expect = static_cast<uint64_t>(t.numel()) * t.element_size();
-    check_file(off[1] - off[0] == expect, path,
-               "tensor '" + it.key() + "' byte size does not match its shape");
-    std::memcpy(t.data_ptr(), data + off[0], expect);
-    file.tensors[it.key()] = t;
+    entries.push_back(parse_entry(path, it.key(), *it));
+  }
+  // The byte ranges must tile the data section: no overlap (two tensors sharing bytes), no
+  // gap, nothing after the last tensor.
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
+  uint64_t pos = 0;
+  for (const auto& x : entries) {
+    check_file(x.begin == pos, path,
+               "tensor '" + x.name + "' " + (x.begin < pos ? "overlaps another" : "leaves a gap") +
+                   " in the data section");
+    pos = x.end;
+  }
+  check_file(pos == data_size, path,
+             pos < data_size ? std::to_string(data_size - pos) + " trailing bytes after the data"
+                             : "the data section is truncated");
+  if (auto c = file.metadata.find(kDataChecksumKey); c != file.metadata.end()) {
+    check_file(fmt::format("{:016x}", xxh64(data, data_size)) == c->second, path,
+               "data checksum mismatch: the file is damaged");
+    file.checksum_verified = true;
+  }
+  for (const auto& x : entries) {
+    auto t = torch::empty(x.shape, torch::TensorOptions().dtype(x.type));
+    std::memcpy(t.data_ptr(), data + x.begin, x.end - x.begin);
+    file.tensors[x.name] = t;
   }
   return file;
 }

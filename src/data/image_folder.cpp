@@ -56,11 +56,19 @@ std::vector<std::string> list_sorted(const std::string& dir, bool want_dirs) {
   for (; it != end; it.increment(ec)) {
     if (ec) fail_file(dir, "cannot list directory: " + ec.message());
     const fs::path& p = it->path();
+    const std::string name = p.filename().string();
+    if (name.empty() || name[0] == '.') continue;  // hidden entries are not data
+    // An entry that cannot be resolved (a symlink loop, a dangling link, no permission) is an
+    // error: skipping it would silently drop a class or an image.
     std::error_code ec2;
+    const auto status = fs::status(p, ec2);
+    if (ec2 && (want_dirs || is_image_name(p)))
+      fail_file(p.string(), "cannot read this entry: " + ec2.message());
     if (want_dirs) {
-      const std::string name = p.filename().string();
-      if (!name.empty() && name[0] != '.' && fs::is_directory(p, ec2)) out.push_back(name);
-    } else if (is_image_name(p) && fs::is_regular_file(p, ec2)) {
+      if (fs::is_directory(status)) out.push_back(name);
+    } else if (is_image_name(p)) {
+      if (!fs::is_regular_file(status))
+        fail_file(p.string(), "is named as an image but is not a file");
       out.push_back(p.string());
     }
   }

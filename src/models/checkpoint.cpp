@@ -1,5 +1,7 @@
 #include "models/checkpoint.h"
 
+#include <spdlog/spdlog.h>
+
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "models/registry.h"
@@ -7,7 +9,16 @@
 namespace lpld::models {
 namespace {
 constexpr const char* kFormat = "lpld-model";
+
+// A loaded tensor must be finite; a variance (BN running or class) must not be negative.
+void check_finite_stats(const std::string& path, const std::string& name, const torch::Tensor& t) {
+  if (!t.is_floating_point()) return;
+  check_file(torch::isfinite(t).all().item<bool>(), path, "tensor " + name + " is not finite");
+  const bool variance = name.find("var") != std::string::npos;
+  check_file(!variance || (t >= 0).all().item<bool>(), path,
+             "tensor " + name + " has negative variances");
 }
+}  // namespace
 
 json ModelMeta::to_json() const {
   return {{"arch", arch},
@@ -86,14 +97,24 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
   } catch (const std::invalid_argument& e) {
     fail_file(path, std::string("cannot build its model: ") + e.what());
   }
+  if (!file.checksum_verified)
+    spdlog::warn(
+        "{}: no data checksum (written by an older lpld): checked for structure and "
+        "sanity only",
+        path);
   torch::NoGradGuard no_grad;
   size_t used = 0;
   auto load_into = [&](const std::string& name, torch::Tensor& target) {
     auto it = file.tensors.find("model." + name);
     check_file(it != file.tensors.end(), path, "missing tensor model." + name);
-    check_file(it->second.sizes() == target.sizes(), path,
+    const auto& src = it->second;
+    check_file(src.sizes() == target.sizes(), path,
                "tensor model." + name + " has the wrong shape");
-    target.copy_(it->second);
+    check_file(src.scalar_type() == target.scalar_type(), path,
+               "tensor model." + name + " is " + c10::toString(src.scalar_type()) + ", not " +
+                   c10::toString(target.scalar_type()));
+    check_finite_stats(path, "model." + name, src);
+    target.copy_(src);
     ++used;
   };
   for (auto& p : ck.model->named_parameters()) load_into(p.key(), p.value());
@@ -107,14 +128,34 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
     const std::vector<int64_t> shape = {ck.meta.num_classes, bn->options.num_features()};
     check_file(m->second.sizes() == shape && v->second.sizes() == shape, path,
                "class statistics of " + name + " have the wrong shape");
+    check_file(
+        m->second.scalar_type() == torch::kFloat32 && v->second.scalar_type() == torch::kFloat32,
+        path, "class statistics of " + name + " are not float32");
+    check_finite_stats(path, "class_stats." + name + ".mean", m->second);
+    check_finite_stats(path, "class_stats." + name + ".var", v->second);
     ck.class_stats.mean[name] = m->second.to(device);
     ck.class_stats.var[name] = v->second.to(device);
+    used += 2;
   }
   if (!ck.class_stats.mean.empty())
     check_file(ck.class_stats.mean.size() == ck.model->batchnorms().size(), path,
                "class statistics cover only some BatchNorm layers");
-  if (auto c = file.tensors.find("class_stats.count"); c != file.tensors.end())
+  if (auto c = file.tensors.find("class_stats.count"); c != file.tensors.end()) {
+    check_file(c->second.scalar_type() == torch::kInt64 &&
+                   c->second.sizes() == std::vector<int64_t>{ck.meta.num_classes},
+               path, "class_stats.count has the wrong dtype or shape");
     ck.class_stats.count = c->second;
+    ++used;
+  }
+  if (used != file.tensors.size()) {
+    std::string extra;
+    for (const auto& [name, t] : file.tensors) {
+      const bool known = name.rfind("model.", 0) == 0 || name.rfind("class_stats.", 0) == 0;
+      if (!known) extra += (extra.empty() ? "" : ", ") + name;
+    }
+    fail_file(path, "holds tensors the model does not have" +
+                        (extra.empty() ? std::string() : ": " + extra));
+  }
   ck.model->to(device);
   ck.model->eval();
   return ck;

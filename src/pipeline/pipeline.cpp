@@ -43,9 +43,7 @@ PipelineConfig load_pipeline_config(const std::string& path) {
       .add("order_at_1x", &c.order_at_1x, "")
       .add("seed", &c.seed, "")
       .add("device", &c.device, "");
-  YAML::Node rest = YAML::Clone(root);
-  for (const char* k : {"squeeze", "recover", "relabel", "train"}) rest.remove(k);
-  top.apply_yaml(rest, path);
+  top.apply_yaml(root, path, {"squeeze", "recover", "relabel", "train"});
   apply_section(root, "squeeze", c.squeeze, path);
   apply_section(root, "recover", c.recover, path);
   apply_section(root, "relabel", c.relabel, path);
