@@ -173,57 +173,88 @@ TEST(LabelStore, EveryFlippedByteAndTruncationIsDetected) {
   EXPECT_NO_THROW(ok.verify());
 }
 
-TEST(LabelStore, KilledWriteLeavesNothingThatVerifies) {
+// A relabel killed mid-write leaves no store under the final name, only its partial file
+// (which is not a valid store); the re-run resumes it and writes the bytes an uninterrupted
+// run writes, leaving nothing behind.
+TEST(LabelStore, KilledWriteResumesToTheSameBytes) {
   const char* bin = std::getenv("LPLD_BINARY");
   if (bin == nullptr || !fs::exists(bin)) GTEST_SKIP() << "LPLD_BINARY not set";
   test::TempDir dir;
-  const std::string out = dir.path("killed.lpld");
   const std::string images = toy_images();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl(bin, bin, "--quiet", "--threads", "1", "relabel", "--teacher",
-          test::toy().teacher.c_str(), "--images", images.c_str(), "--out", out.c_str(), "--epochs",
-          "200000", "--batch-size", "4", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // wait until the temp file has grown, then kill
-  for (int i = 0; i < 400; ++i) {
-    usleep(50000);
-    bool grown = false;
-    for (const auto& e : fs::directory_iterator(dir.path()))
-      grown = grown || (e.path().string().find(".tmp.") != std::string::npos &&
-                        fs::file_size(e.path()) > 100000);
-    if (grown) break;
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{
+        bin,        "--quiet", "--threads", "1", "relabel",  "--teacher", test::toy().teacher,
+        "--images", images,    "--out",     out, "--epochs", "30000",     "--batch-size",
+        "4"};
+  };
+  auto run = [](const std::vector<std::string>& a) {
+    std::vector<char*> argv;
+    for (const auto& x : a) argv.push_back(const_cast<char*>(x.c_str()));
+    argv.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return pid;
+  };
+  const std::string whole = dir.path("whole.lpld"), out = dir.path("killed.lpld");
+  int status = 0;
+  waitpid(run(args(whole)), &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  const pid_t pid = run(args(out));
+  for (int i = 0; i < 4000; ++i) {  // wait until a good part of the store is written, then kill
+    usleep(2000);
+    std::error_code ec;
+    const auto size = fs::file_size(out + ".partial", ec);
+    if (!ec && size > fs::file_size(whole) / 3) break;
   }
   kill(pid, SIGKILL);
-  int status = 0;
   waitpid(pid, &status, 0);
   EXPECT_FALSE(fs::exists(out));
-  int temps = 0;
-  for (const auto& e : fs::directory_iterator(dir.path())) {
-    ++temps;
-    EXPECT_THROW(
-        {
-          labels::LabelStore s(e.path().string());
-          s.verify();
-        },
-        std::runtime_error);
-  }
-  EXPECT_EQ(temps, 1);
+  ASSERT_TRUE(fs::exists(out + ".partial"));
+  EXPECT_LT(fs::file_size(out + ".partial"), fs::file_size(whole));
+  EXPECT_THROW(labels::LabelStore s(out + ".partial"), std::runtime_error);
+  waitpid(run(args(out)), &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(read_file(out), read_file(whole));
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_TRUE(e.path().extension() == ".lpld" || fs::is_directory(e.path())) << e.path();
 }
 
-TEST(LabelStore, WriterWithoutCommitLeavesNoFile) {
+TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   test::TempDir dir;
   labels::LabelHeader h;
-  h.num_images = 2, h.num_classes = 2, h.epochs = 1, h.batch_size = 2, h.steps_kept = 1;
+  h.num_images = 2, h.num_classes = 2, h.epochs = 2, h.batch_size = 2, h.steps_kept = 2;
   h.images = {"a", "b"};
   h.labels = {0, 1};
   {
     labels::LabelStoreWriter w(dir.path("x.lpld"), h);
-    w.append(0, torch::zeros({2, 2}));
+    EXPECT_EQ(w.resume_step(), 0);
+    w.append(0, torch::ones({2, 2}));
+    // a second writer of the same store is refused while the first holds it
+    EXPECT_THROW(labels::LabelStoreWriter(dir.path("x.lpld"), h), std::runtime_error);
   }
   EXPECT_FALSE(fs::exists(dir.path("x.lpld")));
-  EXPECT_TRUE(fs::is_empty(dir.path()));
+  EXPECT_TRUE(fs::exists(dir.path("x.lpld.partial")));
+  {
+    labels::LabelStoreWriter w(dir.path("x.lpld"), h);
+    EXPECT_EQ(w.resume_step(), 1);  // step 0 verified
+    w.append(1, torch::zeros({2, 2}));
+    w.commit();
+  }
+  labels::LabelStore s(dir.path("x.lpld"));
+  EXPECT_TRUE(torch::equal(s.logits(0), torch::ones({2, 2})));
+  EXPECT_FALSE(fs::exists(dir.path("x.lpld.partial")));
+  EXPECT_FALSE(fs::exists(dir.path("x.lpld.lock")));
+  // a partial file of another header starts over
+  {
+    labels::LabelStoreWriter w(dir.path("y.lpld"), h);
+    w.append(0, torch::ones({2, 2}));
+  }
+  h.seed = 7;
+  labels::LabelStoreWriter w(dir.path("y.lpld"), h);
+  EXPECT_EQ(w.resume_step(), 0);
 }
 
 TEST(Relabel, MetadataIsSmallNextToLogits) {

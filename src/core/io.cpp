@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/lock.h"
 
 namespace lpld {
 namespace fs = std::filesystem;
@@ -30,7 +31,10 @@ bool file_exists(const std::string& path) {
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   make_dirs(fs::path(path).parent_path().string());
-  temp_ = path + ".tmp." + std::to_string(getpid());
+  // Named by host and pid, so a later run can tell a dead writer's leftover from a live one's
+  // (remove_stale_temps) even on a file system shared by several machines.
+  remove_stale_temps(path);
+  temp_ = path + ".tmp." + host_name() + "." + std::to_string(getpid());
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail_file(temp_, std::string("cannot create: ") + std::strerror(errno));
 }

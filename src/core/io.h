@@ -13,8 +13,9 @@ using json = nlohmann::json;
 // Writes `contents` to `path` atomically. Creates parent directories.
 void write_file_atomic(const std::string& path, const std::string& contents);
 
-// Opens `path + ".tmp.<pid>"` for streaming writes and renames it over `path` on commit().
-// If destroyed without commit() (exception, early return), the temp file is removed.
+// Opens `path + ".tmp.<host>.<pid>"` for streaming writes and renames it over `path` on
+// commit(). If destroyed without commit() (exception, early return), the temp file is removed;
+// the leftovers of a killed writer on this host are removed by the next AtomicFile on `path`.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::string& path);

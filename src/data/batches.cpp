@@ -16,6 +16,7 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
     if (options_.drop_last && end - start < options_.batch_size && start > 0) break;
     batches_.emplace_back(order.begin() + start, order.begin() + end);
   }
+  next_ = std::clamp<int64_t>(options_.start_batch, 0, num_batches());
   memory_ = std::dynamic_pointer_cast<TensorDataset>(dataset_);
   if (memory_) return;
   // Streaming: each worker decodes and renders one sample at the output size ([0,1] floats).
@@ -23,7 +24,11 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
   const bool augment = options_.augment;
   const CropOptions crop = options_.crop;
   const uint64_t seed = options_.seed;
-  SampleTransform transform = [size, augment, crop, seed](const torch::Tensor& img, int64_t pos) {
+  int64_t skipped = 0;  // stream positions of the skipped batches: views depend on positions
+  for (int64_t b = 0; b < next_; ++b) skipped += static_cast<int64_t>(batches_[b].size());
+  SampleTransform transform = [size, augment, crop, seed, skipped](const torch::Tensor& img,
+                                                                   int64_t stream_pos) {
+    const int64_t pos = stream_pos + skipped;
     torch::NoGradGuard no_grad;
     const int64_t h = img.size(1), w = img.size(2);
     auto f = img.unsqueeze(0).to(torch::kFloat32).div_(255.0f);
@@ -33,7 +38,9 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
   };
   LoaderOptions lo;
   lo.workers = std::max(1, options_.workers);
-  loader_ = std::make_unique<BatchLoader>(dataset_, batches_, transform, lo);
+  loader_ = std::make_unique<BatchLoader>(
+      dataset_, std::vector<std::vector<int64_t>>(batches_.begin() + next_, batches_.end()),
+      transform, lo);
 }
 
 EpochBatches::~EpochBatches() = default;

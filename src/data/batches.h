@@ -22,8 +22,9 @@ struct EpochOptions {
   CropOptions crop;         // used when augment
   bool shuffle = false;
   bool drop_last = false;
-  uint64_t seed = 0;  // order and views of this epoch
-  int workers = 2;    // streaming sets only
+  uint64_t seed = 0;        // order and views of this epoch
+  int workers = 2;          // streaming sets only
+  int64_t start_batch = 0;  // resume: skip the first batches; the rest are as in a full pass
 };
 
 class EpochBatches {

@@ -1,4 +1,4 @@
-// Optimizer state (AdamW moments, SGD momentum buffers) to and from named tensors, so a
+// Optimizer state (Adam / AdamW moments, SGD momentum buffers) to and from named tensors, so a
 // training checkpoint is one safetensors file like every other tensor file lpld writes.
 #pragma once
 #include <torch/torch.h>

@@ -144,15 +144,84 @@ int64_t steps_for_ratio(double prune_ratio, int64_t total_steps) {
   return static_cast<int64_t>(std::floor((1.0 - prune_ratio) * total_steps + 1e-9));
 }
 
+uint64_t record_offset(const LabelHeader& h, uint64_t data_offset, int64_t step) {
+  const int64_t bpe = h.batches_per_epoch();
+  const uint64_t row = static_cast<uint64_t>(h.num_classes * h.dtype_bytes());
+  const uint64_t full = h.batch_size * row + 8;
+  const uint64_t last = (h.num_images - (bpe - 1) * h.batch_size) * row + 8;
+  const uint64_t epoch_bytes = (bpe - 1) * full + last;
+  const int64_t e = step / bpe, b = step % bpe;
+  return data_offset + e * epoch_bytes + b * full;
+}
+
+namespace {
+void write_all(int fd, const void* data, size_t size, uint64_t offset, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail_file(path, std::string("write failed: ") + std::strerror(errno));
+    }
+    p += n, offset += static_cast<uint64_t>(n), size -= static_cast<size_t>(n);
+  }
+}
+
+// The bytes before the first record: magic, header length, compressed header, its checksum.
+std::string header_bytes(const LabelHeader& h) {
+  const std::string text = compress(h.to_json().dump());
+  const uint64_t len = text.size(), hash = xxh64(text.data(), text.size());
+  std::string out(kMagic, 8);
+  out.append(reinterpret_cast<const char*>(&len), 8);
+  out += text;
+  out.append(reinterpret_cast<const char*>(&hash), 8);
+  return out;
+}
+}  // namespace
+
 LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& header)
-    : file_(path), header_(header) {
-  const std::string text = compress(header_.to_json().dump());
-  const uint64_t len = text.size();
-  const uint64_t hash = xxh64(text.data(), text.size());
-  file_.write(kMagic, 8);
-  file_.write(&len, 8);
-  file_.write(text.data(), text.size());
-  file_.write(&hash, 8);
+    : path_(path), partial_(path + ".partial"), header_(header) {
+  lock_ = FileLock::acquire_or_fail(path + ".lock", path);
+  fd_ = ::open(partial_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail_file(partial_, std::string("cannot create: ") + std::strerror(errno));
+  const std::string head = header_bytes(header_);
+  data_offset_ = head.size();
+  std::string existing(head.size(), '\0');
+  const bool same_header =
+      ::pread(fd_, existing.data(), existing.size(), 0) == static_cast<ssize_t>(existing.size()) &&
+      existing == head;
+  next_step_ = same_header ? verified_prefix() : 0;
+  if (!same_header) write_all(fd_, head.data(), head.size(), 0, partial_);
+  // drop whatever follows the last intact record
+  if (::ftruncate(fd_, static_cast<off_t>(record_offset(header_, data_offset_, next_step_))) != 0)
+    fail_file(partial_, std::string("cannot truncate: ") + std::strerror(errno));
+}
+
+int64_t LabelStoreWriter::verified_prefix() {
+  std::string buf;
+  int64_t step = 0;
+  for (; step < header_.steps_kept; ++step) {
+    const size_t bytes =
+        static_cast<size_t>(header_.step_size(step) * header_.num_classes * header_.dtype_bytes());
+    buf.resize(bytes + 8);
+    const uint64_t off = record_offset(header_, data_offset_, step);
+    if (::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(off)) !=
+        static_cast<ssize_t>(buf.size()))
+      break;
+    uint64_t stored = 0;
+    std::memcpy(&stored, buf.data() + bytes, 8);
+    if (xxh64(buf.data(), bytes, static_cast<uint64_t>(step)) != stored) break;
+  }
+  return step;
+}
+
+void LabelStoreWriter::rewind(int64_t step) {
+  TORCH_CHECK(step >= 0 && step <= next_step_, "label store: cannot rewind past the written part");
+  next_step_ = step;
+}
+
+LabelStoreWriter::~LabelStoreWriter() {
+  if (fd_ >= 0) ::close(fd_);  // the partial file stays: a re-run resumes it
 }
 
 void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits) {
@@ -164,15 +233,22 @@ void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits) {
   auto t = logits.detach().to(torch::kCPU).to(scalar_type(header_.dtype)).contiguous();
   const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
   const uint64_t hash = xxh64(t.data_ptr(), bytes, static_cast<uint64_t>(step));
-  file_.write(t.data_ptr(), bytes);
-  file_.write(&hash, 8);
+  const uint64_t off = record_offset(header_, data_offset_, step);
+  write_all(fd_, t.data_ptr(), bytes, off, partial_);
+  write_all(fd_, &hash, 8, off + bytes, partial_);
   ++next_step_;
 }
 
 void LabelStoreWriter::commit() {
   TORCH_CHECK(next_step_ == header_.steps_kept, "label store: only ", next_step_, " of ",
               header_.steps_kept, " steps written");
-  file_.commit();
+  if (::fsync(fd_) != 0) fail_file(partial_, std::string("fsync failed: ") + std::strerror(errno));
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(partial_.c_str(), path_.c_str()) != 0)
+    fail_file(path_,
+              std::string("cannot rename the partial file into place: ") + std::strerror(errno));
+  lock_->release_and_remove();
 }
 
 LabelStore::LabelStore(const std::string& path) : path_(path) {
@@ -219,13 +295,7 @@ LabelStore::~LabelStore() {
 }
 
 uint64_t LabelStore::record_offset(int64_t step) const {
-  const int64_t bpe = header_.batches_per_epoch();
-  const uint64_t row = static_cast<uint64_t>(header_.num_classes * header_.dtype_bytes());
-  const uint64_t full = header_.batch_size * row + 8;
-  const uint64_t last = (header_.num_images - (bpe - 1) * header_.batch_size) * row + 8;
-  const uint64_t epoch_bytes = (bpe - 1) * full + last;
-  const int64_t e = step / bpe, b = step % bpe;
-  return data_offset_ + e * epoch_bytes + b * full;
+  return labels::record_offset(header_, data_offset_, step);
 }
 
 uint64_t LabelStore::logit_bytes() const {

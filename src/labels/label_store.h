@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/io.h"
+#include "core/lock.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 
@@ -55,19 +56,37 @@ struct LabelHeader {
 // epsilon absorbs 1 - 0.9 = 0.0999...; the official code loses a step there).
 int64_t steps_for_ratio(double prune_ratio, int64_t total_steps);
 
-// Streams records to `path + ".tmp.<pid>"`; commit() renames it into place once every
-// kept step was appended in order. Memory use is one record.
+// Byte offset of step `step`'s record in a store whose records start at `data_offset`
+// (records are fixed-size but for each epoch's last, smaller batch).
+uint64_t record_offset(const LabelHeader& header, uint64_t data_offset, int64_t step);
+
+// Writes a store through `path + ".partial"`, under the lock `path + ".lock"` (a second writer
+// of the same store fails at once, naming the holder). A partial file that a killed writer
+// left with the same header is resumed: its records are verified in order and writing goes on
+// after the last intact one (resume_step()). commit() renames it into place once every kept
+// step is there. Memory use is one record.
 class LabelStoreWriter {
  public:
   LabelStoreWriter(const std::string& path, const LabelHeader& header);
+  ~LabelStoreWriter();
+  LabelStoreWriter(const LabelStoreWriter&) = delete;
+  LabelStoreWriter& operator=(const LabelStoreWriter&) = delete;
+  // The first step still to write: 0, or where a killed writer's partial file ends.
+  int64_t resume_step() const { return next_step_; }
+  // Writes again from `step` <= resume_step() (its records are rewritten).
+  void rewind(int64_t step);
   // logits: [n_s, classes], any float dtype and device; converted to the store's dtype.
   void append(int64_t step, const torch::Tensor& logits);
   void commit();
   const LabelHeader& header() const { return header_; }
 
  private:
-  AtomicFile file_;
+  int64_t verified_prefix();  // intact records of an adopted partial file, in order
+  std::string path_, partial_;
+  std::unique_ptr<FileLock> lock_;
+  int fd_ = -1;
   LabelHeader header_;
+  uint64_t data_offset_ = 0;
   int64_t next_step_ = 0;
 };
 

@@ -40,14 +40,13 @@ GroupContext make_group_context(const models::Checkpoint& teacher, const Recover
 // One augmented view of a group of K units of b images (METHOD.md Stage 2): a crop + flip
 // per unit (or per image), then a circular roll per unit.
 struct GroupViews {
-  std::vector<data::View> views;                  // K * b
+  std::vector<data::View> views;                   // K * b
   std::vector<std::pair<int64_t, int64_t>> rolls;  // K (rows, columns)
 };
 GroupViews draw_views(const RecoverConfig& config, std::vector<Rng>& unit_streams, int64_t b,
                       int64_t size);
 // x: [K * b, C, S, S] -> the views rendered and rolled, same shape.
-torch::Tensor apply_views(const torch::Tensor& x, const GroupViews& views, int64_t b,
-                          int64_t size);
+torch::Tensor apply_views(const torch::Tensor& x, const GroupViews& views, int64_t b, int64_t size);
 
 // The recover loss of K groups, [K] each: CE (mean within a group) and the BN-matching loss
 // against per-group targets (bn_loss.h), total = ce + r_bn * bn (+ the optional priors).
@@ -58,6 +57,10 @@ struct GroupLoss {
 GroupLoss group_loss(const GroupContext& ctx, const torch::Tensor& xin, int64_t K,
                      const torch::Tensor& target, const std::vector<torch::Tensor>& target_mean,
                      const std::vector<torch::Tensor>& target_var);
+
+// Where a group under optimization keeps its state (every config.checkpoint_every iterations);
+// the caller removes it once the group's units are saved.
+std::string group_state_path(const std::string& out, const std::vector<Unit>& group);
 
 // Optimizes `group` (units with equal `count`) for config.iterations steps; returns one
 // result per unit: uint8 images, loss trace (stall.h windows), seconds, and how many saved

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/runtime.h"
 #include "models/checkpoint.h"
 #include "recover/class_folders.h"
@@ -179,7 +180,7 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
         image_iterations += u.count * config.iterations;
         auto prior = best.find(u.id);
         if (prior != best.end()) r.seconds += prior->second.seconds;
-        r.converged = !stalled(r.trace, rule);
+        r.converged = config.iterations < kMinStallIterations || !stalled(r.trace, rule);
         if (!r.converged) {
           const auto loss = [&](const UnitResult& x) { return x.ce + config.r_bn * x.bn; };
           if (prior != best.end() && loss(prior->second) <= loss(r)) {
@@ -204,11 +205,45 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
         save_unit(unit_path(config.out, u.id), r);
         state.add(u, std::move(r));
       }
+      std::error_code ec;  // the group's resume state is no longer needed: its units are saved
+      std::filesystem::remove(group_state_path(config.out, group), ec);
       state.publish_complete(names, result);
     }
     progress.finish();
     todo = std::move(again);
   }
+}
+
+// Locks what this process will make, so processes sharing the folder never make the same
+// class: class mode takes each pending class whose lock is free (a class another process
+// holds is left to it, and named); mixed mode, whose batches hold every class, takes the
+// folder or fails at once naming the holder. `pending` keeps the classes taken.
+std::vector<std::unique_ptr<FileLock>> claim_classes(const RecoverConfig& config,
+                                                     const ClassFolders& folders,
+                                                     std::vector<int64_t>& pending,
+                                                     Progress& progress) {
+  std::vector<std::unique_ptr<FileLock>> locks;
+  const std::string dir = config.out + "/.locks/";
+  if (config.mode != "class") {
+    locks.push_back(FileLock::acquire_or_fail(dir + "mixed.lock", config.out));
+    return locks;
+  }
+  std::vector<int64_t> mine;
+  std::string taken;
+  for (int64_t c : pending) {
+    auto lock = FileLock::try_acquire(dir + folders.name(c) + ".lock");
+    if (!lock) {
+      taken += fmt::format("{}{} ({})", taken.empty() ? "" : ", ", folders.name(c),
+                           FileLock::holder(dir + folders.name(c) + ".lock"));
+    } else if (!folders.complete(c)) {  // another process may have finished it meanwhile
+      locks.push_back(std::move(lock));
+      mine.push_back(c);
+    }
+  }
+  if (!taken.empty())
+    progress.warning("recover: being made by another process, left to it: " + taken);
+  pending = mine;
+  return locks;
 }
 
 // Removes the unit files of this run's classes (also those an interrupted run completed
@@ -295,9 +330,10 @@ void write_manifest(const RecoverConfig& config, const models::ModelMeta& meta,
   write_json(config.out + "/manifest.json", manifest);
   // Every class done: no process can still need the unit folder (removing it earlier could
   // race with another --classes process creating a unit file in it).
-  if (manifest["complete"].get<bool>()) {
+  if (manifest["complete"].get<bool>()) {  // nothing can still be under way in the folder
     std::error_code ec;
-    fs::remove(config.out + "/.units", ec);  // not empty: some other process's leftovers
+    fs::remove_all(config.out + "/.units", ec);
+    fs::remove_all(config.out + "/.locks", ec);
   }
   std::sort(result.classes.begin(), result.classes.end(),
             [](const ClassRecord& a, const ClassRecord& b) { return a.label < b.label; });
@@ -327,6 +363,8 @@ void RecoverConfig::declare(OptionSet& o) {
       .add("seed", &seed, "random seed")
       .add("classes", &classes, "BEGIN:END: only these classes (split a run over processes)")
       .add("pack", &pack, "units per forward pass (0: automatic)")
+      .add("checkpoint_every", &checkpoint_every,
+           "iterations between the resume states of a group (0: never)")
       .add("stall_restarts", &stall_restarts,
            "restarts of a unit that stalls, from fresh streams (0: never restart)")
       .add("stall_ce", &stall_ce, "stall rule: final-window cross-entropy above this")
@@ -343,7 +381,9 @@ void RecoverConfig::apply_recipe(const std::string& name) {
     iterations = 4000, lr = 0.1, r_bn = 0.05, jitter = 4, jitter_signed = true, batch_size = 100;
     per_image_augment = false;
   } else if (name == "small") {
-    *this = RecoverConfig{teacher, out};
+    RecoverConfig fresh;
+    fresh.teacher = teacher, fresh.out = out;
+    *this = fresh;
   } else {
     throw std::invalid_argument("--recipe: unknown recipe '" + name +
                                 "' (use imagenet1k, tiny or small)");
@@ -365,6 +405,7 @@ void RecoverConfig::validate() const {
   check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(tv_l2 >= 0 && l2 >= 0, "--tv-l2/--l2", "must be >= 0");
   check_arg(pack >= 0, "--pack", "must be >= 0");
+  check_arg(checkpoint_every >= 0, "--checkpoint-every", "must be >= 0");
   check_arg(stall_restarts >= 0, "--stall-restarts", "must be >= 0");
   check_arg(stall_ce > 0, "--stall-ce", "must be > 0");
   check_arg(stall_bn > 0, "--stall-bn", "must be > 0");
@@ -374,7 +415,8 @@ void RecoverConfig::validate() const {
 
 json RecoverConfig::identity() const {
   json j = config_json(*this);
-  for (const char* k : {"teacher", "out", "classes", "pack", "device"}) j.erase(k);
+  for (const char* k : {"teacher", "out", "classes", "pack", "device", "checkpoint_every"})
+    j.erase(k);
   // The TV prior changed from 2 to DeepInversion's 4 neighbour differences: folders made
   // with the old one (tv_l2 > 0) must not be resumed with the new one.
   if (tv_l2 > 0) j["tv_prior"] = "4-neighbour";
@@ -443,6 +485,7 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   std::vector<int64_t> pending;
   for (int64_t c = first; c < last; ++c)
     if (!folders.complete(c)) pending.push_back(c);
+  auto locks = claim_classes(config, folders, pending, progress);
   for (int64_t c : pending) folders.clear_staging(c);  // e.g. a killed write's temp file
   RunState state(config, folders, C, pending);
   std::vector<Unit> todo;

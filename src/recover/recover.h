@@ -39,11 +39,12 @@ struct RecoverConfig {
   double crop_scale_min = 0.08;
   double tv_l2 = 0, l2 = 0;  // priors (ImageNet script; 0 by default)
   uint64_t seed = 0;
-  std::string classes;         // "BEGIN:END" subset of classes (class mode)
-  int64_t pack = 0;            // units per forward pass (0: automatic)
-  int64_t stall_restarts = 2;  // restarts of a stalled unit (recover/stall.h); 0: none
-  double stall_ce = 0.5;       // stall rule: last-window CE above this
-  double stall_bn = 0.75;      // stall rule: last-window BN above this x first-window BN
+  std::string classes;             // "BEGIN:END" subset of classes (class mode)
+  int64_t pack = 0;                // units per forward pass (0: automatic)
+  int64_t checkpoint_every = 200;  // iterations between a group's resume states (0: never)
+  int64_t stall_restarts = 2;      // restarts of a stalled unit (recover/stall.h); 0: none
+  double stall_ce = 0.5;           // stall rule: last-window CE above this
+  double stall_bn = 0.75;          // stall rule: last-window BN above this x first-window BN
   std::string device = "cpu";
 
   void declare(OptionSet& o);

@@ -8,6 +8,7 @@
 // is packed or split over processes (--classes), and the images must not.
 //   trace: window means of CE and BN loss, kTraceWindows windows over the iterations
 //   stalled  <=>  last-window CE > stall_ce   or   last-window BN > stall_bn * first-window BN
+// (for runs of at least kMinStallIterations iterations)
 // bench/results/cifar10.md shows the traces the thresholds come from.
 #pragma once
 #include <cstdint>
@@ -18,6 +19,10 @@
 namespace lpld::recover {
 
 constexpr int64_t kTraceWindows = 20;
+
+// Below this many iterations a unit cannot be expected to converge (smoke runs, tests): the
+// rule is not applied.
+constexpr int64_t kMinStallIterations = 100;
 
 // Iterations per trace window.
 inline int64_t trace_window(int64_t iterations) {

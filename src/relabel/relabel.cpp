@@ -115,8 +115,16 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
 
   labels::LabelStoreWriter writer(config.out, h);
+  // A killed run's partial store is resumed from the start of the forward group holding its
+  // first missing record: grouping steps the same way as an uninterrupted run keeps every
+  // logit bit-identical (a forward's numerics may depend on its batch size).
+  const int64_t first = writer.resume_step() - writer.resume_step() % group;
+  writer.rewind(first);
+  if (first > 0)
+    progress.message(
+        fmt::format("relabel: resuming {} at step {} of {}", config.out, first, h.steps_kept));
   torch::NoGradGuard no_grad;
-  progress.start("relabel", h.steps_kept, "step");
+  progress.start("relabel", h.steps_kept - first, "step");
   labels::StepPlanner planner(h);  // used by one planning thread at a time
   auto plans_for = [&](int64_t s0) {
     std::vector<labels::StepPlan> plans;
@@ -125,9 +133,9 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
     return plans;
   };
   std::future<void> pending_write;
-  auto next_plans = std::async(std::launch::async, plans_for, int64_t{0});
+  auto next_plans = std::async(std::launch::async, plans_for, first);
   int64_t views = 0;
-  for (int64_t s0 = 0; s0 < h.steps_kept; s0 += group) {
+  for (int64_t s0 = first; s0 < h.steps_kept; s0 += group) {
     auto plans = next_plans.get();
     if (s0 + group < h.steps_kept)
       next_plans = std::async(std::launch::async, plans_for, s0 + group);
@@ -146,7 +154,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
       }
     });
     for (const auto& p : plans) views += static_cast<int64_t>(p.indices.size());
-    progress.update(s0 + static_cast<int64_t>(plans.size()));
+    progress.update(s0 - first + static_cast<int64_t>(plans.size()));
   }
   if (pending_write.valid()) pending_write.get();
   writer.commit();

@@ -1,5 +1,6 @@
 #include "squeeze/class_stats.h"
 
+#include "core/error.h"
 #include "data/batches.h"
 
 namespace lpld::squeeze {
@@ -44,6 +45,34 @@ models::ClassStats ClassStatsAccumulator::finish() const {
   return stats;
 }
 
+std::map<std::string, torch::Tensor> ClassStatsAccumulator::sums() const {
+  std::map<std::string, torch::Tensor> out;
+  for (size_t l = 0; l < names_.size(); ++l) {
+    out["sum." + std::to_string(l)] = sum_[l];
+    out["sum_sq." + std::to_string(l)] = sum_sq_[l];
+  }
+  out["hw"] = torch::tensor(hw_, torch::kInt64);
+  out["samples"] = samples_;
+  return out;
+}
+
+void ClassStatsAccumulator::restore(const std::map<std::string, torch::Tensor>& sums,
+                                    const std::string& path) {
+  auto get = [&](const std::string& k, const torch::Tensor& like) {
+    auto it = sums.find(k);
+    check_file(it != sums.end() && it->second.sizes() == like.sizes(), path,
+               "class-statistics state '" + k + "' is missing or misshaped");
+    return it->second.to(like.device()).to(like.scalar_type());
+  };
+  for (size_t l = 0; l < names_.size(); ++l) {
+    sum_[l] = get("sum." + std::to_string(l), sum_[l]);
+    sum_sq_[l] = get("sum_sq." + std::to_string(l), sum_sq_[l]);
+  }
+  auto hw = get("hw", torch::tensor(hw_, torch::kInt64));
+  hw_.assign(hw.data_ptr<int64_t>(), hw.data_ptr<int64_t>() + hw.numel());
+  samples_ = get("samples", samples_);
+}
+
 models::ClassStats compute_class_stats(models::ClassifierImpl& model,
                                        std::shared_ptr<data::Dataset> dataset,
                                        const data::Normalization& norm,
@@ -52,7 +81,9 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
   torch::NoGradGuard no_grad;
   model.eval();
   ClassStatsAccumulator acc(model, dataset->num_classes(), device);
+  if (options.resume_sums) acc.restore(*options.resume_sums, "class-statistics resume state");
   data::EpochOptions eo;
+  eo.start_batch = options.start_batch;
   eo.batch_size = options.batch_size;
   eo.image_size = options.image_size;
   eo.augment = options.augment;
@@ -62,12 +93,15 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
   data::EpochBatches batches(dataset, norm, eo, device);
   models::BnCapture capture(model);
   progress.start("class stats", dataset->size(), "img");
-  int64_t seen = 0;
+  int64_t seen = 0, done = options.start_batch;
   while (auto batch = batches.next()) {
     model.forward(batch->first);
     acc.add(capture.inputs(), batch->second);
     seen += batch->second.size(0);
     progress.update(seen);
+    if (options.checkpoint && ++done % options.checkpoint_every == 0 &&
+        done < batches.num_batches())
+      options.checkpoint(done, acc);
   }
   progress.finish();
   return acc.finish();

@@ -4,6 +4,8 @@
 // sums of x and x^2 in float64, so the result does not depend on batch order or size
 // (the official code keeps an EMA of batch statistics instead: METHOD.md "Flaws").
 #pragma once
+#include <functional>
+#include <map>
 #include <memory>
 
 #include "core/progress.h"
@@ -13,6 +15,8 @@
 
 namespace lpld::squeeze {
 
+class ClassStatsAccumulator;
+
 struct ClassStatsOptions {
   int64_t batch_size = 100;  // small batches run faster on CPU (cache)
   int64_t image_size = 28;
@@ -20,6 +24,12 @@ struct ClassStatsOptions {
   data::CropOptions crop;
   uint64_t seed = 0;
   int workers = 2;
+  // Resume: the sums of a killed pass after its first `start_batch` batches.
+  int64_t start_batch = 0;
+  const std::map<std::string, torch::Tensor>* resume_sums = nullptr;
+  // Called every `checkpoint_every` batches with the batches done and the sums so far.
+  std::function<void(int64_t, const ClassStatsAccumulator&)> checkpoint;
+  int64_t checkpoint_every = 500;
 };
 
 models::ClassStats compute_class_stats(models::ClassifierImpl& model,
@@ -38,6 +48,9 @@ class ClassStatsAccumulator {
   void add(const std::vector<torch::Tensor>& inputs, const torch::Tensor& labels);
   // Per-class mean and biased variance [classes, C_l] (float32) by BN name, and counts.
   models::ClassStats finish() const;
+  // The running sums as named tensors ("sum.<l>", "sum_sq.<l>", "hw", "samples"), and back.
+  std::map<std::string, torch::Tensor> sums() const;
+  void restore(const std::map<std::string, torch::Tensor>& sums, const std::string& path);
 
  private:
   std::vector<std::string> names_;

@@ -1,14 +1,19 @@
 #include "squeeze/squeeze.h"
 
+#include <filesystem>
+
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/runtime.h"
 #include "data/batches.h"
 #include "engine/evaluate.h"
+#include "engine/optimizer_state.h"
 #include "engine/schedule.h"
 #include "models/checkpoint.h"
 #include "models/registry.h"
 #include "squeeze/class_stats.h"
+#include "squeeze/resume.h"
 
 namespace lpld::squeeze {
 
@@ -35,7 +40,8 @@ void SqueezeConfig::declare(OptionSet& o) {
       .add("class_stats", &class_stats, "gather class-wise BN statistics")
       .add("seed", &seed, "random seed")
       .add("device", &device, "cpu, cuda or cuda:N")
-      .add("workers", &workers, "decoding threads for streaming datasets");
+      .add("workers", &workers, "decoding threads for streaming datasets")
+      .add("checkpoint_every", &checkpoint_every, "epochs between resume states");
 }
 
 namespace {
@@ -102,6 +108,7 @@ void SqueezeConfig::validate() const {
   check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(image_size >= 0, "--image-size", "must be >= 0");
   check_arg(workers >= 1, "--workers", "must be >= 1");
+  check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
 }
 
 json SqueezeResult::to_json() const {
@@ -151,23 +158,25 @@ models::Checkpoint open_teacher(const SqueezeConfig& config, const data::Dataset
 }
 
 // SGD + momentum, cosine per step after an optional linear warm-up, RandomResizedCrop +
-// flip (METHOD.md Stage 1). Fills the training fields of `result`.
+// flip (METHOD.md Stage 1), from `state` (a resumed run's epoch) on; the state is saved
+// every config.checkpoint_every epochs through `save`.
 void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
                    const std::shared_ptr<data::Dataset>& train_set, const torch::Device& device,
-                   Progress& progress, SqueezeResult& result) {
+                   Progress& progress, SqueezeState& state,
+                   const std::function<void(const SqueezeState&)>& save) {
   auto& model = *ck.model;
   torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)
                                                 .momentum(config.momentum)
                                                 .weight_decay(config.weight_decay));
+  engine::load_optimizer_tensors(sgd, state.optimizer, config.out + ".state");
   const int64_t n = train_set->size();
   const int64_t steps_per_epoch = std::max<int64_t>(1, n / config.batch_size);
   const int64_t total = steps_per_epoch * config.epochs;
-  int64_t step = 0;
-  double step_seconds = 0;
   const auto train_start = Clock::now();
-  progress.start("squeeze train", total * config.batch_size, "img");
+  const double prior_seconds = state.train_seconds;
+  progress.start("squeeze train", (total - state.step) * config.batch_size, "img");
   model.train();
-  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+  for (int64_t epoch = state.epochs_done; epoch < config.epochs; ++epoch) {
     data::EpochOptions eo;
     eo.batch_size = config.batch_size;
     eo.image_size = ck.meta.image_size;
@@ -183,19 +192,19 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
     int64_t epoch_steps = 0;
     while (auto batch = batches.next()) {
       const auto t0 = Clock::now();
-      engine::set_lr(sgd, engine::cosine_lr(config.lr, static_cast<double>(step), total,
+      engine::set_lr(sgd, engine::cosine_lr(config.lr, static_cast<double>(state.step), total,
                                             config.warmup_epochs * steps_per_epoch));
       auto loss = torch::cross_entropy_loss(model.forward(batch->first), batch->second);
       sgd.zero_grad();
       loss.backward();
       sgd.step();
       loss_sum += loss.detach();
-      ++step;
+      ++state.step;
       ++epoch_steps;
-      step_seconds += seconds_since(t0);
-      result.train_images += batch->second.size(0);
-      if (step % 20 == 0)
-        progress.update(step * config.batch_size,
+      state.step_seconds += seconds_since(t0);
+      state.train_images += batch->second.size(0);
+      if (state.step % 20 == 0)
+        progress.update(state.step * config.batch_size,
                         fmt::format("epoch {}/{}", epoch + 1, config.epochs));
     }
     const double mean_loss = loss_sum.item<double>() / std::max<int64_t>(1, epoch_steps);
@@ -203,12 +212,21 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
       throw std::runtime_error("squeeze: training diverged (loss is not finite); lower --lr");
     progress.message(
         fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs, mean_loss));
+    state.epochs_done = epoch + 1;
+    state.train_seconds = prior_seconds + seconds_since(train_start);
+    if (state.epochs_done % config.checkpoint_every == 0 && state.epochs_done < config.epochs) {
+      state.optimizer = engine::optimizer_tensors(sgd);
+      save(state);
+    }
   }
   progress.finish();
-  result.train_seconds = seconds_since(train_start);
-  result.images_per_second =
-      result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
-  result.step_images_per_second = step_seconds > 0 ? result.train_images / step_seconds : 0;
+}
+
+// What makes two squeeze runs the same (the resume state of one serves the other).
+json squeeze_identity(const SqueezeConfig& c) {
+  json j = config_json(c);
+  for (const char* k : {"device", "workers", "checkpoint_every"}) j.erase(k);
+  return j;
 }
 
 }  // namespace
@@ -234,7 +252,26 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
       fmt::format("squeeze: teacher recipe '{}' ({} px)", config.recipe, ck.meta.image_size));
   SqueezeResult result;
   result.recipe = config.recipe;
-  if (config.epochs > 0) train_teacher(config, ck, train_set, device, progress, result);
+  // One writer per checkpoint; a killed run's state is resumed (squeeze/resume.h).
+  auto lock = FileLock::acquire_or_fail(config.out + ".lock", config.out);
+  const std::string state_path = config.out + ".state";
+  const json identity = squeeze_identity(config);
+  SqueezeState state = load_squeeze_state(state_path, identity, *ck.model).value_or(SqueezeState{});
+  if (state.epochs_done > 0 || state.phase == "stats")
+    progress.message(fmt::format("squeeze: resuming {} after epoch {}{}", config.out,
+                                 state.epochs_done,
+                                 state.phase == "stats" ? ", in the class-statistics pass" : ""));
+  auto save = [&](const SqueezeState& s) {
+    save_squeeze_state(state_path, identity, *ck.model, s);
+  };
+  if (config.epochs > 0 && state.phase == "train")
+    train_teacher(config, ck, train_set, device, progress, state, save);
+  result.train_images = state.train_images;
+  result.train_seconds = state.train_seconds;
+  result.images_per_second =
+      result.train_seconds > 0 ? result.train_images / result.train_seconds : 0;
+  result.step_images_per_second =
+      state.step_seconds > 0 ? result.train_images / state.step_seconds : 0;
 
   auto& model = *ck.model;
   model.eval();
@@ -253,6 +290,15 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
     so.crop.flip = config.flip;
     so.seed = derive_seed(config.seed, kTagTrainAug, 1u << 20);
     so.workers = static_cast<int>(config.workers);
+    if (state.phase == "stats") {
+      so.start_batch = state.stats_batches;
+      so.resume_sums = &state.stats;
+    }
+    so.checkpoint = [&](int64_t batches, const ClassStatsAccumulator& acc) {
+      SqueezeState s = state;
+      s.phase = "stats", s.stats_batches = batches, s.stats = acc.sums(), s.optimizer.clear();
+      save(s);
+    };
     ck.class_stats = compute_class_stats(model, train_set, ck.meta.norm, so, device, progress);
   }
   result.stats_seconds = seconds_since(stats_start);
@@ -260,6 +306,8 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
   ck.meta.info = {
       {"stage", "squeeze"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
   models::save_checkpoint(config.out, ck);
+  std::filesystem::remove(state_path);
+  lock->release_and_remove();
   result.checkpoint = config.out;
   result.num_classes = ck.meta.num_classes;
   result.checkpoint_hash = hash_file(config.out);

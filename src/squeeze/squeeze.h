@@ -45,6 +45,7 @@ struct SqueezeConfig {
   uint64_t seed = 0;
   std::string device = "cpu";
   int64_t workers = 2;
+  int64_t checkpoint_every = 1;  // epochs between resume states (squeeze/resume.h)
 
   void declare(OptionSet& o);
   void apply_recipe(const std::string& name);  // sets `recipe` and its options

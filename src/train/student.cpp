@@ -6,6 +6,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
 #include "data/batches.h"
@@ -161,6 +162,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   TrainInputs in = open_inputs(config, device);
   const json identity = run_identity(config, in);
   make_dirs(config.out);
+  auto lock = FileLock::acquire_or_fail(config.out + "/.lock", config.out);
   const std::string result_path = config.out + "/result.json";
   const std::string state_path = config.out + "/train-state.safetensors";
   if (auto done = finished_run(result_path, identity, config.out)) return *done;
@@ -236,6 +238,7 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   rj["identity"] = identity;
   write_json(result_path, rj);
   fs::remove(state_path);
+  lock->release_and_remove();
   return result;
 }
 
