@@ -4,7 +4,10 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test demo bench clean format
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 3
+
+.PHONY: deps build test demo bench clean format fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -15,8 +18,16 @@ $(BUILD)/build.ninja: CMakeLists.txt | deps
 build: deps $(BUILD)/build.ninja
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+test: build fuzz
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@scripts/fuzz-smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The libFuzzer targets (fuzz/), built with clang-14, ASan and UBSan; bench/fuzz.sh runs them
+# for longer.
+fuzz: deps
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || cmake -S . -B $(FUZZ_BUILD) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DLPLD_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
 # The pipeline prints the result table (also in runs/demo/summary.md).
 demo: build
@@ -27,7 +38,7 @@ bench: build
 	@bench/squeeze.sh && bench/recover.sh && bench/relabel.sh && bench/pipeline.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

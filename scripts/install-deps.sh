@@ -7,7 +7,9 @@ pkgs=(cmake ninja-build g++ pkg-config
       libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       dataset-fashion-mnist gnuplot-nox
       # PyTorch itself, the reference of the parity suite (tests/test_parity.cpp) and of bench/
-      python3-torch python3-torchvision python3-numpy)
+      python3-torch python3-torchvision python3-numpy
+      # the libFuzzer targets (fuzz/, make fuzz): clang with its fuzzer and sanitizer runtimes
+      clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

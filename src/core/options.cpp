@@ -108,7 +108,7 @@ void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where,
       for (const auto& opt : options_) known += (known.empty() ? "" : ", ") + opt.name;
       throw std::invalid_argument(where + ": unknown key '" + key + "' (known: " + known + ")");
     }
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a handle: `it->second` lives in a temporary
     const std::string name = where + ": " + key;
     std::string text;
     if (v.IsSequence()) {

@@ -70,7 +70,8 @@ std::string summary_markdown(const json& s) {
   for (const auto& r : s["runs"])
     groups[{r["mode"].get<std::string>(), r["ipc"].get<int64_t>(), r["prune_ratio"].get<double>()}]
         .push_back(r);
-  for (const auto& [key, runs] : groups) {
+  for (const auto& group : groups) {
+    const auto& runs = group.second;  // (a lambda cannot capture a structured binding in C++17)
     auto stat = [&](const char* field) {
       double mean = 0, var = 0;
       for (const auto& r : runs) mean += r[field].get<double>();
@@ -80,7 +81,7 @@ std::string summary_markdown(const json& s) {
       return runs.size() > 1 ? fmt::format("{:.2f} ± {:.2f}", mean, sd)
                              : fmt::format("{:.2f}", mean);
     };
-    const auto& [mode, ipc, ratio] = key;
+    const auto& [mode, ipc, ratio] = group.first;
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", mode, ipc, factor(ratio),
                       runs[0]["label_bytes"].get<uint64_t>(), runs[0]["image_bytes"].get<int64_t>(),
                       stat("student_top1"), stat("student_top5"), runs.size());

@@ -1,0 +1,195 @@
+// Kill tests (issue: nothing lost): every stage is run to completion once, then again with
+// SIGKILL at two points (fractions of the first run's wall time, drawn from a fixed seed),
+// resumed each time; the final outputs must equal the uninterrupted run's byte for byte, and
+// nothing may be left behind (temp files, partial stores, resume states, locks). A disk-full
+// test runs on a small tmpfs where mounting one is allowed (root), and is skipped otherwise.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "core/io.h"
+#include "fixtures.h"
+
+using namespace lpld;
+namespace fs = std::filesystem;
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    freopen(log.c_str(), "w", stderr);
+    freopen("/dev/null", "w", stdout);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int finish(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Runs `make(out)` to completion; returns its wall seconds.
+double run_whole(const std::vector<std::string>& args, const std::string& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(finish(spawn(args, log)), 0) << read_file(log);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Kills a run after `fraction` of `seconds`, then lets the next run go on.
+void run_killed(const std::vector<std::string>& args, double seconds, double fraction,
+                const std::string& log) {
+  const pid_t pid = spawn(args, log);
+  usleep(static_cast<useconds_t>(seconds * fraction * 1e6));
+  kill(pid, SIGKILL);
+  finish(pid);
+}
+
+// Files under `dir` (relative path -> bytes) whose names pass `keep`.
+std::map<std::string, std::string> files(const std::string& dir,
+                                         const std::function<bool(const fs::path&)>& keep) {
+  std::map<std::string, std::string> out;
+  if (fs::is_regular_file(dir)) {
+    out["the output file"] = read_file(dir);
+    return out;
+  }
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && keep(e.path()))
+      out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
+  return out;
+}
+
+// Nothing a run leaves only while it works: temp files, partial stores, resume states, locks.
+void expect_no_leftovers(const std::string& dir) {
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    for (const char* bad : {".tmp", ".partial", ".lock", ".state", "train-state", ".units"})
+      EXPECT_EQ(name.find(bad), std::string::npos) << "left behind: " << e.path();
+  }
+}
+
+// The kill test of one stage: `args(out)` makes `out`; `keep` picks the files to compare;
+// `marker` (relative to `out`, "" for `out` itself) exists only once the stage is done.
+void kill_test(const std::function<std::vector<std::string>(const std::string&)>& args,
+               const std::function<bool(const fs::path&)>& keep, uint32_t seed,
+               const std::string& marker) {
+  test::TempDir dir;
+  // Both runs write the same path (outputs record their config, paths included); the
+  // uninterrupted run's outputs are moved aside before the killed run starts.
+  const std::string killed = dir.path("run"), out_killed = killed + "/out";
+  const std::string out_whole = dir.path("whole-out");
+  fs::create_directories(killed);
+  const double seconds = run_whole(args(out_killed), dir.path("whole.log"));
+  fs::rename(out_killed, out_whole);
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> point(0.15, 0.6);
+  for (int k = 0; k < 2; ++k) run_killed(args(out_killed), seconds, point(gen), dir.path("k.log"));
+  EXPECT_FALSE(fs::exists(marker.empty() ? out_killed : out_killed + "/" + marker))
+      << "the kills came too late: the stage was already done";
+  EXPECT_EQ(finish(spawn(args(out_killed), dir.path("resume.log"))), 0)
+      << read_file(dir.path("resume.log"));
+  const auto a = files(out_whole, keep), b = files(out_killed, keep);
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a.size(), b.size());
+  for (const auto& [name, bytes] : a) {
+    ASSERT_TRUE(b.count(name)) << name << " missing after the resumed run";
+    EXPECT_TRUE(b.at(name) == bytes) << name << " differs from the uninterrupted run's";
+  }
+  expect_no_leftovers(killed);
+}
+
+std::string bin() {
+  const char* b = std::getenv("LPLD_BINARY");
+  return b ? b : "";
+}
+std::vector<std::string> cli(std::vector<std::string> args) {
+  args.insert(args.begin(), {bin(), "--quiet", "--threads", "1"});
+  return args;
+}
+bool png(const fs::path& p) { return p.extension() == ".png"; }
+
+#define REQUIRE_BINARY() \
+  if (bin().empty()) GTEST_SKIP() << "LPLD_BINARY not set"
+
+}  // namespace
+
+TEST(Resume, SqueezeKilledTwiceWritesTheSameTeacher) {
+  REQUIRE_BINARY();
+  kill_test(
+      [](const std::string& out) {
+        return cli({"squeeze", "--data", test::toy().train, "--val", test::toy().val, "--arch",
+                    "convnet-d2-w8", "--epochs", "120", "--batch-size", "8", "--out", out});
+      },
+      [](const fs::path&) { return true; }, 1, "");
+}
+
+TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
+  REQUIRE_BINARY();
+  kill_test(
+      [](const std::string& out) {
+        return cli({"recover", "--teacher", test::toy().teacher, "--ipc", "4", "--batch-size", "2",
+                    "--iterations", "600", "--checkpoint-every", "25", "--pack", "2", "--out",
+                    out});
+      },
+      png, 2, "000_hstripes");
+}
+
+TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
+  REQUIRE_BINARY();
+  test::TempDir dir;
+  const std::string images = dir.path("img"), labels = dir.path("l.lpld");
+  ASSERT_EQ(finish(spawn(cli({"recover", "--teacher", test::toy().teacher, "--ipc", "3",
+                              "--iterations", "20", "--out", images}),
+                         dir.path("r.log"))),
+            0);
+  ASSERT_EQ(finish(spawn(cli({"relabel", "--teacher", test::toy().teacher, "--images", images,
+                              "--epochs", "400", "--batch-size", "3", "--out", labels}),
+                         dir.path("l.log"))),
+            0);
+  kill_test(
+      [&](const std::string& out) {
+        return cli({"train", "--images", images, "--labels", labels, "--val", test::toy().val,
+                    "--arch", "convnet-d2-w8", "--epochs", "400", "--checkpoint-every", "10",
+                    "--out", out});
+      },
+      [](const fs::path& p) { return p.filename() == "student.safetensors"; }, 3, "result.json");
+}
+
+// A full disk during recover fails with one line naming the file; once there is room, the
+// re-run finishes from where it was and leaves nothing behind.
+TEST(Resume, FullDiskFailsCleanlyAndTheRerunFinishes) {
+  REQUIRE_BINARY();
+  test::TempDir dir;
+  const std::string mnt = dir.path("small");
+  fs::create_directories(mnt);
+  if (geteuid() != 0 || mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=24k") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  struct Unmount {
+    std::string p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  auto args = cli({"recover", "--teacher", test::toy().teacher, "--ipc", "20", "--iterations", "5",
+                   "--out", mnt + "/img"});
+  const std::string log = dir.path("full.log");
+  EXPECT_EQ(finish(spawn(args, log)), 1) << read_file(log);
+  const std::string err = read_file(log);
+  EXPECT_NE(err.find("lpld: error: " + mnt), std::string::npos) << err;
+  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=4m"), 0);
+  EXPECT_EQ(finish(spawn(args, dir.path("again.log"))), 0) << read_file(dir.path("again.log"));
+  EXPECT_EQ(files(mnt + "/img", png).size(), 60u);
+  expect_no_leftovers(mnt);
+}
