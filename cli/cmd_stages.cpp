@@ -6,6 +6,7 @@
 
 #include "analyze/analyze.h"
 #include "common.h"
+#include "core/runtime.h"
 #include "import/import.h"
 #include "recover/recover.h"
 #include "relabel/relabel.h"
@@ -29,6 +30,7 @@ void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::
     ctx.run = [&ctx, config, json_path, run] {
       json j = run(*config, ctx.progress());
       j["config"] = config_json(*config);
+      j["runtime"] = runtime_info();
       write_result(*json_path, j);
     };
   });

@@ -1,4 +1,5 @@
 // The one-command pipeline on a toy 3-class set, and every CLI stage end to end.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,9 +10,17 @@
 
 #include "analyze/analyze.h"
 #include "core/io.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
 #include "data/dataset.h"
+#include "data/image_io.h"
 #include "fixtures.h"
+#include "models/checkpoint.h"
 #include "pipeline/pipeline.h"
+#include "recover/recover.h"
+#include "relabel/relabel.h"
+#include "squeeze/squeeze.h"
+#include "train/student.h"
 
 using namespace lpld;
 namespace fs = std::filesystem;
@@ -243,4 +252,58 @@ TEST(Cli, UnreadableImageFolderEntriesAreErrors) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("loop.png"), std::string::npos) << e.what();
   }
+}
+
+// More than 1000 classes (issue: ImageNet scale): class folders sort in class order (their
+// numbers are padded to the digits of C - 1) and class indices come from recover's manifest,
+// so a 1,001-class run gives the same student whatever the classes are called.
+TEST(Pipeline, ThousandAndOneClassesGiveTheSameStudentUnderAnyNames) {
+  test::TempDir dir;
+  const int64_t C = 1001;
+  Rng rng(5);
+  for (int64_t c = 0; c < C; ++c)
+    for (int i = 0; i < 2; ++i) {
+      auto img = torch::empty({1, 8, 8}, torch::kUInt8);
+      for (int64_t k = 0; k < 64; ++k)
+        img.data_ptr<uint8_t>()[k] = static_cast<uint8_t>(rng.below(256));
+      data::write_png(fmt::format("{}/data/c{:04d}/{}.png", dir.path(), c, i), img);
+    }
+  squeeze::SqueezeConfig sq;
+  sq.data = sq.val = "imagefolder:" + dir.path("data");
+  sq.arch = "convnet-d1-w4", sq.epochs = 1, sq.batch_size = 50, sq.norm = "0.5/0.25";
+  sq.out = dir.path("a.safetensors");
+  squeeze::squeeze(sq, Progress::null());
+  // the same teacher under other names, in another order
+  auto ck = models::load_checkpoint(sq.out, torch::kCPU);
+  for (int64_t c = 0; c < C; ++c) ck.meta.class_names[c] = fmt::format("name{}", (c * 7919) % C);
+  models::save_checkpoint(dir.path("b.safetensors"), ck);
+  std::map<std::string, torch::Tensor> students[2];
+  for (int k = 0; k < 2; ++k) {
+    const std::string tag = k ? "b" : "a";
+    recover::RecoverConfig rc;
+    rc.teacher = dir.path(tag + ".safetensors"), rc.out = dir.path(tag + "-img");
+    rc.ipc = 1, rc.iterations = 2;
+    recover::recover(rc, Progress::null());
+    relabel::RelabelConfig lc;
+    lc.teacher = rc.teacher, lc.images = rc.out, lc.out = dir.path(tag + ".lpld");
+    lc.epochs = 2, lc.batch_size = 50;
+    relabel::relabel(lc, Progress::null());
+    train::TrainConfig tc;
+    tc.images = rc.out, tc.labels = lc.out, tc.val = sq.val, tc.arch = "convnet-d1-w4";
+    tc.epochs = 2, tc.out = dir.path(tag + "-student");
+    train::train_student(tc, Progress::null());
+    students[k] = load_safetensors(tc.out + "/student.safetensors").tensors;
+  }
+  // folder names sort in class order
+  std::vector<std::string> dirs;
+  for (const auto& e : fs::directory_iterator(dir.path("b-img")))
+    if (e.is_directory() && e.path().filename().string()[0] != '.')
+      dirs.push_back(e.path().filename().string());
+  std::sort(dirs.begin(), dirs.end());
+  ASSERT_EQ(dirs.size(), 1001u);
+  EXPECT_EQ(dirs[999].substr(0, 5), "0999_");
+  EXPECT_EQ(dirs[1000].substr(0, 5), "1000_");
+  ASSERT_EQ(students[0].size(), students[1].size());
+  for (const auto& [name, t] : students[0])
+    EXPECT_TRUE(torch::equal(t, students[1].at(name))) << name;
 }

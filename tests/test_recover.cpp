@@ -109,12 +109,29 @@ TEST(Recover, UnitsHoldOneClassOrOneOfEach) {
   for (const auto& u : units) EXPECT_TRUE(u.label == 3 || u.label == 4);
   EXPECT_EQ(units[2].count, 1);
   c.mode = "mixed";
-  auto mixed = recover::plan_units(c, 10, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  c.batch_size = 0;
+  const std::vector<int64_t> all = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  auto mixed = recover::plan_units(c, 10, all);
   ASSERT_EQ(mixed.size(), 5u);  // ipc batches of one image per class
-  for (const auto& u : mixed) {
-    EXPECT_EQ(u.label, -1);
-    EXPECT_EQ(u.count, 10);
+  for (size_t j = 0; j < mixed.size(); ++j) {
+    EXPECT_EQ(mixed[j].label, -1);
+    EXPECT_EQ(mixed[j].count, 10);
+    EXPECT_EQ(mixed[j].id, static_cast<int64_t>(j));  // one block: the ids of before
   }
+  // SRe2L's batching: blocks of batch_size classes, one image of each per batch.
+  c.batch_size = 4;
+  auto blocks = recover::plan_units(c, 10, all);
+  ASSERT_EQ(blocks.size(), 15u);  // 5 image indices x 3 blocks (4, 4, 2 classes)
+  EXPECT_EQ(blocks[0].first, 0);
+  EXPECT_EQ(blocks[1].first, 4);
+  EXPECT_EQ(blocks[2].first, 8);
+  EXPECT_EQ(blocks[2].count, 2);
+  EXPECT_EQ(blocks[4].chunk, 1);  // image index 1, block 1
+  EXPECT_EQ(blocks[4].id, 1 * 3 + 1);
+  EXPECT_EQ(recover::unit_ids_of_class(c, 10, 5), (std::vector<int64_t>{1, 4, 7, 10, 13}));
+  auto half = recover::plan_units(c, 10, {4, 5, 6, 7});  // one block
+  ASSERT_EQ(half.size(), 5u);
+  for (const auto& u : half) EXPECT_EQ(u.first, 4);
 }
 
 namespace {
@@ -130,7 +147,7 @@ recover::RecoverConfig small_config(const std::string& out, const std::string& m
 }
 // The folder's images as one int32 tensor (ImageFolder order).
 torch::Tensor folder_images(const std::string& dir) {
-  return labels::load_image_set(dir).images->images().to(torch::kInt32);
+  return labels::ImageSet::open(dir).read_all().to(torch::kInt32);
 }
 std::map<std::string, std::string> folder_bytes(const std::string& dir) {
   std::map<std::string, std::string> out;
@@ -153,9 +170,9 @@ TEST(Recover, LearnsImagesTheTeacherAssignsToTheirClass) {
       EXPECT_LT(cls.ce, cls.ce_start) << mode;
       EXPECT_LT(cls.bn, cls.bn_start) << mode;
     }
-    auto set = labels::load_image_set(c.out);
-    EXPECT_EQ(set.images->num_classes(), 3);
-    EXPECT_EQ(set.images->images().size(2), 16);
+    auto set = labels::ImageSet::open(c.out);
+    EXPECT_EQ(set.num_classes(), 3);
+    EXPECT_EQ(set.height(), 16);
     EXPECT_TRUE(file_exists(c.out + "/manifest.json"));
     EXPECT_TRUE(read_json(c.out + "/manifest.json")["complete"].get<bool>());
   }
@@ -265,8 +282,8 @@ TEST(Recover, PackingMatchesOneClassAtATime) {
   auto packed = small_config(dir.path("packed"));
   packed.pack = 3;
   recover::recover(packed, Progress::null());
-  auto a = labels::load_image_set(one.out).images->images().to(torch::kInt32);
-  auto b = labels::load_image_set(packed.out).images->images().to(torch::kInt32);
+  auto a = labels::ImageSet::open(one.out).read_all().to(torch::kInt32);
+  auto b = labels::ImageSet::open(packed.out).read_all().to(torch::kInt32);
   // identical up to float reassociation: at most one 8-bit level on a few pixels
   const double max_diff = (a - b).abs().max().item<double>();
   const double frac_diff = (a != b).to(torch::kFloat64).mean().item<double>();
@@ -343,4 +360,26 @@ TEST(Stall, StalledUnitsRestartDeterministicallyAndAreReported) {
   recover::recover(again, Progress::null());
   auto a = folder_images(strict.out), b = folder_images(again.out);
   EXPECT_LE((a - b).abs().max().item<double>(), 2.0);  // packing: float reassociation only
+}
+
+// Mixed mode in batches of 2 classes makes the same kind of folder, split by --classes over
+// two runs exactly as one run makes it.
+TEST(Recover, MixedModeBatchesOfSomeClassesSplitLikeClassMode) {
+  test::TempDir dir;
+  auto one = small_config(dir.path("one"), "mixed");
+  one.batch_size = 2;
+  one.pack = 1;
+  auto r = recover::recover(one, Progress::null());
+  EXPECT_EQ(r.images, 9);
+  auto split = small_config(dir.path("split"), "mixed");
+  split.batch_size = 2;
+  split.pack = 1;
+  split.classes = "0:2";
+  recover::recover(split, Progress::null());
+  split.classes = "2:3";
+  recover::recover(split, Progress::null());
+  EXPECT_EQ(folder_bytes(one.out), folder_bytes(split.out));
+  split.classes = "1:3";  // not whole batches of 2
+  EXPECT_THROW(recover::recover(split, Progress::null()), std::invalid_argument);
+  EXPECT_TRUE(read_json(split.out + "/manifest.json")["complete"].get<bool>());
 }

@@ -1,5 +1,6 @@
 // Relabel and the label store: replayed views reproduce the stored logits, the pool size,
 // damage and truncation detection, and atomic writes.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include <fstream>
 
 #include "core/io.h"
+#include "data/image_io.h"
 #include "fixtures.h"
 #include "labels/image_set.h"
 #include "labels/label_store.h"
@@ -74,14 +76,14 @@ TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
     relabel::relabel(c, Progress::null());
     labels::LabelStore s(c.out);
     auto ck = models::load_checkpoint(c.teacher, torch::kCPU);
-    auto set = labels::load_image_set(c.images);
-    auto images = set.images->images();
+    auto set = labels::ImageSet::open(c.images);
     torch::NoGradGuard g;
     for (int64_t step : {0, 2, 7, 14}) {
       auto plan = labels::plan_step(s.header(), step);
       EXPECT_EQ(static_cast<int64_t>(plan.indices.size()), step % 3 == 2 ? 2 : 5);
       auto logits = ck.model->forward(labels::render_step(
-          images, data::NormTensors(s.header().norm, torch::kCPU), plan, s.header().image_size));
+          set.read(plan.indices), data::NormTensors(s.header().norm, torch::kCPU), plan,
+          s.header().image_size));
       const double tol = std::string(dtype) == "fp16" ? 1e-2 : 1e-4;
       EXPECT_TRUE(torch::allclose(s.logits(step), logits, tol, tol)) << dtype << " step " << step;
     }
@@ -266,4 +268,63 @@ TEST(Relabel, MetadataIsSmallNextToLogits) {
   EXPECT_EQ(r.logit_bytes, static_cast<uint64_t>(100 * 12 * 3 * 2));
   EXPECT_EQ(r.metadata_bytes, r.label_bytes - r.logit_bytes);
   EXPECT_GT(r.image_bytes, 0);
+}
+
+// The image set's identity comes from recover's records (class order from the manifest,
+// names, sizes and hashes from class.json), with the same hash as hashing every file; a
+// changed or extra image is an error naming it; pixels come from a cache built once.
+TEST(ImageSet, IdentityFromRecoverRecordsAndPixelsFromTheCache) {
+  test::TempDir dir;
+  const std::string images = toy_images();
+  const auto set = labels::ImageSet::open(images);
+  EXPECT_EQ(set.size(), 12);
+  // the same hash as listing and hashing every file (the formula older stores recorded)
+  std::string ids;
+  for (const auto& p : set.paths()) ids += p + '\0' + hash_file(images + "/" + p) + '\n';
+  EXPECT_EQ(set.hash(), hash_bytes(ids.data(), ids.size()));
+  // pixels equal a fresh decode, in any order asked
+  auto some = set.read({11, 0, 5});
+  EXPECT_TRUE(torch::equal(some[0], data::read_image(images + "/" + set.paths()[11])));
+  EXPECT_TRUE(torch::equal(some[2], data::read_image(images + "/" + set.paths()[5])));
+  int caches = 0;
+  for (const auto& e : fs::directory_iterator(images + "/.lpld-cache"))
+    caches += e.path().extension() == ".u8";
+  EXPECT_EQ(caches, 1);
+  // a copy of the folder, then changed: an extra image, a replaced image
+  const std::string copy = dir.path("copy");
+  fs::copy(images, copy, fs::copy_options::recursive);
+  const std::string first = copy + "/" + set.paths()[0];
+  fs::copy_file(first, copy + "/" + fs::path(set.paths()[0]).parent_path().string() + "/extra.png");
+  EXPECT_THROW(labels::ImageSet::open(copy), std::runtime_error);
+  fs::remove(copy + "/" + fs::path(set.paths()[0]).parent_path().string() + "/extra.png");
+  write_file_atomic(first, read_file(first) + "x");
+  try {
+    labels::ImageSet::open(copy);
+    FAIL() << "a changed image was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(set.paths()[0]), std::string::npos) << e.what();
+  }
+}
+
+// The label store header holds ImageNet-21K at IPC 200: ~2.1 M image paths.
+TEST(LabelStore, HeaderHoldsTwoMillionImagePaths) {
+  test::TempDir dir;
+  labels::LabelHeader h;
+  h.num_images = 2'100'000, h.num_classes = 10'450, h.epochs = 1, h.batch_size = 1000;
+  h.steps_kept = 1;
+  h.images.reserve(h.num_images);
+  for (int64_t i = 0; i < h.num_images; ++i) {
+    h.images.push_back(
+        fmt::format("{:05d}_n{:08d}/{:05d}.png", i % 10'450, i % 10'450, i / 10'450));
+    h.labels.push_back(i % 10'450);
+  }
+  {
+    labels::LabelStoreWriter w(dir.path("big.lpld"), h);
+    w.append(0, torch::zeros({1000, 10'450}));
+    w.commit();
+  }
+  labels::LabelStore s(dir.path("big.lpld"));
+  EXPECT_EQ(s.header().images.size(), 2'100'000u);
+  EXPECT_EQ(s.header().images.back(), h.images.back());
+  EXPECT_TRUE(torch::equal(s.logits(0), torch::zeros({1000, 10'450})));
 }

@@ -81,20 +81,34 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
   auto ck = models::load_checkpoint(config.model, device);
   auto& model = *ck.model;
   model.eval();
-  auto set = labels::load_image_set(config.images);
-  const auto& syn = *set.images;
+  const auto syn = labels::ImageSet::open(config.images);
   check_arg(syn.num_classes() == ck.meta.num_classes, "--images",
             "class count differs from the model's");
   const int64_t S = ck.meta.image_size;
   AnalyzeResult r;
   r.images = syn.size();
-  r.image_bytes = set.bytes;
+  r.image_bytes = syn.bytes();
   progress.message("analyze: synthetic features");
-  auto x = data::normalize(syn.images(), ck.meta.norm, device);
-  x = data::eval_resize_crop(x, S);
-  auto [feat, pred] = features_of(model, x);
-  r.synthetic = within_class_similarity(feat, syn.labels(), syn.num_classes());
-  r.synthetic_top1 = 100.0 * pred.eq(syn.labels()).to(torch::kFloat64).mean().item<double>();
+  // One class at a time: memory holds one class's images and features, whatever the set's size.
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(syn.num_classes()));
+  for (int64_t i = 0; i < syn.size(); ++i) members[syn.labels()[i]].push_back(i);
+  double sum = 0, correct = 0;
+  int64_t counted = 0;
+  for (int64_t c = 0; c < syn.num_classes(); ++c) {
+    const auto& idx = members[c];
+    if (idx.empty()) {
+      r.synthetic.per_class.push_back(std::nan(""));
+      continue;
+    }
+    auto x = data::eval_resize_crop(data::normalize(syn.read(idx), ck.meta.norm, device), S);
+    auto [feat, pred] = features_of(model, x);
+    auto one = within_class_similarity(feat, torch::zeros({feat.size(0)}, torch::kInt64), 1);
+    r.synthetic.per_class.push_back(one.per_class[0]);
+    if (!std::isnan(one.per_class[0])) sum += one.per_class[0], ++counted;
+    correct += pred.eq(c).sum().item<double>();
+  }
+  r.synthetic.overall = counted ? sum / counted : std::nan("");
+  r.synthetic_top1 = 100.0 * correct / static_cast<double>(syn.size());
 
   if (!config.real.empty()) {
     progress.message("analyze: real features");
@@ -104,7 +118,7 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
     // The same number of images per class as the synthetic set, drawn with a fixed seed.
     auto labels = real->labels().contiguous();
     const int64_t* label_of = labels.data_ptr<int64_t>();
-    auto syn_counts = torch::bincount(syn.labels(), {}, syn.num_classes());
+    auto syn_counts = torch::bincount(syn.labels_tensor(), {}, syn.num_classes());
     std::vector<int64_t> pick;
     auto order = Rng(derive_seed(config.seed, kTagSample)).permutation(real->size());
     std::vector<int64_t> need(syn_counts.data_ptr<int64_t>(),
@@ -130,8 +144,8 @@ AnalyzeResult analyze(const AnalyzeConfig& config, Progress& progress) {
                          {"prune_ratio", s.header().prune_ratio},
                          {"steps_kept", s.header().steps_kept},
                          {"label_bytes", s.file_bytes()},
-                         {"labels_to_images",
-                          static_cast<double>(s.file_bytes()) / std::max<int64_t>(1, set.bytes)}});
+                         {"labels_to_images", static_cast<double>(s.file_bytes()) /
+                                                  std::max<int64_t>(1, syn.bytes())}});
   }
   return r;
 }

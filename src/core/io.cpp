@@ -91,6 +91,15 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
   f.commit();
 }
 
+std::string read_file_prefix(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path, "cannot open (missing or unreadable)");
+  std::string out(n, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(n));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_file(path, "cannot open (missing or unreadable)");

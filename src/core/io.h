@@ -35,6 +35,8 @@ class AtomicFile {
 };
 
 std::string read_file(const std::string& path);
+// The first `n` bytes (fewer when the file is shorter).
+std::string read_file_prefix(const std::string& path, size_t n);
 json read_json(const std::string& path);
 void write_json(const std::string& path, const json& j);  // atomic, pretty
 

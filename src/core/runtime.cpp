@@ -1,7 +1,10 @@
 #include "core/runtime.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
+#include <torch/version.h>
 
+#include <fstream>
 #include <thread>
 
 #include "core/error.h"
@@ -31,10 +34,46 @@ void tune_allocator() {
   mallopt(M_TOP_PAD, 64 << 20);
 }
 
+namespace {
+// OpenBLAS's thread controls, when the libblas.so.3 behind libtorch is OpenBLAS.
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+template <typename F>
+F blas_symbol(const char* name) {
+  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
+}  // namespace
+
 int set_threads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
+  if (auto set = blas_symbol<SetThreads>("openblas_set_num_threads")) set(threads);
   return threads;
+}
+
+std::string blas_name() {
+  // The file libblas.so.3 resolved to (Debian's alternatives: /usr/lib/<arch>/blas/ for the
+  // reference implementation, .../openblas-pthread/ or .../openblas-openmp/ for OpenBLAS).
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const auto at = line.find('/');
+    if (at == std::string::npos || line.find("libblas.so") == std::string::npos) continue;
+    const std::string path = line.substr(at);
+    for (const char* kind : {"openblas-pthread", "openblas-openmp", "openblas-serial", "atlas",
+                             "blis-pthread", "blis-openmp", "blis-serial", "mkl"})
+      if (path.find(kind) != std::string::npos) return kind;
+    if (path.find("/blas/") != std::string::npos) return "reference";
+    return path;
+  }
+  return "none loaded";
+}
+
+nlohmann::json runtime_info() {
+  nlohmann::json j = {
+      {"libtorch", TORCH_VERSION}, {"threads", torch::get_num_threads()}, {"blas", blas_name()}};
+  if (auto get = blas_symbol<GetThreads>("openblas_get_num_threads")) j["blas_threads"] = get();
+  return j;
 }
 
 }  // namespace lpld

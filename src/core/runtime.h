@@ -2,6 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace lpld {
@@ -11,8 +12,16 @@ namespace lpld {
 torch::Device parse_device(const std::string& spec);
 
 // Sets libtorch's intra-op threads: `threads` <= 0 means all cores (Debian's libtorch
-// defaults to one). Returns the number in use.
+// defaults to one). An OpenBLAS behind libtorch gets the same number, so BLAS calls and
+// OpenMP regions do not oversubscribe the cores. Returns the number in use.
 int set_threads(int threads);
+
+// What computed a result, as every result records it: libtorch's version, its threads, and
+// the BLAS library libtorch's matrix products go to (the system's libblas.so.3: Debian's
+// reference BLAS or OpenBLAS, which differ in the last bits of some results) with its threads.
+nlohmann::json runtime_info();
+// Just the BLAS library's name ("openblas-pthread", "openblas-openmp", "reference", ...).
+std::string blas_name();
 
 // Keeps tensor-sized allocations on the heap. glibc serves blocks above 128 KB (up to
 // 32 MB, adaptively) with fresh mmap()s and unmaps them at free(): every activation

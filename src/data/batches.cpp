@@ -37,7 +37,10 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
     return render_views(f, {random_view(rng, h, w, crop)}, size).squeeze(0);
   };
   LoaderOptions lo;
-  lo.workers = std::max(1, options_.workers);
+  lo.workers = options_.workers;
+  // Evaluation needs no more than the short side that eval_resize_crop resizes to, so a JPEG
+  // may be decoded at a reduced scale; training crops need the full resolution.
+  if (!augment) lo.min_side = static_cast<int64_t>(static_cast<double>(size) / 0.875);
   loader_ = std::make_unique<BatchLoader>(
       dataset_, std::vector<std::vector<int64_t>>(batches_.begin() + next_, batches_.end()),
       transform, lo);

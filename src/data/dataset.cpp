@@ -49,6 +49,9 @@ class SubsetDataset : public Dataset {
   int64_t channels() const override { return base_->channels(); }
   std::array<int64_t, 2> fixed_size() const override { return base_->fixed_size(); }
   torch::Tensor image(int64_t index) const override { return base_->image(at(index)); }
+  torch::Tensor image(int64_t index, int64_t min_side) const override {
+    return base_->image(at(index), min_side);
+  }
   int64_t label(int64_t index) const override { return base_->label(at(index)); }
   torch::Tensor labels() const override { return labels_; }
   std::string spec() const override { return spec_; }

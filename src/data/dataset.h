@@ -39,6 +39,9 @@ class Dataset {
   virtual std::array<int64_t, 2> fixed_size() const = 0;
   // uint8 [C, H, W]. Thread-safe. Throws runtime_error naming the file on a decode error.
   virtual torch::Tensor image(int64_t index) const = 0;
+  // The same, possibly decoded at a reduced size whose short side is still >= min_side
+  // (JPEG files: libjpeg-turbo's DCT scaling, 1/8 steps), when only that size is needed.
+  virtual torch::Tensor image(int64_t index, int64_t min_side) const { return image(index); }
   virtual int64_t label(int64_t index) const = 0;
   // All labels, int64 [N].
   virtual torch::Tensor labels() const = 0;

@@ -128,10 +128,11 @@ class FolderDataset : public Dataset {
   std::vector<std::string> class_names() const override { return class_names_; }
   int64_t channels() const override { return channels_; }
   std::array<int64_t, 2> fixed_size() const override { return size_; }
-  torch::Tensor image(int64_t index) const override {
+  torch::Tensor image(int64_t index) const override { return image(index, 0); }
+  torch::Tensor image(int64_t index, int64_t min_side) const override {
     const std::string& path = paths_.at(static_cast<size_t>(index));
-    torch::Tensor img = to_channels(read_image(path), channels_);
-    if (size_[0] > 0 && (img.size(1) != size_[0] || img.size(2) != size_[1])) {
+    torch::Tensor img = to_channels(read_image(path, min_side), channels_);
+    if (min_side == 0 && size_[0] > 0 && (img.size(1) != size_[0] || img.size(2) != size_[1])) {
       fail_file(path, fmt::format("image is {}x{}, expected {}x{} like the rest of the set",
                                   img.size(1), img.size(2), size_[0], size_[1]));
     }

@@ -145,7 +145,8 @@ void jpeg_setup(JpegDecoder* d) {
 }
 
 // Returns false on a libjpeg error (message in d->err.message). Holds no C++ objects.
-bool jpeg_run_decode(JpegDecoder* d, const uint8_t* data, size_t size, bool header_only) {
+bool jpeg_run_decode(JpegDecoder* d, const uint8_t* data, size_t size, bool header_only,
+                     int64_t min_side = 0) {
   if (setjmp(d->err.jump)) return false;
   jpeg_create_decompress(&d->cinfo);
   d->created = true;
@@ -171,7 +172,16 @@ bool jpeg_run_decode(JpegDecoder* d, const uint8_t* data, size_t size, bool head
       static_cast<uint64_t>(d->width) * d->height * 4 > kMaxPixels) {
     return true;  // the caller reports the size problem
   }
+  if (min_side > 0) {  // the smallest M/8 scale whose short side stays >= min_side
+    const int64_t side = std::min(d->width, d->height);
+    int m = 1;
+    while (m < 8 && (side * m + 7) / 8 < min_side) ++m;
+    d->cinfo.scale_num = static_cast<unsigned int>(m);
+    d->cinfo.scale_denom = 8;
+  }
   jpeg_start_decompress(&d->cinfo);
+  d->width = d->cinfo.output_width;
+  d->height = d->cinfo.output_height;
   const int64_t out_c = d->cinfo.output_components;
   const int64_t stride = d->width * out_c;
   d->pixels.resize(static_cast<size_t>(stride * d->height));
@@ -183,10 +193,11 @@ bool jpeg_run_decode(JpegDecoder* d, const uint8_t* data, size_t size, bool head
   return true;
 }
 
-torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& name,
+                          int64_t min_side) {
   JpegDecoder d;
   jpeg_setup(&d);
-  if (!jpeg_run_decode(&d, data, size, /*header_only=*/false)) {
+  if (!jpeg_run_decode(&d, data, size, /*header_only=*/false, min_side)) {
     fail_file(name, std::string("invalid JPEG: ") + d.err.message);
   }
   check_dims(name, d.width, d.height, 4);
@@ -261,15 +272,18 @@ torch::Tensor to_hwc(const torch::Tensor& image, const char* what) {
 
 }  // namespace
 
-torch::Tensor decode_image(const std::string& bytes, const std::string& name_for_errors) {
+torch::Tensor decode_image(const std::string& bytes, const std::string& name_for_errors,
+                           int64_t min_side) {
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   if (bytes.empty()) fail_file(name_for_errors, "empty file");
   if (is_png(p, bytes.size())) return decode_png(p, bytes.size(), name_for_errors);
-  if (is_jpeg(p, bytes.size())) return decode_jpeg(p, bytes.size(), name_for_errors);
+  if (is_jpeg(p, bytes.size())) return decode_jpeg(p, bytes.size(), name_for_errors, min_side);
   fail_file(name_for_errors, "not a PNG or JPEG file");
 }
 
-torch::Tensor read_image(const std::string& path) { return decode_image(read_file(path), path); }
+torch::Tensor read_image(const std::string& path, int64_t min_side) {
+  return decode_image(read_file(path), path, min_side);
+}
 
 std::array<int64_t, 3> probe_image(const std::string& path) {
   // Headers normally sit in the first few KiB; read more only if that was not enough.

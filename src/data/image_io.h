@@ -10,8 +10,12 @@ namespace lpld::data {
 // Decodes a PNG or JPEG file (chosen by content, not extension) to uint8 [C, H, W] with
 // C = 1 for grayscale, 3 for color (alpha dropped, palette expanded, 16-bit reduced).
 // Throws runtime_error naming the file on any problem.
-torch::Tensor read_image(const std::string& path);
-torch::Tensor decode_image(const std::string& bytes, const std::string& name_for_errors);
+// min_side > 0: a JPEG may be decoded at a reduced scale (libjpeg-turbo, M/8 for M = 1..8, the
+// smallest whose short side is still >= min_side) when only that size is needed (evaluation
+// at a smaller resolution). PNGs are always decoded whole.
+torch::Tensor read_image(const std::string& path, int64_t min_side = 0);
+torch::Tensor decode_image(const std::string& bytes, const std::string& name_for_errors,
+                           int64_t min_side = 0);
 
 // Writes uint8 [C, H, W] (C = 1 or 3) as a lossless PNG, atomically.
 void write_png(const std::string& path, const torch::Tensor& image);

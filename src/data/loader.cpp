@@ -26,6 +26,7 @@ struct BatchLoader::State {
   std::vector<int64_t> offsets;  // stream position of each batch's first sample
   SampleTransform transform;
   int64_t prefetch = 1;
+  int64_t min_side = 0;
 
   std::mutex mutex;
   std::condition_variable work_cv;   // workers: a batch may be claimed, or stop
@@ -51,7 +52,7 @@ struct BatchLoader::State {
     for (int64_t j = 0; j < n; ++j) {
       if (stop.load()) return std::nullopt;
       const int64_t index = indices[static_cast<size_t>(j)];
-      torch::Tensor image = dataset->image(index);
+      torch::Tensor image = dataset->image(index, min_side);
       torch::Tensor out = transform ? transform(image, offsets[static_cast<size_t>(b)] + j) : image;
       if (!outputs.empty() && out.sizes() != outputs.front().sizes()) {
         fail_file(dataset->source(index),
@@ -111,7 +112,10 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset,
   state_->batches = std::move(batches);
   state_->transform = std::move(transform);
   state_->prefetch = std::max(1, options.prefetch);
-  const int64_t workers = std::min<int64_t>(std::max(0, options.workers), state_->count());
+  state_->min_side = options.min_side;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t workers =
+      std::min<int64_t>(options.workers > 0 ? options.workers : cores, state_->count());
   for (int64_t t = 0; t < workers; ++t)
     state_->workers.emplace_back([s = state_.get()] { s->work(); });
 }

@@ -20,8 +20,9 @@ struct Batch {
 };
 
 struct LoaderOptions {
-  int workers = 2;   // decoding threads
-  int prefetch = 4;  // batches kept ready ahead of the consumer
+  int workers = 0;       // decoding threads (0: one per core)
+  int prefetch = 4;      // batches kept ready ahead of the consumer
+  int64_t min_side = 0;  // images may be decoded down to this short side (Dataset::image)
 };
 
 // transform(image uint8 [C,H,W], position of the sample in the whole stream) -> tensor;

@@ -46,7 +46,8 @@ std::string decompress(const unsigned char* data, size_t size, const std::string
     zs.avail_out = sizeof buf;
     rc = inflate(&zs, Z_NO_FLUSH);
     out.append(buf, sizeof buf - zs.avail_out);
-    if (out.size() > (64u << 20)) rc = Z_DATA_ERROR;  // no header is this large
+    // ImageNet-21K at IPC 200 lists ~2.1 M images (~100 MB of JSON); 4 GB bounds a bomb
+    if (out.size() > (uint64_t{4} << 30)) rc = Z_DATA_ERROR;
   }
   inflateEnd(&zs);
   if (rc != Z_STREAM_END) fail_file(path, "header does not decompress (damaged)");
@@ -63,33 +64,35 @@ int64_t LabelHeader::step_size(int64_t step) const {
 int64_t LabelHeader::dtype_bytes() const { return dtype == "fp32" ? 4 : 2; }
 
 json LabelHeader::to_json() const {
-  return {{"format", "lpld-labels"},
-          {"format_version", kLabelStoreVersion},
-          {"num_images", num_images},
-          {"num_classes", num_classes},
-          {"channels", channels},
-          {"image_size", image_size},
-          {"epochs", epochs},
-          {"batch_size", batch_size},
-          {"batches_per_epoch", batches_per_epoch()},
-          {"total_steps", total_steps()},
-          {"steps_kept", steps_kept},
-          {"prune_ratio", prune_ratio},
-          {"dtype", dtype},
-          {"seed", seed},
-          {"crop",
-           {{"scale", {crop.scale_lo, crop.scale_hi}},
-            {"ratio", {crop.ratio_lo, crop.ratio_hi}},
-            {"flip", crop.flip}}},
-          {"cutmix", cutmix},
-          {"cutmix_alpha", cutmix_alpha},
-          {"mean", norm.mean},
-          {"std", norm.std},
-          {"images", images},
-          {"labels", labels},
-          {"image_set_hash", image_set_hash},
-          {"teacher_hash", teacher_hash},
-          {"config", config}};
+  json j = {{"format", "lpld-labels"},
+            {"format_version", kLabelStoreVersion},
+            {"num_images", num_images},
+            {"num_classes", num_classes},
+            {"channels", channels},
+            {"image_size", image_size},
+            {"epochs", epochs},
+            {"batch_size", batch_size},
+            {"batches_per_epoch", batches_per_epoch()},
+            {"total_steps", total_steps()},
+            {"steps_kept", steps_kept},
+            {"prune_ratio", prune_ratio},
+            {"dtype", dtype},
+            {"seed", seed},
+            {"crop",
+             {{"scale", {crop.scale_lo, crop.scale_hi}},
+              {"ratio", {crop.ratio_lo, crop.ratio_hi}},
+              {"flip", crop.flip}}},
+            {"cutmix", cutmix},
+            {"cutmix_alpha", cutmix_alpha},
+            {"mean", norm.mean},
+            {"std", norm.std},
+            {"images", images},
+            {"labels", labels},
+            {"image_set_hash", image_set_hash},
+            {"teacher_hash", teacher_hash},
+            {"config", config}};
+  if (!blas.empty()) j["blas"] = blas;
+  return j;
 }
 
 LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
@@ -121,6 +124,7 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
     h.labels = j.at("labels").get<std::vector<int64_t>>();
     h.image_set_hash = j.at("image_set_hash");
     h.teacher_hash = j.at("teacher_hash");
+    h.blas = j.value("blas", std::string());
     h.config = j.at("config");
   } catch (const json::exception& e) {
     fail_file(path, std::string("bad label store header: ") + e.what());
@@ -251,30 +255,43 @@ void LabelStoreWriter::commit() {
   lock_->release_and_remove();
 }
 
-LabelStore::LabelStore(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_file(path, std::string("cannot open label store: ") + std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  size_ = static_cast<uint64_t>(st.st_size);
-  if (size_ < 24) {
-    ::close(fd);
-    fail_file(path, "too short to be a label store (truncated?)");
+namespace {
+// Reads exactly `size` bytes at `offset`; false at the end of the file.
+bool read_at(int fd, void* dst, size_t size, uint64_t offset) {
+  char* p = static_cast<char*>(dst);
+  while (size > 0) {
+    const ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n, size -= static_cast<size_t>(n), offset += static_cast<uint64_t>(n);
   }
-  void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (m == MAP_FAILED) fail_file(path, std::string("cannot map: ") + std::strerror(errno));
-  map_ = static_cast<const unsigned char*>(m);
+  return true;
+}
+}  // namespace
+
+// Records are read with pread, not through a mapping: a mapping's touched pages stay in the
+// resident set, so an epoch over a 100 GB store would show as 100 GB of memory.
+LabelStore::LabelStore(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail_file(path, std::string("cannot open label store: ") + std::strerror(errno));
   try {
-    check_file(std::memcmp(map_, kMagic, 8) == 0, path, "not an lpld label store (bad magic)");
+    struct stat st {};
+    ::fstat(fd_, &st);
+    size_ = static_cast<uint64_t>(st.st_size);
+    check_file(size_ >= 24, path, "too short to be a label store (truncated?)");
+    char head[16];
+    check_file(read_at(fd_, head, 16, 0), path, "cannot read the header");
+    check_file(std::memcmp(head, kMagic, 8) == 0, path, "not an lpld label store (bad magic)");
     uint64_t len = 0, hash = 0;
-    std::memcpy(&len, map_ + 8, 8);
+    std::memcpy(&len, head + 8, 8);
     check_file(len <= size_ - 24, path, "header length exceeds the file (truncated or damaged)");
-    std::memcpy(&hash, map_ + 16 + len, 8);
-    check_file(xxh64(map_ + 16, len) == hash, path, "header checksum mismatch (damaged)");
+    std::string text(len, '\0');
+    check_file(read_at(fd_, text.data(), len, 16) && read_at(fd_, &hash, 8, 16 + len), path,
+               "cannot read the header");
+    check_file(xxh64(text.data(), len) == hash, path, "header checksum mismatch (damaged)");
     json j;
     try {
-      j = json::parse(decompress(map_ + 16, len, path));
+      j = json::parse(decompress(reinterpret_cast<const unsigned char*>(text.data()), len, path));
     } catch (const json::exception& e) {
       fail_file(path, std::string("header is not valid JSON: ") + e.what());
     }
@@ -285,13 +302,13 @@ LabelStore::LabelStore(const std::string& path) : path_(path) {
                fmt::format("file is {} bytes, the header implies {} ({})", size_, expected,
                            size_ < expected ? "truncated" : "trailing data"));
   } catch (...) {
-    ::munmap(const_cast<unsigned char*>(map_), size_);
+    ::close(fd_);
     throw;
   }
 }
 
 LabelStore::~LabelStore() {
-  if (map_) ::munmap(const_cast<unsigned char*>(map_), size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 uint64_t LabelStore::record_offset(int64_t step) const {
@@ -309,15 +326,18 @@ torch::Tensor LabelStore::logits(int64_t step) const {
   const int64_t n = header_.step_size(step);
   const uint64_t off = record_offset(step);
   const size_t bytes = static_cast<size_t>(n * header_.num_classes * header_.dtype_bytes());
+  std::string record(bytes + 8, '\0');
+  if (!read_at(fd_, record.data(), record.size(), off))
+    fail_file(path_, fmt::format("record of step {} cannot be read", step));
   uint64_t stored = 0;
-  std::memcpy(&stored, map_ + off + bytes, 8);
-  if (xxh64(map_ + off, bytes, static_cast<uint64_t>(step)) != stored)
+  std::memcpy(&stored, record.data() + bytes, 8);
+  if (xxh64(record.data(), bytes, static_cast<uint64_t>(step)) != stored)
     fail_file(path_, fmt::format("record of step {} is damaged (checksum mismatch)", step));
   const auto type = header_.dtype == "fp16"   ? torch::kFloat16
                     : header_.dtype == "bf16" ? torch::kBFloat16
                                               : torch::kFloat32;
   auto t = torch::empty({n, header_.num_classes}, torch::TensorOptions().dtype(type));
-  std::memcpy(t.data_ptr(), map_ + off, bytes);
+  std::memcpy(t.data_ptr(), record.data(), bytes);
   return t.to(torch::kFloat32);
 }
 

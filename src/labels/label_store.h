@@ -1,5 +1,5 @@
 // The label store: every soft label of a relabel run in one file, random access by step
-// id through a memory map. Byte layout (docs/label-store.md):
+// id (pread of one record). Byte layout (docs/label-store.md):
 //
 //   "LPLDLBL1"                        8 bytes magic (format version 1)
 //   header_len                        u64 little-endian
@@ -42,6 +42,7 @@ struct LabelHeader {
   std::vector<std::string> images;  // relative paths, index order
   std::vector<int64_t> labels;      // class of each image
   std::string image_set_hash, teacher_hash;
+  std::string blas;  // the BLAS the logits were computed with (core/runtime.h; "" in old stores)
   json config = json::object();  // resolved relabel config
 
   int64_t batches_per_epoch() const { return (num_images + batch_size - 1) / batch_size; }
@@ -114,7 +115,7 @@ class LabelStore {
   uint64_t record_offset(int64_t step) const;
   std::string path_;
   LabelHeader header_;
-  const unsigned char* map_ = nullptr;
+  int fd_ = -1;
   uint64_t size_ = 0, data_offset_ = 0;
 };
 

@@ -40,11 +40,11 @@ StepPlan StepPlanner::plan(int64_t step) {
   return plan_step(header_, step, &it->second);
 }
 
-torch::Tensor render_step(const torch::Tensor& images_u8, const data::NormTensors& norm,
+torch::Tensor render_step(const torch::Tensor& step_u8, const data::NormTensors& norm,
                           const StepPlan& plan, int64_t size) {
-  auto index = torch::tensor(plan.indices, torch::kInt64).to(images_u8.device());
-  auto selected = data::normalize(images_u8.index_select(0, index), norm);
-  auto batch = data::render_views(selected, plan.views, size);
+  TORCH_CHECK(step_u8.size(0) == static_cast<int64_t>(plan.indices.size()),
+              "render_step: one image per planned index");
+  auto batch = data::render_views(data::normalize(step_u8, norm), plan.views, size);
   return plan.cutmix ? data::apply_cutmix(batch, plan.mix) : batch;
 }
 

@@ -39,10 +39,10 @@ class StepPlanner {
   std::map<int64_t, std::vector<int64_t>> orders_;
 };
 
-// images_u8: the whole synthetic set, uint8 [N, C, H, W] on the device; only the step's
-// images are normalized (by `norm`, on the same device), so the set costs 1 byte per
-// pixel, not 1 + 4 -> the step's batch [n, C, size, size], views rendered and CutMix applied.
-torch::Tensor render_step(const torch::Tensor& images_u8, const data::NormTensors& norm,
+// step_u8: the step's images (plan.indices, in order), uint8 [n, C, H, W] on any device;
+// normalized by `norm` on its device -> the step's batch [n, C, size, size], views rendered
+// and CutMix applied.
+torch::Tensor render_step(const torch::Tensor& step_u8, const data::NormTensors& norm,
                           const StepPlan& plan, int64_t size);
 
 // A step as JSON, for `lpld labels steps` and analysis scripts: step, epoch, batch, images

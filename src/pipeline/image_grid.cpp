@@ -2,28 +2,31 @@
 
 #include <torch/torch.h>
 
-#include "data/dataset.h"
 #include "data/image_io.h"
+#include "labels/image_set.h"
 
 namespace lpld::pipeline {
 
 void write_image_grid(const std::string& image_dir, const std::string& png_path,
                       int64_t max_per_row) {
-  auto ds = data::load_into_memory(data::open_dataset("imagefolder:" + image_dir));
-  const auto& images = ds->images();  // [N, C, H, W]
-  const int64_t C = ds->num_classes(), ch = images.size(1), H = images.size(2), W = images.size(3);
+  // Reads only the images shown: at most max_per_row of each class.
+  const auto set = labels::ImageSet::open(image_dir);
+  const int64_t C = set.num_classes(), ch = set.channels(), H = set.height(), W = set.width();
   const int64_t pad = 1;
-  auto labels = ds->labels();
+  std::vector<std::vector<int64_t>> shown(static_cast<size_t>(C));
+  for (int64_t i = 0; i < set.size(); ++i)
+    if (static_cast<int64_t>(shown[set.labels()[i]].size()) < max_per_row)
+      shown[set.labels()[i]].push_back(i);
   int64_t per_row = 0;
-  for (int64_t c = 0; c < C; ++c)
-    per_row = std::max(per_row, std::min(max_per_row, labels.eq(c).sum().item<int64_t>()));
+  for (const auto& s : shown) per_row = std::max<int64_t>(per_row, static_cast<int64_t>(s.size()));
   auto grid = torch::full({ch, C * (H + pad) + pad, per_row * (W + pad) + pad}, 255, torch::kUInt8);
   using torch::indexing::Slice;
   for (int64_t c = 0; c < C; ++c) {
-    auto idx = torch::nonzero(labels.eq(c)).flatten();
-    for (int64_t k = 0; k < std::min(per_row, idx.size(0)); ++k) {
+    if (shown[c].empty()) continue;
+    auto images = set.read(shown[c]);
+    for (int64_t k = 0; k < images.size(0); ++k) {
       const int64_t y = pad + c * (H + pad), x = pad + k * (W + pad);
-      grid.index_put_({Slice(), Slice(y, y + H), Slice(x, x + W)}, images[idx[k].item<int64_t>()]);
+      grid.index_put_({Slice(), Slice(y, y + H), Slice(x, x + W)}, images[k]);
     }
   }
   data::write_png(png_path, grid);

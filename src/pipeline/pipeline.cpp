@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/runtime.h"
 #include "labels/image_set.h"
 #include "labels/label_store.h"
 #include "pipeline/image_grid.h"
@@ -179,6 +180,7 @@ class PipelineRun {
         {"teacher", {{"arch", config_.squeeze.arch}, {"top1", teacher_info_["top1"]}}},
         {"image_sets", image_sets_},
         {"runs", runs_},
+        {"runtime", runtime_info()},
         {"seconds",
          {{"squeeze", t_squeeze_},
           {"recover", t_recover_},
@@ -224,7 +226,7 @@ class PipelineRun {
     try {
       labels::LabelStore existing(lc.out);
       // the image set is hashed once, and only when a store is there to compare
-      if (image_set_hash_.empty()) image_set_hash_ = labels::load_image_set(images_).hash;
+      if (image_set_hash_.empty()) image_set_hash_ = labels::ImageSet::open(images_).hash();
       return existing.header().config == lc.identity() &&
              existing.header().teacher_hash == teacher_info_["checkpoint_hash"] &&
              existing.header().image_set_hash == image_set_hash_;

@@ -39,8 +39,20 @@ void ClassFolders::stage(int64_t c, const torch::Tensor& images, int64_t first_i
 
 void ClassFolders::clear_staging(int64_t c) const { fs::remove_all(staging(c)); }
 
-void ClassFolders::publish(int64_t c, const json& class_json) const {
+void ClassFolders::publish(int64_t c, json class_json) const {
   make_dirs(staging(c));
+  // Each image's name, bytes and hash: what the image set's identity is taken from later
+  // (labels/image_set.h), so no run has to re-read the whole set to know it.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(staging(c)))
+    if (e.path().extension() == ".png") names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  json images = json::array();
+  for (const auto& n : names) {
+    const std::string bytes = read_file(staging(c) + "/" + n);
+    images.push_back({n, bytes.size(), hash_bytes(bytes.data(), bytes.size())});
+  }
+  class_json["images"] = images;
   write_json(staging(c) + "/class.json", class_json);
   fs::rename(staging(c), dir(c));
 }

@@ -21,12 +21,14 @@ class ClassFolders {
   std::string staging(int64_t c) const;  // out/.tmp-NNN_name
   std::string name(int64_t c) const;     // NNN_name
   bool complete(int64_t c) const;
+  int64_t num_classes() const { return static_cast<int64_t>(names_.size()); }
   // Writes images[i] (uint8 [C, H, W]) as staging(c)/NNNNN.png, NNNNN = first_index + i.
   void stage(int64_t c, const torch::Tensor& images, int64_t first_index) const;
   // Removes a pending class's staging folder (leftovers of a killed run).
   void clear_staging(int64_t c) const;
-  // Writes class.json into the staging folder and renames it into place.
-  void publish(int64_t c, const json& class_json) const;
+  // Writes class.json (with each image's name, bytes and xxh64) into the staging folder and
+  // renames it into place.
+  void publish(int64_t c, json class_json) const;
   // PNG files and bytes in complete class folders.
   std::pair<int64_t, int64_t> count_images() const;
 

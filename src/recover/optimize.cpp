@@ -120,7 +120,7 @@ class GroupRun {
     std::vector<int64_t> targets, rows;
     for (const auto& u : group) {
       init.push_back(initial_images(ctx, u));
-      for (int64_t i = 0; i < b_; ++i) targets.push_back(class_mode ? u.label : i);
+      for (int64_t i = 0; i < b_; ++i) targets.push_back(class_mode ? u.label : u.first + i);
       rows.push_back(class_mode ? u.label : 0);
       aug_.emplace_back(derive_seed(config_.seed, kTagRecoverAug, static_cast<uint64_t>(u.id),
                                     static_cast<uint64_t>(u.attempt)));

@@ -79,6 +79,7 @@ std::vector<std::vector<Unit>> make_groups(const std::vector<Unit>& units, int64
 json unit_record(const Unit& u, const UnitResult& r, bool class_mode) {
   json j = r.to_json();
   j[class_mode ? "chunk" : "batch"] = u.chunk;
+  if (!class_mode) j["classes"] = {u.first, u.first + u.count};  // [first, end)
   return j;
 }
 
@@ -89,7 +90,6 @@ class RunState {
            std::vector<int64_t> pending)
       : config_(config), folders_(folders), C_(C), pending_(std::move(pending)) {
     class_mode_ = config.mode == "class";
-    chunks_ = units_per_class(config, C);
     bs_ = unit_batch(config, C);
   }
   const std::vector<int64_t>& pending() const { return pending_; }
@@ -99,8 +99,10 @@ class RunState {
   void add(const Unit& u, UnitResult r) {
     if (class_mode_) {
       folders_.stage(u.label, r.images, u.chunk * bs_);
-    } else {  // mixed: image c of unit j is class c's image j
-      for (int64_t c : pending_) folders_.stage(c, r.images.narrow(0, c, 1), u.chunk);
+    } else {  // mixed: image k of unit (j, block) is class first + k's image j
+      for (int64_t k = 0; k < u.count; ++k)
+        if (std::binary_search(pending_.begin(), pending_.end(), u.first + k))
+          folders_.stage(u.first + k, r.images.narrow(0, k, 1), u.chunk);
     }
     r.images = torch::Tensor();
     done_[u.id] = {u, std::move(r)};
@@ -109,8 +111,7 @@ class RunState {
   // Publishes every pending class whose units are all done.
   void publish_complete(const std::vector<std::string>& names, RecoverResult& result) {
     for (auto it = pending_.begin(); it != pending_.end();) {
-      std::vector<int64_t> ids(static_cast<size_t>(chunks_));
-      std::iota(ids.begin(), ids.end(), class_mode_ ? *it * chunks_ : 0);
+      const std::vector<int64_t> ids = unit_ids_of_class(config_, C_, *it);
       if (!std::all_of(ids.begin(), ids.end(), [&](int64_t id) { return done_.count(id); })) {
         ++it;
         continue;
@@ -131,11 +132,11 @@ class RunState {
   ClassRecord class_record(int64_t c, const std::vector<int64_t>& ids) const {
     ClassRecord rec;
     rec.label = c;
-    const double share = class_mode_ ? 1.0 : static_cast<double>(C_);
     const double n = static_cast<double>(ids.size());
     double correct = 0;
     for (int64_t id : ids) {
       const auto& [u, r] = done_.at(id);
+      const double share = class_mode_ ? 1.0 : static_cast<double>(u.count);
       rec.ce += r.ce / n, rec.bn += r.bn / n;
       rec.ce_start += r.ce_start / n, rec.bn_start += r.bn_start / n;
       rec.seconds += r.seconds / share;
@@ -150,7 +151,7 @@ class RunState {
 
   const RecoverConfig& config_;
   const ClassFolders& folders_;
-  int64_t C_, chunks_ = 0, bs_ = 0;
+  int64_t C_, bs_ = 0;
   bool class_mode_ = true;
   std::vector<int64_t> pending_;
   std::map<int64_t, std::pair<Unit, UnitResult>> done_;
@@ -191,7 +192,8 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
             progress.warning(fmt::format(
                 "recover: {} stalled (ce {:.3f}, bn {:.2f} from {:.2f}); restart {} of {}",
                 u.label >= 0 ? "class " + names[static_cast<size_t>(u.label)]
-                             : "batch " + std::to_string(u.chunk),
+                             : fmt::format("batch {} of classes {}..{}", u.chunk, u.first,
+                                           u.first + u.count - 1),
                 r.ce, r.bn, r.bn_start, u.attempt + 1, config.stall_restarts));
             best[u.id] = std::move(r);
             Unit next = u;
@@ -224,20 +226,26 @@ std::vector<std::unique_ptr<FileLock>> claim_classes(const RecoverConfig& config
                                                      Progress& progress) {
   std::vector<std::unique_ptr<FileLock>> locks;
   const std::string dir = config.out + "/.locks/";
-  if (config.mode != "class") {
-    locks.push_back(FileLock::acquire_or_fail(dir + "mixed.lock", config.out));
-    return locks;
-  }
+  // Mixed mode claims blocks of classes (a batch holds one image of each class of its block).
+  const int64_t bs = config.mode == "class" ? 1 : unit_batch(config, folders.num_classes());
   std::vector<int64_t> mine;
   std::string taken;
+  int64_t held_block = -1;
   for (int64_t c : pending) {
-    auto lock = FileLock::try_acquire(dir + folders.name(c) + ".lock");
+    const std::string name =
+        config.mode == "class" ? folders.name(c) : fmt::format("mixed-block-{}", c / bs);
+    if (config.mode != "class" && c / bs == held_block) {
+      mine.push_back(c);
+      continue;
+    }
+    auto lock = FileLock::try_acquire(dir + name + ".lock");
     if (!lock) {
-      taken += fmt::format("{}{} ({})", taken.empty() ? "" : ", ", folders.name(c),
-                           FileLock::holder(dir + folders.name(c) + ".lock"));
-    } else if (!folders.complete(c)) {  // another process may have finished it meanwhile
+      taken += fmt::format("{}{} ({})", taken.empty() ? "" : ", ", name,
+                           FileLock::holder(dir + name + ".lock"));
+    } else if (config.mode != "class" || !folders.complete(c)) {  // finished meanwhile?
       locks.push_back(std::move(lock));
       mine.push_back(c);
+      held_block = c / bs;
     }
   }
   if (!taken.empty())
@@ -291,6 +299,7 @@ void write_manifest(const RecoverConfig& config, const models::ModelMeta& meta,
       }
     }
     cj.erase("units");
+    cj.erase("images");
     cj["dir"] = folders.name(c);
     classes.push_back(cj);
   }
@@ -355,7 +364,9 @@ void RecoverConfig::declare(OptionSet& o) {
       .add("jitter", &jitter, "circular roll offset range (pixels)")
       .add("jitter_signed", &jitter_signed,
            "roll offsets in [-jitter, jitter] instead of [0, jitter]")
-      .add("batch_size", &batch_size, "images per class batch in class mode (0: ipc)")
+      .add("batch_size", &batch_size,
+           "class mode: images per class batch (0: ipc); mixed mode: classes per batch, one "
+           "image each (0: every class; SRe2L's ImageNet-1K: 100)")
       .add("per_image_augment", &per_image_augment, "a crop/flip per image instead of per batch")
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
       .add("tv_l2", &tv_l2, "total-variation L2 prior weight")
@@ -409,8 +420,6 @@ void RecoverConfig::validate() const {
   check_arg(stall_restarts >= 0, "--stall-restarts", "must be >= 0");
   check_arg(stall_ce > 0, "--stall-ce", "must be > 0");
   check_arg(stall_bn > 0, "--stall-bn", "must be > 0");
-  check_arg(classes.empty() || mode == "class", "--classes",
-            "only class mode can be split by classes (a mixed batch holds every class)");
 }
 
 json RecoverConfig::identity() const {
@@ -475,6 +484,13 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
             config.teacher + " has no class-wise BN statistics (run squeeze with class stats)");
   const int64_t C = ck.meta.num_classes;
   const auto [first, last] = class_range(config.classes, C);
+  if (!class_mode && !config.classes.empty()) {
+    const int64_t bs = unit_batch(config, C);
+    check_arg(first % bs == 0 && (last % bs == 0 || last == C), "--classes",
+              fmt::format("in mixed mode a range must cover whole batches of {} classes "
+                          "(--batch-size)",
+                          bs));
+  }
   const json identity = bind_folder(config, hash_file(config.teacher));
   const auto& names = ck.meta.class_names;
   ClassFolders folders(config.out, names);

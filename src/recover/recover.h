@@ -32,9 +32,9 @@ struct RecoverConfig {
   double lr = 0.1;
   double r_bn = 0.05;
   double first_bn_multiplier = 10;
-  int64_t jitter = 2;              // circular roll offsets
-  bool jitter_signed = true;       // offsets in [-jitter, jitter] (tiny) or [0, jitter] (imagenet)
-  int64_t batch_size = 0;          // images per unit in class mode (0: ipc)
+  int64_t jitter = 2;         // circular roll offsets
+  bool jitter_signed = true;  // offsets in [-jitter, jitter] (tiny) or [0, jitter] (imagenet)
+  int64_t batch_size = 0;  // class mode: images per unit (0: ipc); mixed: classes per batch (0: C)
   bool per_image_augment = false;  // official: one crop/flip per batch
   double crop_scale_min = 0.08;
   double tv_l2 = 0, l2 = 0;  // priors (ImageNet script; 0 by default)

@@ -16,7 +16,8 @@ json UnitResult::to_json() const {
 }
 
 int64_t unit_batch(const RecoverConfig& c, int64_t num_classes) {
-  if (c.mode != "class") return num_classes;
+  if (c.mode != "class")
+    return c.batch_size > 0 ? std::min(c.batch_size, num_classes) : num_classes;
   return c.batch_size > 0 ? std::min(c.batch_size, c.ipc) : c.ipc;
 }
 
@@ -25,17 +26,43 @@ int64_t units_per_class(const RecoverConfig& c, int64_t num_classes) {
   return c.mode == "class" ? (c.ipc + bs - 1) / bs : c.ipc;
 }
 
+int64_t class_blocks(const RecoverConfig& c, int64_t num_classes) {
+  if (c.mode == "class") return 1;
+  const int64_t bs = unit_batch(c, num_classes);
+  return (num_classes + bs - 1) / bs;
+}
+
+std::vector<int64_t> unit_ids_of_class(const RecoverConfig& config, int64_t C, int64_t c) {
+  const int64_t chunks = units_per_class(config, C);
+  std::vector<int64_t> ids;
+  if (config.mode == "class") {
+    for (int64_t j = 0; j < chunks; ++j) ids.push_back(c * chunks + j);
+  } else {
+    const int64_t blocks = class_blocks(config, C), block = c / unit_batch(config, C);
+    for (int64_t j = 0; j < config.ipc; ++j) ids.push_back(j * blocks + block);
+  }
+  return ids;
+}
+
 std::vector<Unit> plan_units(const RecoverConfig& config, int64_t C,
                              const std::vector<int64_t>& classes) {
   std::vector<Unit> units;
+  const int64_t bs = unit_batch(config, C);
   if (config.mode == "class") {
-    const int64_t bs = unit_batch(config, C), chunks = units_per_class(config, C);
+    const int64_t chunks = units_per_class(config, C);
     for (int64_t c : classes)
       for (int64_t j = 0; j < chunks; ++j)
-        units.push_back({c * chunks + j, c, j, std::min(bs, config.ipc - j * bs)});
-  } else if (!classes.empty()) {
-    for (int64_t j = 0; j < config.ipc; ++j) units.push_back({j, -1, j, C});
+        units.push_back({c * chunks + j, c, j, c, std::min(bs, config.ipc - j * bs)});
+    return units;
   }
+  // Mixed: the blocks that `classes` touch, image index by image index (an IPC round of
+  // blocks after another, as SRe2L makes them). With one block a unit's id is its index j.
+  std::vector<int64_t> blocks;
+  for (int64_t c : classes)
+    if (blocks.empty() || blocks.back() != c / bs) blocks.push_back(c / bs);
+  const int64_t nb = class_blocks(config, C);
+  for (int64_t j = 0; j < config.ipc; ++j)
+    for (int64_t b : blocks) units.push_back({j * nb + b, -1, j, b * bs, std::min(bs, C - b * bs)});
   return units;
 }
 

@@ -1,7 +1,9 @@
 // The units of recover work (METHOD.md Stage 2) and what optimizing one yields.
 //
 // class mode: a unit is (class, chunk of <= batch_size images) of one class;
-// mixed mode: a unit is one cross-class batch, image i of class i, per image index.
+// mixed mode (SRe2L): a unit is one cross-class batch holding one image of each class of a
+// block of batch_size classes (0: every class, one block), for one image index j; image k of
+// the unit is class first + k. SRe2L's ImageNet-1K runs use 100 classes per batch.
 // A unit's images depend only on the seed, the config, the unit id and its attempt (its own
 // init and augmentation streams), so units can share a forward pass (`pack`) and a run split
 // over processes (--classes) writes the same files as one run.
@@ -18,9 +20,10 @@ namespace lpld::recover {
 struct RecoverConfig;
 
 struct Unit {
-  int64_t id = 0;       // stream id (class mode: class * chunks + chunk; mixed: image index)
-  int64_t label = -1;   // class mode: the class of every image; mixed: -1 (image i has class i)
-  int64_t chunk = 0;    // class mode: chunk of the class; mixed: the image index
+  int64_t id = 0;       // stream id (class mode: class * chunks + chunk; mixed: j * blocks + block)
+  int64_t label = -1;   // class mode: the class of every image; mixed: -1
+  int64_t chunk = 0;    // class mode: chunk of the class; mixed: the image index j
+  int64_t first = 0;    // mixed: class of the unit's image 0 (block * batch size)
   int64_t count = 0;    // images in the unit
   int64_t attempt = 0;  // 0, or k after k restarts from a stall (recover/stall.h)
 };
@@ -43,12 +46,18 @@ struct UnitResult {
   json to_json() const;  // everything but the images
 };
 
-// Images per unit: class mode min(batch_size, ipc) (0: ipc); mixed mode one per class.
+// Images per unit: class mode min(batch_size, ipc) (0: ipc); mixed mode classes per block,
+// min(batch_size, C) (0: C).
 int64_t unit_batch(const RecoverConfig& config, int64_t num_classes);
-// Chunks per class (class mode) or units in all (mixed mode: ipc).
+// Units that hold images of one class: its chunks (class mode) or one per image index (mixed).
 int64_t units_per_class(const RecoverConfig& config, int64_t num_classes);
+// Mixed mode: blocks of classes (1 in class mode).
+int64_t class_blocks(const RecoverConfig& config, int64_t num_classes);
+// The ids of the units holding class c's images.
+std::vector<int64_t> unit_ids_of_class(const RecoverConfig& config, int64_t num_classes, int64_t c);
 
-// The units that make the images of `classes` (class mode) or of every class (mixed).
+// The units that make the images of `classes` (mixed mode: of their blocks, which `classes`
+// must cover whole).
 std::vector<Unit> plan_units(const RecoverConfig& config, int64_t num_classes,
                              const std::vector<int64_t>& classes);
 

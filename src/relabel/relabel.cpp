@@ -63,23 +63,19 @@ json RelabelResult::to_json() const {
           {"out", out}};
 }
 
-RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
-  config.validate();
-  const auto start = Clock::now();
-  const torch::Device device = parse_device(config.device);
-  auto ck = models::load_checkpoint(config.teacher, device);
-  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
-  labels::ImageSet set = labels::load_image_set(config.images);
-  const auto& imgs = *set.images;
-  check_arg(imgs.num_classes() == ck.meta.num_classes, "--images",
-            config.images + " has " + std::to_string(imgs.num_classes()) +
-                " class folders, the teacher " + std::to_string(ck.meta.num_classes));
-  check_arg(imgs.channels() == ck.meta.channels, "--images",
-            config.images + " has " + std::to_string(imgs.channels()) +
-                "-channel images, the teacher takes " + std::to_string(ck.meta.channels));
+namespace {
 
+// The store's header: the views' parameters, the pool, and what the labels were made from.
+labels::LabelHeader make_header(const RelabelConfig& config, const labels::ImageSet& set,
+                                const models::Checkpoint& ck) {
+  check_arg(set.num_classes() == ck.meta.num_classes, "--images",
+            config.images + " has " + std::to_string(set.num_classes()) + " classes, the teacher " +
+                std::to_string(ck.meta.num_classes));
+  check_arg(set.channels() == ck.meta.channels, "--images",
+            config.images + " has " + std::to_string(set.channels()) +
+                "-channel images, the teacher takes " + std::to_string(ck.meta.channels));
   labels::LabelHeader h;
-  h.num_images = imgs.size();
+  h.num_images = set.size();
   h.num_classes = ck.meta.num_classes;
   h.channels = ck.meta.channels;
   h.image_size = ck.meta.image_size;
@@ -93,18 +89,33 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   h.cutmix = config.cutmix;
   h.cutmix_alpha = config.cutmix_alpha;
   h.norm = ck.meta.norm;
-  h.images = set.paths;
-  auto labels = imgs.labels();
-  h.labels.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + labels.numel());
-  h.image_set_hash = set.hash;
+  h.images = set.paths();
+  h.labels = set.labels();
+  h.image_set_hash = set.hash();
   h.teacher_hash = hash_file(config.teacher);
+  h.blas = blas_name();  // logits depend on it in their last bits (core/runtime.h)
   h.config = config.identity();
   check_arg(h.steps_kept >= 1, "--prune-ratio",
             fmt::format("{} keeps no step of {}", config.prune_ratio, h.total_steps()));
+  return h;
+}
 
-  // The whole synthetic set as uint8 on the device (small by construction); each step
-  // normalizes only its own images.
-  auto images = imgs.images().to(device);
+// A forward's worth of label steps: their plans and their images (read from the image cache).
+struct StepGroup {
+  std::vector<labels::StepPlan> plans;
+  std::vector<torch::Tensor> images;
+};
+
+}  // namespace
+
+RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
+  config.validate();
+  const auto start = Clock::now();
+  const torch::Device device = parse_device(config.device);
+  auto ck = models::load_checkpoint(config.teacher, device);
+  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
+  const labels::ImageSet set = labels::ImageSet::open(config.images);
+  const labels::LabelHeader h = make_header(config, set, ck);
   const data::NormTensors norm(h.norm, device);
   // Several label batches per forward: the teacher is frozen, so batches are independent
   // and a larger forward uses the cores better (bench/relabel measures the choice).
@@ -125,27 +136,29 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
         fmt::format("relabel: resuming {} at step {} of {}", config.out, first, h.steps_kept));
   torch::NoGradGuard no_grad;
   progress.start("relabel", h.steps_kept - first, "step");
-  labels::StepPlanner planner(h);  // used by one planning thread at a time
-  auto plans_for = [&](int64_t s0) {
-    std::vector<labels::StepPlan> plans;
-    for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s)
-      plans.push_back(planner.plan(s));
-    return plans;
+  labels::StepPlanner planner(h);   // used by one planning thread at a time
+  auto prepare = [&](int64_t s0) {  // on a helper thread, ahead of the forward
+    StepGroup g;
+    for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
+      g.plans.push_back(planner.plan(s));
+      g.images.push_back(set.read(g.plans.back().indices));
+    }
+    return g;
   };
   std::future<void> pending_write;
-  auto next_plans = std::async(std::launch::async, plans_for, first);
+  auto next = std::async(std::launch::async, prepare, first);
   int64_t views = 0;
   for (int64_t s0 = first; s0 < h.steps_kept; s0 += group) {
-    auto plans = next_plans.get();
-    if (s0 + group < h.steps_kept)
-      next_plans = std::async(std::launch::async, plans_for, s0 + group);
+    StepGroup g = next.get();
+    if (s0 + group < h.steps_kept) next = std::async(std::launch::async, prepare, s0 + group);
     std::vector<torch::Tensor> batches;
-    for (const auto& p : plans)
-      batches.push_back(labels::render_step(images, norm, p, h.image_size));
+    for (size_t k = 0; k < g.plans.size(); ++k)
+      batches.push_back(
+          labels::render_step(g.images[k].to(device), norm, g.plans[k], h.image_size));
     auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
     // The writer runs behind the next forward.
     if (pending_write.valid()) pending_write.get();
-    pending_write = std::async(std::launch::async, [&writer, logits, plans] {
+    pending_write = std::async(std::launch::async, [&writer, logits, plans = g.plans] {
       int64_t row = 0;
       for (const auto& p : plans) {
         const int64_t n = static_cast<int64_t>(p.indices.size());
@@ -153,8 +166,8 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
         row += n;
       }
     });
-    for (const auto& p : plans) views += static_cast<int64_t>(p.indices.size());
-    progress.update(s0 - first + static_cast<int64_t>(plans.size()));
+    for (const auto& p : g.plans) views += static_cast<int64_t>(p.indices.size());
+    progress.update(s0 - first + static_cast<int64_t>(g.plans.size()));
   }
   if (pending_write.valid()) pending_write.get();
   writer.commit();
@@ -171,7 +184,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   r.label_bytes = store.file_bytes();
   r.logit_bytes = store.logit_bytes();
   r.metadata_bytes = r.label_bytes - r.logit_bytes;
-  r.image_bytes = set.bytes;
+  r.image_bytes = set.bytes();
   r.out = config.out;
   return r;
 }

@@ -23,7 +23,7 @@ struct ClassStatsOptions {
   bool augment = false;  // apply the training crop/flip during the pass (official: on)
   data::CropOptions crop;
   uint64_t seed = 0;
-  int workers = 2;
+  int workers = 0;  // 0: one per core
   // Resume: the sums of a killed pass after its first `start_batch` batches.
   int64_t start_batch = 0;
   const std::map<std::string, torch::Tensor>* resume_sums = nullptr;

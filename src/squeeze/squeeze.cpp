@@ -40,7 +40,7 @@ void SqueezeConfig::declare(OptionSet& o) {
       .add("class_stats", &class_stats, "gather class-wise BN statistics")
       .add("seed", &seed, "random seed")
       .add("device", &device, "cpu, cuda or cuda:N")
-      .add("workers", &workers, "decoding threads for streaming datasets")
+      .add("workers", &workers, "decoding threads for streaming datasets (0: one per core)")
       .add("checkpoint_every", &checkpoint_every, "epochs between resume states");
 }
 
@@ -107,7 +107,7 @@ void SqueezeConfig::validate() const {
   check_arg(warmup_epochs >= 0, "--warmup-epochs", "must be >= 0");
   check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(image_size >= 0, "--image-size", "must be >= 0");
-  check_arg(workers >= 1, "--workers", "must be >= 1");
+  check_arg(workers >= 0, "--workers", "must be >= 0 (0: one per core)");
   check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
 }
 

@@ -44,7 +44,7 @@ struct SqueezeConfig {
   bool class_stats = true;
   uint64_t seed = 0;
   std::string device = "cpu";
-  int64_t workers = 2;
+  int64_t workers = 0;           // decoding threads for streaming sets (0: one per core)
   int64_t checkpoint_every = 1;  // epochs between resume states (squeeze/resume.h)
 
   void declare(OptionSet& o);

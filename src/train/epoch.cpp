@@ -12,7 +12,8 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
     // Plan and stored logits are cheap (RNG draws, one mapped record); a helper thread
     // per step cost more in thread and OpenMP-team start-up than it saved.
     auto plan = ctx.planner->plan(step);
-    auto batch = labels::render_step(ctx.images, *ctx.norm, plan, h.image_size);
+    auto images = ctx.inputs->set.read(plan.indices).to(ctx.device);  // only this step's
+    auto batch = labels::render_step(images, *ctx.norm, plan, h.image_size);
     torch::Tensor target;
     if (ctx.inputs->online()) {
       torch::NoGradGuard ng;

@@ -15,7 +15,6 @@ struct EpochContext {
   torch::optim::Optimizer* optimizer = nullptr;
   TrainInputs* inputs = nullptr;
   labels::StepPlanner* planner = nullptr;
-  torch::Tensor images;  // the synthetic set, uint8 [N, C, H, W] on the device
   const data::NormTensors* norm = nullptr;
   double temperature = 20;
   bool temperature_squared = false;

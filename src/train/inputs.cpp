@@ -9,7 +9,7 @@ namespace {
 labels::LabelHeader online_header(const TrainConfig& config, const labels::ImageSet& set,
                                   const models::Checkpoint& teacher) {
   labels::LabelHeader h;
-  h.num_images = set.images->size();
+  h.num_images = set.size();
   h.num_classes = teacher.meta.num_classes;
   h.channels = teacher.meta.channels;
   h.image_size = teacher.meta.image_size;
@@ -21,8 +21,9 @@ labels::LabelHeader online_header(const TrainConfig& config, const labels::Image
   h.cutmix = config.cutmix;
   h.cutmix_alpha = config.cutmix_alpha;
   h.norm = teacher.meta.norm;
-  h.images = set.paths;
-  h.image_set_hash = set.hash;
+  h.images = set.paths();
+  h.labels = set.labels();
+  h.image_set_hash = set.hash();
   h.teacher_hash = hash_file(config.teacher);
   return h;
 }
@@ -55,20 +56,20 @@ labels::PoolSpec pool_spec(const TrainConfig& config, const labels::LabelHeader&
 
 TrainInputs open_inputs(const TrainConfig& config, const torch::Device& device) {
   TrainInputs in;
-  in.set = labels::load_image_set(config.images);
+  in.set = labels::ImageSet::open(config.images);
   if (config.labels == "online") {
     in.teacher = models::load_checkpoint(config.teacher, device);
     in.header = online_header(config, in.set, *in.teacher);
   } else {
     in.store = std::make_unique<labels::LabelStore>(config.labels);
     in.header = in.store->header();
-    check_arg(in.header.image_set_hash == in.set.hash && in.header.images == in.set.paths,
+    check_arg(in.header.image_set_hash == in.set.hash() && in.header.images == in.set.paths(),
               "--labels",
               config.labels + " was made for other images than " + config.images +
                   " (image set hash differs)");
   }
   const auto& h = in.header;
-  check_arg(in.set.images->num_classes() == h.num_classes, "--images",
+  check_arg(in.set.num_classes() == h.num_classes, "--images",
             "class count differs from the labels'");
   in.pool = pool_spec(config, h, in.online());
   in.val = data::open_dataset(config.val);
@@ -85,7 +86,7 @@ json run_identity(const TrainConfig& config, const TrainInputs& in) {
   const std::string header_text = in.header.to_json().dump();
   identity["label_header_hash"] =
       in.online() ? in.header.teacher_hash : hash_bytes(header_text.data(), header_text.size());
-  identity["image_set_hash"] = in.set.hash;
+  identity["image_set_hash"] = in.set.hash();
   return identity;
 }
 

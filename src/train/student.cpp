@@ -116,7 +116,7 @@ models::Checkpoint make_student(const TrainConfig& config, const TrainInputs& in
   student.meta.num_classes = h.num_classes;
   student.meta.channels = h.channels;
   student.meta.image_size = h.image_size;
-  student.meta.class_names = in.set.images->class_names();
+  student.meta.class_names = in.set.class_names();
   student.meta.norm = h.norm;
   student.meta.dataset = config.images;
   student.meta.seed = config.seed;
@@ -189,7 +189,6 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   ctx.optimizer = optimizer.get();
   ctx.inputs = &in;
   ctx.planner = &planner;
-  ctx.images = in.set.images->images().to(device);  // uint8; steps normalize their images
   ctx.norm = &norm;
   ctx.temperature = config.temperature;
   ctx.temperature_squared = config.temperature_squared;
