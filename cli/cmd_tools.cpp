@@ -29,21 +29,29 @@ void add_eval(CLI::App& app, Context& ctx) {
 
 void print_info(const json& i) {
   const auto& b = i["bytes"];
-  const double logits = std::max(1.0, b["logits"].get<double>());
+  const auto& codec = i["codec"];
+  const int64_t topk = codec["topk"].get<int64_t>();
   std::cout << fmt::format(
-      "{}\n  images {}  classes {}  image size {}  epochs {}  batch size {}  batches/epoch {}\n"
-      "  steps kept {} of {} (prune ratio {}, {:.1f}x)  logits {}  seed {}  cutmix {}\n"
-      "  bytes: total {}  logits {}  metadata {} ({:.2f}% of logits)\n",
-      i["file"].get<std::string>(), i["images"].get<int64_t>(), i["classes"].get<int64_t>(),
-      i["image_size"].get<int64_t>(), i["epochs"].get<int64_t>(), i["batch_size"].get<int64_t>(),
+      "{} (format {}, replay version {})\n"
+      "  images {}  classes {}  image size {}  epochs {}  batch size {}  batches/epoch {}\n"
+      "  steps kept {} of {} (prune ratio {}, {:.1f}x)  logits {}{}{}  seed {}  cutmix {}\n"
+      "  bytes: total {} = header {} + values {} + quantization {} + indices {} + views {} + "
+      "digests/checksums {}\n"
+      "  {:.1f}x fewer bytes than the 1x fp16 store of this run ({} bytes)\n",
+      i["file"].get<std::string>(), i["format_version"].get<int>(), i["replay_version"].get<int>(),
+      i["images"].get<int64_t>(), i["classes"].get<int64_t>(), i["image_size"].get<int64_t>(),
+      i["epochs"].get<int64_t>(), i["batch_size"].get<int64_t>(),
       i["batches_per_epoch"].get<int64_t>(), i["steps_kept"].get<int64_t>(),
       i["total_steps"].get<int64_t>(), i["prune_ratio"].get<double>(),
-      i["total_steps"].get<double>() / i["steps_kept"].get<double>(), i["dtype"].get<std::string>(),
-      i["seed"].get<uint64_t>(),
+      i["total_steps"].get<double>() / i["steps_kept"].get<double>(),
+      codec["values"].get<std::string>(), topk > 0 ? fmt::format(" top-{}", topk) : "",
+      i["views_stored"].get<bool>() ? ", views stored" : "", i["seed"].get<uint64_t>(),
       i["cutmix_alpha"].is_null() ? "off"
                                   : fmt::format("alpha {}", i["cutmix_alpha"].get<double>()),
-      b["total"].get<uint64_t>(), b["logits"].get<uint64_t>(), b["metadata"].get<uint64_t>(),
-      100.0 * b["metadata"].get<double>() / logits);
+      b["total"].get<uint64_t>(), b["header"].get<uint64_t>(), b["values"].get<uint64_t>(),
+      b["quantization_params"].get<uint64_t>(), b["indices"].get<uint64_t>(),
+      b["views"].get<uint64_t>(), b["digests_and_checksums"].get<uint64_t>(),
+      b["compression_vs_fp16_1x"].get<double>(), b["fp16_1x"].get<uint64_t>());
 }
 
 void add_labels(CLI::App& app, Context& ctx) {

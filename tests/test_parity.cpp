@@ -6,6 +6,7 @@
 //
 // To add a case: a `case_<name>(out)` in fixtures.py writing safetensors (and torch.save
 // weights), and a TEST here that runs it with fixtures("<name>", dir) and compares.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "fixtures.h"
 #include "import/import.h"
 #include "labels/label_store.h"
+#include "labels/replay.h"
 #include "models/checkpoint.h"
 #include "recover/optimize.h"
 #include "recover/recover.h"
@@ -334,4 +336,61 @@ TEST(Parity, PyTorchTrainedTeacherEvaluatesAlikeAndDistills) {
   tc.images = rc.out, tc.labels = lc.out, tc.val = "fashion-mnist:test@500";
   tc.out = dir.path("s"), tc.epochs = 2;
   EXPECT_GT(train::train_student(tc, Progress::null()).top1, 0.0);
+}
+
+// python/lpld_labels.py (numpy only) reads every codec as lpld does, bit for bit, regenerates
+// each step's views from the seed exactly (their digests equal the store's), reads stored
+// views, and gives the same teacher distributions.
+TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
+  REQUIRE_TORCH();
+  test::TempDir dir;
+  recover::RecoverConfig rc;
+  rc.teacher = test::toy().teacher, rc.out = dir.path("img"), rc.ipc = 3, rc.iterations = 5;
+  recover::recover(rc, Progress::null());
+  struct Case {
+    int64_t topk;
+    const char* values;
+    bool views;
+  };
+  for (const Case c : {Case{0, "fp16", false}, Case{2, "int8", true}, Case{2, "int4", false},
+                       Case{0, "bf16", true}, Case{1, "fp32", false}}) {
+    relabel::RelabelConfig lc;
+    lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4;
+    lc.topk = c.topk, lc.logits = c.values, lc.store_views = c.views;
+    lc.out = dir.path(fmt::format("s-{}-{}-{}.lpld", c.topk, c.values, c.views));
+    relabel::relabel(lc, Progress::null());
+    const std::string sub = dir.path(fmt::format("py-{}-{}-{}", c.topk, c.values, c.views));
+    fs::create_directories(sub);
+    fixtures("store", sub, lc.out);
+    auto py = load_safetensors(sub + "/store.safetensors").tensors;
+    labels::LabelStore store(lc.out);
+    const auto& h = store.header();
+    for (int64_t step = 0; step < h.steps_kept; ++step) {
+      const std::string k = std::to_string(step) + ".";
+      auto rec = store.read_step(step);
+      EXPECT_TRUE(torch::equal(py.at(k + "values"), rec.rows.values)) << lc.out << " " << step;
+      if (rec.rows.indices.defined())
+        EXPECT_TRUE(torch::equal(py.at(k + "indices"), rec.rows.indices)) << lc.out;
+      EXPECT_EQ(static_cast<uint64_t>(py.at(k + "digest").item<int64_t>()), rec.digest);
+      EXPECT_LE((py.at(k + "probs") - store.probs(step, 4.0)).abs().max().item<double>(), 1e-6);
+      std::vector<std::pair<std::string, labels::StepPlan>> plans = {
+          {"plan", labels::plan_step(h, step)}};
+      if (c.views)
+        plans.emplace_back("stored", labels::decode_views(h, step, store.views_block(step)));
+      for (const auto& [name, plan] : plans) {
+        const std::string p = k + name + ".";
+        EXPECT_TRUE(torch::equal(py.at(p + "images"), torch::tensor(plan.indices))) << name;
+        for (size_t i = 0; i < plan.views.size(); ++i) {
+          const auto& v = plan.views[i];
+          EXPECT_TRUE(torch::equal(py.at(p + "boxes")[i], torch::tensor({v.x0, v.y0, v.w, v.h})))
+              << name << " " << step << " " << i;
+          EXPECT_EQ(py.at(p + "flips")[i].item<int64_t>(), v.flip ? 1 : 0);
+        }
+        EXPECT_TRUE(torch::equal(
+            py.at(p + "box"), torch::tensor({plan.mix.x1, plan.mix.y1, plan.mix.x2, plan.mix.y2})));
+        EXPECT_TRUE(torch::equal(py.at(p + "perm"), torch::tensor(plan.mix.perm)));
+        EXPECT_EQ(py.at(p + "lambda").item<double>(), plan.mix.lambda) << name;
+      }
+    }
+  }
 }

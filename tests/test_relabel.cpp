@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "core/io.h"
+#include "core/rng.h"
 #include "data/image_io.h"
 #include "fixtures.h"
 #include "labels/image_set.h"
@@ -233,7 +234,7 @@ TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   {
     labels::LabelStoreWriter w(dir.path("x.lpld"), h);
     EXPECT_EQ(w.resume_step(), 0);
-    w.append(0, torch::ones({2, 2}));
+    w.append(0, torch::ones({2, 2}), labels::plan_step(h, 0));
     // a second writer of the same store is refused while the first holds it
     EXPECT_THROW(labels::LabelStoreWriter(dir.path("x.lpld"), h), std::runtime_error);
   }
@@ -242,7 +243,7 @@ TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   {
     labels::LabelStoreWriter w(dir.path("x.lpld"), h);
     EXPECT_EQ(w.resume_step(), 1);  // step 0 verified
-    w.append(1, torch::zeros({2, 2}));
+    w.append(1, torch::zeros({2, 2}), labels::plan_step(h, 1));
     w.commit();
   }
   labels::LabelStore s(dir.path("x.lpld"));
@@ -252,7 +253,7 @@ TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   // a partial file of another header starts over
   {
     labels::LabelStoreWriter w(dir.path("y.lpld"), h);
-    w.append(0, torch::ones({2, 2}));
+    w.append(0, torch::ones({2, 2}), labels::plan_step(h, 0));
   }
   h.seed = 7;
   labels::LabelStoreWriter w(dir.path("y.lpld"), h);
@@ -311,6 +312,7 @@ TEST(LabelStore, HeaderHoldsTwoMillionImagePaths) {
   test::TempDir dir;
   labels::LabelHeader h;
   h.num_images = 2'100'000, h.num_classes = 10'450, h.epochs = 1, h.batch_size = 1000;
+  h.image_size = 32;
   h.steps_kept = 1;
   h.images.reserve(h.num_images);
   for (int64_t i = 0; i < h.num_images; ++i) {
@@ -320,11 +322,96 @@ TEST(LabelStore, HeaderHoldsTwoMillionImagePaths) {
   }
   {
     labels::LabelStoreWriter w(dir.path("big.lpld"), h);
-    w.append(0, torch::zeros({1000, 10'450}));
+    w.append(0, torch::zeros({1000, 10'450}), labels::plan_step(h, 0));
     w.commit();
   }
   labels::LabelStore s(dir.path("big.lpld"));
   EXPECT_EQ(s.header().images.size(), 2'100'000u);
   EXPECT_EQ(s.header().images.back(), h.images.back());
   EXPECT_TRUE(torch::equal(s.logits(0), torch::zeros({1000, 10'450})));
+}
+
+// Known answers of the random streams and the views (replay version 1). A label store is
+// replayed from these draws: a change to any of them (order, formula, rounding) must fail
+// here, and bump labels::kReplayVersion, instead of silently changing users' labels.
+// The constants were computed by lpld and agree with python/lpld_labels.py.
+TEST(KnownAnswer, RandomStreams) {
+  EXPECT_EQ(derive_seed(7, kTagView, 3, 0), 0xe21d0a42d2165003ull);
+  Rng rng(0xe21d0a42d2165003ull);
+  EXPECT_EQ(rng.next(), 0xa5be58e7cfa44599ull);
+  EXPECT_EQ(rng.next(), 0xd58cce3a8e2872b9ull);
+  EXPECT_EQ(rng.next(), 0x7af84b7f7b840581ull);
+  EXPECT_EQ(Rng(derive_seed(0, kTagEpochOrder, 2)).permutation(10),
+            (std::vector<int64_t>{8, 9, 5, 6, 0, 7, 3, 1, 4, 2}));
+}
+
+TEST(KnownAnswer, ViewsAndCutMix) {
+  Rng rng(derive_seed(0, kTagView, 5));
+  const data::CropOptions crop;
+  const float want[4][4] = {{0x1.24924ap-4f, 0x1p-3f, 0x1.6db6dcp-1f, 0x1.2p-1f},
+                            {0, 0, 0x1.edb6dcp-1f, 0x1.fp-1f},
+                            {0x1.492492p-2f, 0x1.1p-1f, 0x1.492492p-1f, 0x1.cp-2f},
+                            {0x1.24924ap-5f, 0x1p-4f, 0x1.edb6dcp-1f, 0x1.dp-1f}};
+  const bool flips[4] = {true, false, true, false};
+  for (int i = 0; i < 4; ++i) {
+    const auto v = data::random_view(rng, 32, 28, crop);
+    EXPECT_EQ(v.x0, want[i][0]) << i;
+    EXPECT_EQ(v.y0, want[i][1]) << i;
+    EXPECT_EQ(v.w, want[i][2]) << i;
+    EXPECT_EQ(v.h, want[i][3]) << i;
+    EXPECT_EQ(v.flip, flips[i]) << i;
+  }
+  Rng mix_rng(derive_seed(0, kTagCutMix, 5));
+  auto m = data::random_cutmix(mix_rng, 8, 32, 32, 1.0);
+  EXPECT_EQ(m.perm, (std::vector<int64_t>{1, 7, 4, 2, 0, 3, 6, 5}));
+  EXPECT_EQ(m.lambda, 0x1.b0ecf7bd48c42p-1);
+  EXPECT_EQ(std::vector<int64_t>({m.x1, m.y1, m.x2, m.y2}), (std::vector<int64_t>{20, 0, 32, 8}));
+  Rng beta_rng(derive_seed(0, kTagCutMix, 6));  // alpha != 1: the Gamma path
+  auto b = data::random_cutmix(beta_rng, 4, 32, 32, 0.5);
+  EXPECT_EQ(b.perm, (std::vector<int64_t>{1, 2, 0, 3}));
+  EXPECT_EQ(b.lambda, 0x1.e18f8f97b37bcp-1);
+  EXPECT_EQ(std::vector<int64_t>({b.x1, b.y1, b.x2, b.y2}), (std::vector<int64_t>{4, 8, 10, 14}));
+}
+
+TEST(KnownAnswer, StepPlanAndDigest) {
+  labels::LabelHeader h;
+  h.num_images = 10, h.batch_size = 4, h.image_size = 32, h.seed = 3, h.epochs = 2;
+  h.num_classes = 2;
+  const auto p = labels::plan_step(h, 5);
+  EXPECT_EQ(p.indices, (std::vector<int64_t>{5, 7}));
+  EXPECT_EQ(std::vector<int64_t>({p.mix.x1, p.mix.y1, p.mix.x2, p.mix.y2}),
+            (std::vector<int64_t>{10, 7, 20, 17}));
+  EXPECT_EQ(p.mix.perm, (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(labels::plan_digest(p), 0x8634adc3b4e5913dull);
+  EXPECT_EQ(labels::kReplayVersion, 1);
+}
+
+// The label codecs: fp32 exact, fp16/bf16 to their precision, int8/int4 within half a step of
+// the row's range; top-k keeps the k largest logits with their classes.
+TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
+  torch::manual_seed(0);
+  auto x = torch::randn({6, 50}) * 5;
+  for (const std::string values : {"fp32", "fp16", "bf16", "int8", "int4"}) {
+    for (int64_t k : {0, 7}) {
+      labels::LabelCodec codec{k, values};
+      const std::string bytes = codec.encode(x);
+      ASSERT_EQ(static_cast<int64_t>(bytes.size()), 6 * codec.row_bytes(50));
+      auto rows = codec.decode(bytes.data(), 6, 50);
+      auto ref = k ? std::get<0>(x.topk(k, 1)) : x;
+      if (k) {
+        auto kept = std::get<1>(x.topk(k, 1));
+        EXPECT_TRUE(torch::equal(rows.indices, kept)) << values;
+      }
+      const auto range = (std::get<0>(ref.max(1)) - std::get<0>(ref.min(1))).max().item<double>();
+      const double tol = values == "fp32"   ? 0
+                         : values == "fp16" ? 5e-3 * 20
+                         : values == "bf16" ? 4e-2 * 20
+                         : values == "int8" ? range / 255 / 2 * 1.01 + 1e-2
+                                            : range / 15 / 2 * 1.01 + 1e-2;
+      EXPECT_LE((rows.values - ref).abs().max().item<double>(), tol) << values << " k " << k;
+    }
+  }
+  // bytes: 50 classes, top 7 as int4 = 4 value bytes + 4 parameter bytes + 14 index bytes
+  EXPECT_EQ((labels::LabelCodec{7, "int4"}.row_bytes(50)), 22);
+  EXPECT_EQ((labels::LabelCodec{0, "fp16"}.row_bytes(50)), 100);
 }

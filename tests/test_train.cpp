@@ -9,6 +9,7 @@
 #include "core/io.h"
 #include "core/safetensors.h"
 #include "fixtures.h"
+#include "labels/codec.h"
 #include "labels/label_pool.h"
 #include "labels/label_store.h"
 #include "labels/replay.h"
@@ -288,4 +289,70 @@ TEST(Train, OnlineLabels) {
   auto r = train::train_student(c, Progress::null());
   EXPECT_EQ(r.steps, 30 * 3);
   EXPECT_GT(r.top1, 50.0);
+}
+
+// LPQLD's dynamic knowledge reuse: the teacher temperature schedules.
+TEST(Train, TemperatureSchedulesFollowLpqld) {
+  train::TrainConfig c;
+  c.temperature = 20;
+  EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 150, 300), 20.0);
+  c.temperature_schedule = "step";  // 20 * 0.7^(e // 30), at least 2
+  EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 29, 300), 20.0);
+  EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 30, 300), 14.0);
+  EXPECT_NEAR(train::teacher_temperature(c, 95, 300), 20 * 0.343, 1e-12);
+  EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 300, 300), 2.0);  // 20 * 0.7^10 < 2
+  c.temperature_schedule = "cosine";                               // 1 + 19 (1 + cos(pi e / E)) / 2
+  EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 0, 300), 20.0);
+  EXPECT_NEAR(train::teacher_temperature(c, 150, 300), 10.5, 1e-12);
+  EXPECT_NEAR(train::teacher_temperature(c, 300, 300), 1.0, 1e-12);
+}
+
+// Top-k quantized labels (LPQLD's MR-k) and the calibrated student temperature train; the
+// CA search moves the student temperature into (0, 1]; every variant is a different student.
+TEST(Train, QuantizedLabelsAndLpqldTrainingRun) {
+  test::TempDir dir;
+  relabel::RelabelConfig lc;
+  lc.teacher = test::toy().teacher, lc.images = labelled().images, lc.out = dir.path("q.lpld");
+  lc.epochs = 30, lc.batch_size = 4, lc.topk = 2, lc.logits = "int4";
+  relabel::relabel(lc, Progress::null());
+  labels::LabelStore store(lc.out);
+  auto p = store.probs(0, 20.0);
+  EXPECT_TRUE(torch::allclose(p.sum(1), torch::ones({p.size(0)}), 1e-5, 1e-5));
+  EXPECT_EQ((p > 0).sum(1).max().item<int64_t>(), 2);  // one class of 3 dropped per row
+  auto base = small(dir.path("plain"));
+  base.labels = lc.out;
+  auto plain = train::train_student(base, Progress::null());
+  EXPECT_GT(plain.top1, 40.0);
+  auto dkr = small(dir.path("dkr"));
+  dkr.labels = lc.out;
+  dkr.temperature_schedule = "step", dkr.temperature_step = 5;
+  dkr.student_temperature_search = true;
+  auto lpqld = train::train_student(dkr, Progress::null());
+  EXPECT_GT(lpqld.top1, 33.0);
+  EXPECT_NE(lpqld.top1, plain.top1);
+}
+
+// A store whose recorded views are not those this lpld renders (another replay version, or a
+// different draw order) is refused at its first step, not trained on.
+TEST(Train, RefusesAStoreWhoseViewsDigestDiffers) {
+  test::TempDir dir;
+  labels::LabelStore good(labelled().labels);
+  labels::LabelHeader h = good.header();
+  labels::LabelHeader other = h;
+  other.seed = h.seed + 1;  // records made for other views than the header promises
+  {
+    labels::LabelStoreWriter w(dir.path("bad.lpld"), h);
+    for (int64_t s = 0; s < h.steps_kept; ++s)
+      w.append(s, good.logits(s), labels::plan_step(other, s));
+    w.commit();
+  }
+  auto c = small(dir.path("run"));
+  c.labels = dir.path("bad.lpld");
+  try {
+    train::train_student(c, Progress::null());
+    FAIL() << "trained on a store with mismatched views";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("not those the labels were made for"), std::string::npos)
+        << e.what();
+  }
 }

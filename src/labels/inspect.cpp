@@ -28,13 +28,13 @@ json store_info(const InspectConfig& config) {
           {"steps_kept", h.steps_kept},
           {"total_steps", h.total_steps()},
           {"prune_ratio", h.prune_ratio},
-          {"dtype", h.dtype},
+          {"format_version", h.format_version},
+          {"codec", {{"topk", h.codec.topk}, {"values", h.codec.values}}},
+          {"replay_version", h.replay_version},
+          {"views_stored", h.views_stored},
           {"seed", h.seed},
           {"cutmix_alpha", h.cutmix ? json(h.cutmix_alpha) : json()},
-          {"bytes",
-           {{"total", s.file_bytes()},
-            {"logits", s.logit_bytes()},
-            {"metadata", s.file_bytes() - s.logit_bytes()}}}};
+          {"bytes", s.bytes_by_part()}};
 }
 
 json verify_store(const InspectConfig& config) {

@@ -15,8 +15,9 @@ struct InspectConfig {
 };
 
 // Header summary and bytes by part: images, classes, image_size, epochs, batch_size,
-// batches_per_epoch, steps_kept, total_steps, prune_ratio, dtype, seed, cutmix_alpha (null
-// without CutMix), bytes {total, logits, metadata}.
+// batches_per_epoch, steps_kept, total_steps, prune_ratio, format_version, codec {topk,
+// values}, replay_version, views_stored, seed, cutmix_alpha (null without CutMix), bytes
+// (LabelStore::bytes_by_part: by part, and the compression against the 1x fp16 store).
 json store_info(const InspectConfig& config);
 // Checks every record's checksum (throws runtime_error at the first damaged one); returns
 // {steps, bytes}.

@@ -10,17 +10,12 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "labels/replay.h"
 
 namespace lpld::labels {
 namespace {
-constexpr char kMagic[8] = {'L', 'P', 'L', 'D', 'L', 'B', 'L', '1'};
-
-torch::ScalarType scalar_type(const std::string& dtype) {
-  if (dtype == "fp16") return torch::kFloat16;
-  if (dtype == "bf16") return torch::kBFloat16;
-  if (dtype == "fp32") return torch::kFloat32;
-  throw std::invalid_argument("--logits: unknown dtype '" + dtype + "' (use fp16, bf16 or fp32)");
-}
+// "LPLDLBL" and the format version's digit.
+const char* magic(int version) { return version == 1 ? "LPLDLBL1" : "LPLDLBL2"; }
 // The header is zlib-compressed JSON: the image list dominates it, and with 10 classes a
 // whole label pool can be smaller than the raw list (40x of 100 images: 15 KB of logits).
 std::string compress(const std::string& text) {
@@ -61,11 +56,20 @@ int64_t LabelHeader::step_size(int64_t step) const {
   return std::min(batch_size, num_images - b * batch_size);
 }
 
-int64_t LabelHeader::dtype_bytes() const { return dtype == "fp32" ? 4 : 2; }
+int64_t LabelHeader::views_bytes(int64_t n) const {
+  if (!views_stored) return 0;
+  // indices u32, crop boxes 4 x f32 and flips u8 per image; CutMix lambda f32, box 4 x u16,
+  // partners u16 per image
+  return n * (4 + 16 + 1) + (cutmix ? 4 + 8 + 2 * n : 0);
+}
+
+int64_t LabelHeader::record_bytes(int64_t n) const {
+  return n * codec.row_bytes(num_classes) + views_bytes(n) + (format_version >= 2 ? 8 : 0) + 8;
+}
 
 json LabelHeader::to_json() const {
   json j = {{"format", "lpld-labels"},
-            {"format_version", kLabelStoreVersion},
+            {"format_version", format_version},
             {"num_images", num_images},
             {"num_classes", num_classes},
             {"channels", channels},
@@ -76,7 +80,6 @@ json LabelHeader::to_json() const {
             {"total_steps", total_steps()},
             {"steps_kept", steps_kept},
             {"prune_ratio", prune_ratio},
-            {"dtype", dtype},
             {"seed", seed},
             {"crop",
              {{"scale", {crop.scale_lo, crop.scale_hi}},
@@ -92,6 +95,13 @@ json LabelHeader::to_json() const {
             {"teacher_hash", teacher_hash},
             {"config", config}};
   if (!blas.empty()) j["blas"] = blas;
+  if (format_version == 1) {
+    j["dtype"] = codec.values;
+  } else {
+    j["codec"] = {{"topk", codec.topk}, {"values", codec.values}};
+    j["replay_version"] = replay_version;
+    j["views_stored"] = views_stored;
+  }
   return j;
 }
 
@@ -99,8 +109,10 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
   LabelHeader h;
   try {
     check_file(j.at("format") == "lpld-labels", path, "not an lpld label store");
-    check_file(j.at("format_version") == kLabelStoreVersion, path,
-               "unsupported label store version " + j.at("format_version").dump());
+    h.format_version = j.at("format_version");
+    check_file(h.format_version == 1 || h.format_version == 2, path,
+               "unsupported label store format " + j.at("format_version").dump() +
+                   " (this lpld reads formats 1 and 2)");
     h.num_images = j.at("num_images");
     h.num_classes = j.at("num_classes");
     h.channels = j.at("channels");
@@ -109,7 +121,15 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
     h.batch_size = j.at("batch_size");
     h.steps_kept = j.at("steps_kept");
     h.prune_ratio = j.at("prune_ratio");
-    h.dtype = j.at("dtype");
+    if (h.format_version == 1) {
+      h.codec.values = j.at("dtype");
+      h.codec.topk = 0;
+    } else {
+      h.codec.topk = j.at("codec").at("topk");
+      h.codec.values = j.at("codec").at("values");
+      h.replay_version = j.at("replay_version");
+      h.views_stored = j.at("views_stored");
+    }
     h.seed = j.at("seed");
     h.crop.scale_lo = j.at("crop").at("scale").at(0);
     h.crop.scale_hi = j.at("crop").at("scale").at(1);
@@ -136,8 +156,13 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
              path, "label store header lists the wrong number of images");
   check_file(h.steps_kept >= 0 && h.steps_kept <= h.total_steps(), path,
              "label store keeps more steps than it has");
-  check_file(h.dtype == "fp16" || h.dtype == "bf16" || h.dtype == "fp32", path,
-             "unknown logit dtype " + h.dtype);
+  try {
+    h.codec.validate();
+  } catch (const std::invalid_argument& e) {
+    fail_file(path, std::string("bad codec: ") + e.what());
+  }
+  check_file(h.format_version == 2 || (h.codec.topk == 0 && h.codec.values.rfind("int", 0) != 0),
+             path, "format 1 stores hold full fp16, bf16 or fp32 logits");
   return h;
 }
 
@@ -150,9 +175,8 @@ int64_t steps_for_ratio(double prune_ratio, int64_t total_steps) {
 
 uint64_t record_offset(const LabelHeader& h, uint64_t data_offset, int64_t step) {
   const int64_t bpe = h.batches_per_epoch();
-  const uint64_t row = static_cast<uint64_t>(h.num_classes * h.dtype_bytes());
-  const uint64_t full = h.batch_size * row + 8;
-  const uint64_t last = (h.num_images - (bpe - 1) * h.batch_size) * row + 8;
+  const uint64_t full = h.record_bytes(h.batch_size);
+  const uint64_t last = h.record_bytes(h.num_images - (bpe - 1) * h.batch_size);
   const uint64_t epoch_bytes = (bpe - 1) * full + last;
   const int64_t e = step / bpe, b = step % bpe;
   return data_offset + e * epoch_bytes + b * full;
@@ -175,7 +199,7 @@ void write_all(int fd, const void* data, size_t size, uint64_t offset, const std
 std::string header_bytes(const LabelHeader& h) {
   const std::string text = compress(h.to_json().dump());
   const uint64_t len = text.size(), hash = xxh64(text.data(), text.size());
-  std::string out(kMagic, 8);
+  std::string out(magic(h.format_version), 8);
   out.append(reinterpret_cast<const char*>(&len), 8);
   out += text;
   out.append(reinterpret_cast<const char*>(&hash), 8);
@@ -205,8 +229,7 @@ int64_t LabelStoreWriter::verified_prefix() {
   std::string buf;
   int64_t step = 0;
   for (; step < header_.steps_kept; ++step) {
-    const size_t bytes =
-        static_cast<size_t>(header_.step_size(step) * header_.num_classes * header_.dtype_bytes());
+    const size_t bytes = static_cast<size_t>(header_.record_bytes(header_.step_size(step)) - 8);
     buf.resize(bytes + 8);
     const uint64_t off = record_offset(header_, data_offset_, step);
     if (::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(off)) !=
@@ -228,18 +251,22 @@ LabelStoreWriter::~LabelStoreWriter() {
   if (fd_ >= 0) ::close(fd_);  // the partial file stays: a re-run resumes it
 }
 
-void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits) {
+void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits, const StepPlan& plan) {
   TORCH_CHECK(step == next_step_, "label store: steps must be appended in order");
   TORCH_CHECK(step < header_.steps_kept, "label store: step beyond the kept pool");
   const int64_t n = header_.step_size(step);
   TORCH_CHECK(logits.dim() == 2 && logits.size(0) == n && logits.size(1) == header_.num_classes,
               "label store: logits of step ", step, " have the wrong shape");
-  auto t = logits.detach().to(torch::kCPU).to(scalar_type(header_.dtype)).contiguous();
-  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
-  const uint64_t hash = xxh64(t.data_ptr(), bytes, static_cast<uint64_t>(step));
-  const uint64_t off = record_offset(header_, data_offset_, step);
-  write_all(fd_, t.data_ptr(), bytes, off, partial_);
-  write_all(fd_, &hash, 8, off + bytes, partial_);
+  TORCH_CHECK(plan.step == step, "label store: the plan of another step");
+  std::string rec = header_.codec.encode(logits);
+  if (header_.views_stored) rec += encode_views(header_, plan);
+  const uint64_t digest = plan_digest(plan);
+  rec.append(reinterpret_cast<const char*>(&digest), 8);
+  const uint64_t hash = xxh64(rec.data(), rec.size(), static_cast<uint64_t>(step));
+  rec.append(reinterpret_cast<const char*>(&hash), 8);
+  TORCH_CHECK(static_cast<int64_t>(rec.size()) == header_.record_bytes(n),
+              "label store: record size mismatch");
+  write_all(fd_, rec.data(), rec.size(), record_offset(header_, data_offset_, step), partial_);
   ++next_step_;
 }
 
@@ -281,7 +308,8 @@ LabelStore::LabelStore(const std::string& path) : path_(path) {
     check_file(size_ >= 24, path, "too short to be a label store (truncated?)");
     char head[16];
     check_file(read_at(fd_, head, 16, 0), path, "cannot read the header");
-    check_file(std::memcmp(head, kMagic, 8) == 0, path, "not an lpld label store (bad magic)");
+    check_file(std::memcmp(head, magic(1), 7) == 0 && (head[7] == '1' || head[7] == '2'), path,
+               "not an lpld label store (bad magic)");
     uint64_t len = 0, hash = 0;
     std::memcpy(&len, head + 8, 8);
     check_file(len <= size_ - 24, path, "header length exceeds the file (truncated or damaged)");
@@ -296,6 +324,8 @@ LabelStore::LabelStore(const std::string& path) : path_(path) {
       fail_file(path, std::string("header is not valid JSON: ") + e.what());
     }
     header_ = LabelHeader::from_json(j, path);
+    check_file(head[7] - '0' == header_.format_version, path,
+               "magic and header disagree on the format version");
     data_offset_ = 24 + len;
     const uint64_t expected = record_offset(header_.steps_kept);
     check_file(size_ == expected, path,
@@ -316,33 +346,86 @@ uint64_t LabelStore::record_offset(int64_t step) const {
 }
 
 uint64_t LabelStore::logit_bytes() const {
-  return size_ - data_offset_ - 8 * static_cast<uint64_t>(header_.steps_kept);
+  uint64_t rows = 0;
+  for (int64_t step = 0; step < header_.steps_kept; ++step)
+    rows += static_cast<uint64_t>(header_.step_size(step) *
+                                  header_.codec.row_bytes(header_.num_classes));
+  return rows;
 }
 
-torch::Tensor LabelStore::logits(int64_t step) const {
+std::string LabelStore::record(int64_t step) const {
   if (step < 0 || step >= header_.steps_kept)
     throw std::out_of_range(fmt::format("{}: step {} is not in the label pool (0..{})", path_, step,
                                         header_.steps_kept - 1));
-  const int64_t n = header_.step_size(step);
-  const uint64_t off = record_offset(step);
-  const size_t bytes = static_cast<size_t>(n * header_.num_classes * header_.dtype_bytes());
-  std::string record(bytes + 8, '\0');
-  if (!read_at(fd_, record.data(), record.size(), off))
+  const size_t bytes = static_cast<size_t>(header_.record_bytes(header_.step_size(step)) - 8);
+  std::string rec(bytes + 8, '\0');
+  if (!read_at(fd_, rec.data(), rec.size(), record_offset(step)))
     fail_file(path_, fmt::format("record of step {} cannot be read", step));
   uint64_t stored = 0;
-  std::memcpy(&stored, record.data() + bytes, 8);
-  if (xxh64(record.data(), bytes, static_cast<uint64_t>(step)) != stored)
+  std::memcpy(&stored, rec.data() + bytes, 8);
+  if (xxh64(rec.data(), bytes, static_cast<uint64_t>(step)) != stored)
     fail_file(path_, fmt::format("record of step {} is damaged (checksum mismatch)", step));
-  const auto type = header_.dtype == "fp16"   ? torch::kFloat16
-                    : header_.dtype == "bf16" ? torch::kBFloat16
-                                              : torch::kFloat32;
-  auto t = torch::empty({n, header_.num_classes}, torch::TensorOptions().dtype(type));
-  std::memcpy(t.data_ptr(), record.data(), bytes);
-  return t.to(torch::kFloat32);
+  rec.resize(bytes);
+  return rec;
+}
+
+LabelStore::Step LabelStore::read_step(int64_t step) const {
+  const std::string rec = record(step);
+  Step out;
+  out.rows = header_.codec.decode(rec.data(), header_.step_size(step), header_.num_classes);
+  out.rows.values = out.rows.values.clone();  // decode views the record's bytes
+  if (out.rows.indices.defined()) out.rows.indices = out.rows.indices.clone();
+  if (header_.format_version >= 2) std::memcpy(&out.digest, rec.data() + rec.size() - 8, 8);
+  return out;
+}
+
+torch::Tensor LabelStore::probs(int64_t step, double T) const {
+  return teacher_probs(rows(step), header_.num_classes, T);
+}
+
+torch::Tensor LabelStore::logits(int64_t step) const {
+  check_arg(!header_.codec.indexed(header_.num_classes), "--labels",
+            path_ + " keeps only the top " + std::to_string(header_.codec.topk) +
+                " logits of each row; use its teacher distributions (probs)");
+  return rows(step).values;
+}
+
+std::string LabelStore::views_block(int64_t step) const {
+  check_arg(header_.views_stored, "--labels", path_ + " does not store its views");
+  const std::string rec = record(step);
+  const int64_t n = header_.step_size(step);
+  return rec.substr(static_cast<size_t>(n * header_.codec.row_bytes(header_.num_classes)),
+                    static_cast<size_t>(header_.views_bytes(n)));
 }
 
 void LabelStore::verify() const {
-  for (int64_t s = 0; s < header_.steps_kept; ++s) logits(s);
+  for (int64_t s = 0; s < header_.steps_kept; ++s) record(s);
+}
+
+json LabelStore::bytes_by_part() const {
+  const auto& h = header_;
+  const int64_t C = h.num_classes;
+  uint64_t values = 0, params = 0, indices = 0, views = 0, images = 0;
+  for (int64_t step = 0; step < h.steps_kept; ++step) {
+    const int64_t n = h.step_size(step);
+    values += n * h.codec.value_bytes(C);
+    params += n * h.codec.param_bytes();
+    indices += n * (h.codec.row_bytes(C) - h.codec.value_bytes(C) - h.codec.param_bytes());
+    views += h.views_bytes(n);
+  }
+  for (int64_t step = 0; step < h.total_steps(); ++step) images += h.step_size(step);
+  const uint64_t per_step = (h.format_version >= 2 ? 8 : 0) + 8;
+  // The 1x fp16 store of the same run: every step, full logits in fp16, the same header.
+  const uint64_t fp16_1x = data_offset_ + images * C * 2 + h.total_steps() * 16;
+  return {{"header", data_offset_},
+          {"values", values},
+          {"quantization_params", params},
+          {"indices", indices},
+          {"views", views},
+          {"digests_and_checksums", per_step * h.steps_kept},
+          {"total", size_},
+          {"fp16_1x", fp16_1x},
+          {"compression_vs_fp16_1x", static_cast<double>(fp16_1x) / static_cast<double>(size_)}};
 }
 
 }  // namespace lpld::labels

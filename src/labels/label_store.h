@@ -1,17 +1,21 @@
-// The label store: every soft label of a relabel run in one file, random access by step
-// id (pread of one record). Byte layout (docs/label-store.md):
+// The label store: every soft label of a relabel run in one file, random access by step id
+// (pread of one record). Byte layout of format 2 (docs/label-store.md; format 1 is still read):
 //
-//   "LPLDLBL1"                        8 bytes magic (format version 1)
+//   "LPLDLBL2"                        8 bytes magic (format 2; "LPLDLBL1": format 1)
 //   header_len                        u64 little-endian
 //   header                            header_len bytes of zlib-compressed JSON (LabelHeader)
 //   header_hash                       u64 xxh64 of the header bytes
-//   records, step 0 .. steps_kept-1   logits [n_s, classes] in `dtype`, then u64 xxh64
-//                                     (seed = step id) of those bytes
+//   records, step 0 .. steps_kept-1   n_s rows of the codec (codec.h: kept logits, their
+//                                     quantization parameters and class indices), then the
+//                                     views if stored (--store-views), then a u64 digest of the
+//                                     views the step replays, then a u64 xxh64 (seed = step
+//                                     id) of all the record's bytes before it
 //
-// n_s is batch_size, except the last batch of each epoch (N mod batch_size when
-// nonzero). Crops, flips, CutMix and the epoch orders are not stored: they are
-// regenerated from (seed, step) by relabel/replay.h, which keeps the metadata a few bytes
-// per step instead of tens per image.
+// n_s is batch_size, except the last batch of each epoch (N mod batch_size when nonzero).
+// Crops, flips, CutMix and the epoch orders are regenerated from (seed, step) by replay.h
+// (its replay version is in the header); the digest lets a reader check that what it renders
+// is what the labels were made for. Format 1 records: fp16/bf16/fp32 logits [n_s, C] and the
+// checksum, no digest.
 #pragma once
 #include <torch/torch.h>
 
@@ -23,17 +27,23 @@
 #include "core/lock.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "labels/codec.h"
 
 namespace lpld::labels {
 
-constexpr int kLabelStoreVersion = 1;
+struct StepPlan;  // replay.h
+
+constexpr int kLabelStoreVersion = 2;  // what the writer writes; 1 and 2 are read
 
 struct LabelHeader {
   int64_t num_images = 0, num_classes = 0, channels = 0, image_size = 0;
   int64_t epochs = 0, batch_size = 0;
   int64_t steps_kept = 0;  // the label pool: steps 0 .. steps_kept-1
   double prune_ratio = 0;
-  std::string dtype = "fp16";  // fp16 | bf16 | fp32
+  LabelCodec codec;  // format 1: full logits in codec.values (fp16 | bf16 | fp32)
+  int format_version = kLabelStoreVersion;
+  int replay_version = 1;     // of the views (replay.h kReplayVersion); format 1 stores: 1
+  bool views_stored = false;  // the views are in every record (format 2, --store-views)
   uint64_t seed = 0;
   data::CropOptions crop;
   bool cutmix = true;
@@ -48,7 +58,9 @@ struct LabelHeader {
   int64_t batches_per_epoch() const { return (num_images + batch_size - 1) / batch_size; }
   int64_t total_steps() const { return epochs * batches_per_epoch(); }
   int64_t step_size(int64_t step) const;  // images in step `step`
-  int64_t dtype_bytes() const;
+  // Bytes of a record of n images: rows, stored views, digest, checksum.
+  int64_t views_bytes(int64_t n) const;
+  int64_t record_bytes(int64_t n) const;
   json to_json() const;
   static LabelHeader from_json(const json& j, const std::string& path);
 };
@@ -76,8 +88,9 @@ class LabelStoreWriter {
   int64_t resume_step() const { return next_step_; }
   // Writes again from `step` <= resume_step() (its records are rewritten).
   void rewind(int64_t step);
-  // logits: [n_s, classes], any float dtype and device; converted to the store's dtype.
-  void append(int64_t step, const torch::Tensor& logits);
+  // logits: [n_s, classes], any float dtype and device, encoded by the header's codec;
+  // `plan`: the step's views (their digest, and the views themselves when stored).
+  void append(int64_t step, const torch::Tensor& logits, const StepPlan& plan);
   void commit();
   const LabelHeader& header() const { return header_; }
 
@@ -102,17 +115,34 @@ class LabelStore {
 
   const LabelHeader& header() const { return header_; }
   const std::string& path() const { return path_; }
-  // float32 [n_s, classes] (CPU) of a kept step; checks the record's checksum.
+  // A kept step's rows as the codec stored them (float32, CPU) and the digest of its views
+  // (0 in format-1 stores), from one read; checks the record's checksum.
+  struct Step {
+    LabelCodec::Rows rows;
+    uint64_t digest = 0;
+  };
+  Step read_step(int64_t step) const;
+  LabelCodec::Rows rows(int64_t step) const { return read_step(step).rows; }
+  // The teacher distribution of a step at temperature T, [n_s, classes] (codec.h).
+  torch::Tensor probs(int64_t step, double T) const;
+  // float32 [n_s, classes] logits; stores without top-k only (an invalid_argument otherwise).
   torch::Tensor logits(int64_t step) const;
+  uint64_t digest(int64_t step) const { return read_step(step).digest; }
+  // The record's stored views (views_stored stores): the views block's bytes (replay.h).
+  std::string views_block(int64_t step) const;
   // Checks every record; throws runtime_error at the first damaged one.
   void verify() const;
 
   uint64_t file_bytes() const { return size_; }
-  uint64_t logit_bytes() const;  // the logits alone
+  uint64_t logit_bytes() const;  // the codec's rows alone (values, parameters, indices)
   uint64_t header_bytes() const { return data_offset_; }
+  // Bytes by part (header, values, quantization parameters, indices, views, digests,
+  // checksums, total) and the compression against the 1x fp16 store of the same run.
+  json bytes_by_part() const;
 
  private:
   uint64_t record_offset(int64_t step) const;
+  std::string record(int64_t step) const;  // verified bytes, checksum excluded
   std::string path_;
   LabelHeader header_;
   int fd_ = -1;

@@ -13,6 +13,11 @@
 
 namespace lpld::labels {
 
+// The version of the view generation below (draw order of epoch orders, crops, flips,
+// CutMix). A store records it; a change to any draw must bump it, and the known-answer tests
+// (tests/test_relabel.cpp, "KnownAnswer") pin its numbers.
+constexpr int kReplayVersion = 1;
+
 struct StepPlan {
   int64_t step = 0;
   std::vector<int64_t> indices;   // images of the batch, in order
@@ -44,6 +49,17 @@ class StepPlanner {
 // and CutMix applied.
 torch::Tensor render_step(const torch::Tensor& step_u8, const data::NormTensors& norm,
                           const StepPlan& plan, int64_t size);
+
+// A digest (xxh64) of everything a step replays: image indices, crop boxes (float32 bits),
+// flips, and the CutMix (lambda, box, partners). A store keeps it per step; train checks that
+// what it renders has the digest the labels were made for.
+uint64_t plan_digest(const StepPlan& plan);
+
+// Explicit views (--store-views), so that any tool can replay a step without lpld's random
+// streams: image indices u32, boxes 4 x f32 (x0, y0, w, h as fractions), flips u8, then with
+// CutMix its lambda f32, box 4 x u16 (x1, y1, x2, y2 in pixels) and partners u16.
+std::string encode_views(const LabelHeader& header, const StepPlan& plan);
+StepPlan decode_views(const LabelHeader& header, int64_t step, const std::string& block);
 
 // A step as JSON, for `lpld labels steps` and analysis scripts: step, epoch, batch, images
 // (indices), classes, views ([x0, y0, w, h] fractions + flip), and the CutMix (null without

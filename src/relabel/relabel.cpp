@@ -22,7 +22,11 @@ void RelabelConfig::declare(OptionSet& o) {
       .add("cutmix", &cutmix, "CutMix within each label batch")
       .value_sets("cutmix_alpha")
       .add("cutmix_alpha", &cutmix_alpha, "CutMix Beta(alpha, alpha)")
-      .add("logits", &logits, "stored logit dtype: fp16, bf16 or fp32")
+      .add("logits", &logits,
+           "stored logit values: fp32, fp16, bf16, or int8 / int4 with a scale and offset per row")
+      .add("topk", &topk, "keep only the k largest logits of each row and their classes (0: all)")
+      .add("store_views", &store_views,
+           "store each step's views (indices, crops, flips, CutMix) explicitly")
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
       .add("seed", &seed, "random seed of the views")
       .add("forward_batch", &forward_batch, "images per teacher forward (0: automatic)")
@@ -37,8 +41,7 @@ void RelabelConfig::validate() const {
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
   check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
   check_arg(cutmix_alpha > 0, "--cutmix", "alpha must be > 0");
-  check_arg(logits == "fp16" || logits == "bf16" || logits == "fp32", "--logits",
-            "must be fp16, bf16 or fp32, not '" + logits + "'");
+  labels::LabelCodec{topk, logits}.validate();
   check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(forward_batch >= 0, "--forward-batch", "must be >= 0");
 }
@@ -60,6 +63,7 @@ json RelabelResult::to_json() const {
           {"logit_bytes", logit_bytes},
           {"metadata_bytes", metadata_bytes},
           {"image_bytes", image_bytes},
+          {"bytes", bytes},
           {"out", out}};
 }
 
@@ -83,7 +87,9 @@ labels::LabelHeader make_header(const RelabelConfig& config, const labels::Image
   h.batch_size = config.batch_size;
   h.steps_kept = labels::steps_for_ratio(config.prune_ratio, h.total_steps());
   h.prune_ratio = config.prune_ratio;
-  h.dtype = config.logits;
+  h.codec = {config.topk, config.logits};
+  h.views_stored = config.store_views;
+  h.replay_version = labels::kReplayVersion;
   h.seed = config.seed;
   h.crop.scale_lo = config.crop_scale_min;
   h.cutmix = config.cutmix;
@@ -162,7 +168,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
       int64_t row = 0;
       for (const auto& p : plans) {
         const int64_t n = static_cast<int64_t>(p.indices.size());
-        writer.append(p.step, logits.narrow(0, row, n));
+        writer.append(p.step, logits.narrow(0, row, n), p);
         row += n;
       }
     });
@@ -184,6 +190,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   r.label_bytes = store.file_bytes();
   r.logit_bytes = store.logit_bytes();
   r.metadata_bytes = r.label_bytes - r.logit_bytes;
+  r.bytes = store.bytes_by_part();
   r.image_bytes = set.bytes();
   r.out = config.out;
   return r;

@@ -15,7 +15,9 @@ struct RelabelConfig {
   double prune_ratio = 0;
   bool cutmix = true;
   double cutmix_alpha = 1.0;
-  std::string logits = "fp16";  // fp16 | bf16 | fp32
+  std::string logits = "fp16";  // fp32 | fp16 | bf16 | int8 | int4 (labels/codec.h)
+  int64_t topk = 0;             // keep the k largest logits of each row (0: all; LPQLD's MR-k)
+  bool store_views = false;     // the views in every record, for tools without lpld's streams
   double crop_scale_min = 0.08;
   uint64_t seed = 0;
   int64_t forward_batch = 0;  // images per teacher forward (0: automatic)
@@ -33,6 +35,7 @@ struct RelabelResult {
   double seconds = 0, views_per_second = 0;
   uint64_t label_bytes = 0, logit_bytes = 0, metadata_bytes = 0;
   int64_t image_bytes = 0;
+  json bytes = json::object();  // by part, and the compression against the 1x fp16 store
   std::string out;
   json to_json() const;
 };

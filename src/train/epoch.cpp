@@ -1,5 +1,9 @@
 #include "train/epoch.h"
 
+#include <fmt/format.h>
+
+#include <limits>
+
 #include "engine/losses.h"
 
 namespace lpld::train {
@@ -8,21 +12,39 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
                  int64_t& steps_done) {
   const auto& h = ctx.inputs->header;
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(ctx.device));
+  const double T = ctx.temperature;
+  const double Ts = ctx.student_temperature > 0 ? ctx.student_temperature : T;
+  const bool topk = !ctx.inputs->online() && h.codec.indexed(h.num_classes);
   for (int64_t step : steps) {
-    // Plan and stored logits are cheap (RNG draws, one mapped record); a helper thread
-    // per step cost more in thread and OpenMP-team start-up than it saved.
+    // Plan and stored labels are cheap (RNG draws, one record); a helper thread per step cost
+    // more in thread and OpenMP-team start-up than it saved.
     auto plan = ctx.planner->plan(step);
     auto images = ctx.inputs->set.read(plan.indices).to(ctx.device);  // only this step's
     auto batch = labels::render_step(images, *ctx.norm, plan, h.image_size);
-    torch::Tensor target;
+    labels::LabelCodec::Rows rows;
     if (ctx.inputs->online()) {
       torch::NoGradGuard ng;
-      target = ctx.inputs->teacher->model->forward(batch);
+      rows.values = ctx.inputs->teacher->model->forward(batch);
     } else {
-      target = ctx.inputs->store->logits(step).to(ctx.device);
+      auto rec = ctx.inputs->store->read_step(step);
+      if (h.format_version >= 2 && rec.digest != labels::plan_digest(plan))
+        throw std::runtime_error(fmt::format(
+            "{}: step {}: the views this lpld renders are not those the labels were made for "
+            "(the store's replay version is {}, this lpld's {}); relabel with this lpld",
+            ctx.inputs->store->path(), step, h.replay_version, labels::kReplayVersion));
+      rows = std::move(rec.rows);
+      rows.values = rows.values.to(ctx.device);
     }
-    auto loss = engine::kd_loss(ctx.model->forward(batch), target, ctx.temperature,
-                                ctx.temperature_squared);
+    auto out = ctx.model->forward(batch);
+    torch::Tensor loss;
+    if (!topk && Ts == T) {  // the plain KD loss (METHOD.md Stage 4), unchanged numerics
+      loss = engine::kd_loss(out, rows.values, T, ctx.temperature_squared);
+    } else {  // top-k labels (LPQLD's MR-k) and/or a student temperature of its own (CA)
+      auto p = labels::teacher_probs(rows, h.num_classes, T);
+      loss = engine::kd_loss_probs(out, p, Ts) * (ctx.temperature_squared ? T * T : 1.0);
+      ctx.last_teacher = p.detach();
+      ctx.last_student = out.detach();
+    }
     ctx.optimizer->zero_grad();
     loss.backward();
     ctx.optimizer->step();
@@ -31,6 +53,17 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
     ++steps_done;
   }
   return loss_sum.item<double>() / static_cast<double>(steps.size());
+}
+
+double search_student_temperature(const EpochContext& ctx) {
+  torch::NoGradGuard ng;
+  double best_t = ctx.student_temperature, best = std::numeric_limits<double>::infinity();
+  for (int i = 1; i <= 100; ++i) {
+    const double t = 0.01 * i;
+    const double loss = engine::kd_loss_probs(ctx.last_student, ctx.last_teacher, t).item<double>();
+    if (loss < best) best = loss, best_t = t;
+  }
+  return best_t;
 }
 
 std::vector<int64_t> epoch_steps(const TrainInputs& in, int64_t epoch) {

@@ -16,15 +16,22 @@ struct EpochContext {
   TrainInputs* inputs = nullptr;
   labels::StepPlanner* planner = nullptr;
   const data::NormTensors* norm = nullptr;
-  double temperature = 20;
+  double temperature = 20;         // the teacher's, this epoch (DKR)
+  double student_temperature = 0;  // 0: the teacher's (CA otherwise)
   bool temperature_squared = false;
   torch::Device device{torch::kCPU};
+  // The last step's student logits and teacher distribution (for the CA search).
+  torch::Tensor last_student, last_teacher;
 };
 
 // Trains on `steps` (label step ids) in order; returns the epoch's mean loss (one host sync
 // per epoch). Adds to `images_seen` and `steps_done`.
 double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& images_seen,
                  int64_t& steps_done);
+
+// LPQLD's dynamic calibrated alignment: the student temperature t in {0.01, 0.02, ..., 1}
+// that minimizes KL(teacher || softmax(student / t)) on the epoch's last step.
+double search_student_temperature(const EpochContext& ctx);
 
 // The label steps epoch `epoch` trains on: the pool's draw, or with online labels the
 // epoch's own steps in order.

@@ -15,8 +15,7 @@ json choose_rule_pool(const std::string& metric, const labels::LabelStore& store
   for (int64_t s = 0; s < h.total_steps(); ++s) {
     auto plan = planner.plan(s);
     auto idx = torch::tensor(plan.indices, torch::kInt64);
-    scores.push_back(labels::rule_score(rule, torch::softmax(store.logits(s), 1),
-                                        labels_all.index_select(0, idx),
+    scores.push_back(labels::rule_score(rule, store.probs(s, 1.0), labels_all.index_select(0, idx),
                                         plan.cutmix ? plan.mix.lambda : 1.0));
   }
   pool.selected = labels::select_by_score(scores, pool.pool_steps, easy);

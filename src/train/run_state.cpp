@@ -18,6 +18,7 @@ void save_resume_state(const std::string& path, const json& identity, models::Cl
   f.metadata["steps"] = std::to_string(s.steps);
   f.metadata["train_seconds"] = fmt::format("{}", s.train_seconds);
   f.metadata["images_seen"] = std::to_string(s.images_seen);
+  f.metadata["student_temperature"] = fmt::format("{}", s.student_temperature);
   save_safetensors(path, f);
 }
 
@@ -37,6 +38,8 @@ ResumeState load_resume_state(const std::string& path, const json& identity,
     s.train_seconds = std::stod(st.metadata.at("train_seconds"));
     s.images_seen = std::stoll(st.metadata.at("images_seen"));
     s.evals = json::parse(st.metadata.at("evals"));
+    if (st.metadata.count("student_temperature"))
+      s.student_temperature = std::stod(st.metadata.at("student_temperature"));
   } catch (const std::exception& e) {
     fail_file(path, std::string("damaged resume state: ") + e.what());
   }

@@ -13,7 +13,8 @@ namespace lpld::train {
 
 struct ResumeState {
   int64_t epochs_done = 0, steps = 0, images_seen = 0;
-  double train_seconds = 0;  // training time before this point
+  double train_seconds = 0;        // training time before this point
+  double student_temperature = 0;  // the CA search's current choice
   json evals = json::array();
 };
 

@@ -42,6 +42,16 @@ void TrainConfig::declare(OptionSet& o) {
       .add("warmup_epochs", &warmup_epochs, "linear warm-up epochs")
       .add("temperature", &temperature, "distillation temperature T")
       .add("temperature_squared", &temperature_squared, "multiply the loss by T^2 (tiny recipe)")
+      .add("temperature_schedule", &temperature_schedule,
+           "teacher temperature over epochs (LPQLD's DKR): constant, step or cosine")
+      .add("temperature_step", &temperature_step, "step schedule: epochs between decays")
+      .add("temperature_gamma", &temperature_gamma, "step schedule: decay factor")
+      .add("temperature_floor", &temperature_floor, "step schedule: lowest temperature")
+      .add("temperature_min", &temperature_min, "cosine schedule: final temperature")
+      .add("student_temperature", &student_temperature,
+           "student softmax temperature (LPQLD's CA; 0: the teacher's)")
+      .add("student_temperature_search", &student_temperature_search,
+           "re-choose the student temperature after every epoch (LPQLD's dynamic CA)")
       .add("eval_every", &eval_every, "evaluate every K epochs (0: at the end only)")
       .add("checkpoint_every", &checkpoint_every, "epochs between resume checkpoints")
       .add("batch_size", &batch_size, "online labels: batch size")
@@ -84,6 +94,13 @@ void TrainConfig::validate() const {
   check_arg(warmup_epochs >= 0 && warmup_epochs < epochs, "--warmup-epochs",
             "must be in [0, epochs)");
   check_arg(temperature > 0, "--temperature", "must be > 0");
+  check_arg(temperature_schedule == "constant" || temperature_schedule == "step" ||
+                temperature_schedule == "cosine",
+            "--temperature-schedule", "must be constant, step or cosine");
+  check_arg(temperature_step >= 1, "--temperature-step", "must be >= 1");
+  check_arg(temperature_gamma > 0 && temperature_floor > 0 && temperature_min > 0,
+            "--temperature-gamma", "schedule parameters must be > 0");
+  check_arg(student_temperature >= 0, "--student-temperature", "must be >= 0 (0: the teacher's)");
   check_arg(eval_every >= 0, "--eval-every", "must be >= 0");
   check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
@@ -155,6 +172,18 @@ engine::EvalResult evaluate_and_log(const TrainConfig& config, const TrainInputs
 
 }  // namespace
 
+double teacher_temperature(const TrainConfig& c, int64_t epoch, int64_t epochs) {
+  if (c.temperature_schedule == "step")
+    return std::max(c.temperature_floor,
+                    c.temperature * std::pow(c.temperature_gamma,
+                                             static_cast<double>(epoch / c.temperature_step)));
+  if (c.temperature_schedule == "cosine")
+    return c.temperature_min +
+           0.5 * (c.temperature - c.temperature_min) *
+               (1 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(epochs)));
+  return c.temperature;
+}
+
 TrainResult train_student(const TrainConfig& config, Progress& progress) {
   config.validate();
   const auto start = Clock::now();
@@ -190,8 +219,11 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   ctx.inputs = &in;
   ctx.planner = &planner;
   ctx.norm = &norm;
-  ctx.temperature = config.temperature;
   ctx.temperature_squared = config.temperature_squared;
+  ctx.student_temperature = config.student_temperature > 0      ? config.student_temperature
+                            : config.student_temperature_search ? 1.0
+                                                                : 0.0;
+  if (rs.student_temperature > 0) ctx.student_temperature = rs.student_temperature;
   ctx.device = device;
 
   const auto train_start = Clock::now();
@@ -205,7 +237,10 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     engine::set_lr(*optimizer, engine::cosine_lr(config.lr, static_cast<double>(epoch),
                                                  static_cast<double>(config.epochs),
                                                  static_cast<double>(config.warmup_epochs)));
+    ctx.temperature = teacher_temperature(config, epoch + 1, config.epochs);
     const double loss = run_epoch(ctx, epoch_steps(in, epoch), rs.images_seen, result.steps);
+    if (config.student_temperature_search)
+      ctx.student_temperature = search_student_temperature(ctx);
     if (!std::isfinite(loss))
       throw std::runtime_error("train: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                "; lower --lr");
@@ -219,7 +254,8 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
     }
     if ((epoch + 1) % config.checkpoint_every == 0)
       save_resume_state(state_path, identity, model, *optimizer,
-                        {epoch + 1, result.steps, rs.images_seen, train_seconds(), result.evals});
+                        {epoch + 1, result.steps, rs.images_seen, train_seconds(),
+                         ctx.student_temperature, result.evals});
   }
   progress.finish();
   result.train_seconds = train_seconds();

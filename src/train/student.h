@@ -31,8 +31,23 @@ struct TrainConfig {
   int64_t warmup_epochs = 0;
   double temperature = 20;
   bool temperature_squared = false;  // Tiny-ImageNet recipe: loss x T^2
-  int64_t eval_every = 0;            // evaluate every K epochs (0: only at the end)
-  int64_t checkpoint_every = 25;     // epochs between resume checkpoints
+  // LPQLD's dynamic knowledge reuse (DKR): the teacher temperature over epochs e = 1..E,
+  //   constant  T
+  //   step      max(floor, T * gamma^(e // step))         (LPQLD: step 30, gamma 0.7, floor 2)
+  //   cosine    T_min + (T - T_min) (1 + cos(pi e / E)) / 2
+  std::string temperature_schedule = "constant";
+  int64_t temperature_step = 30;
+  double temperature_gamma = 0.7;
+  double temperature_floor = 2;
+  double temperature_min = 1;
+  // LPQLD's calibrated alignment (CA): the student's softmax temperature, distinct from the
+  // teacher's (0: the teacher's); with student_temperature_search it is re-chosen after every
+  // epoch as the t in {0.01, 0.02, ..., 1} minimizing the last batch's loss (LPQLD's dynamic
+  // variant, which starts at student_temperature, or 1).
+  double student_temperature = 0;
+  bool student_temperature_search = false;
+  int64_t eval_every = 0;         // evaluate every K epochs (0: only at the end)
+  int64_t checkpoint_every = 25;  // epochs between resume checkpoints
   // Views for online labels (a store carries its own).
   int64_t batch_size = 20;
   bool cutmix = true;
@@ -60,5 +75,8 @@ struct TrainResult {
 };
 
 TrainResult train_student(const TrainConfig& config, Progress& progress);
+
+// The teacher temperature of 1-based epoch `epoch` (of `epochs`) under the config's schedule.
+double teacher_temperature(const TrainConfig& config, int64_t epoch, int64_t epochs);
 
 }  // namespace lpld::train

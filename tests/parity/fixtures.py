@@ -216,8 +216,8 @@ def case_kd(out):
 
 
 def case_read(out, checkpoint, store):
-    """What numpy reads from an lpld checkpoint (safetensors) and a label store (format v1,
-    docs/label-store.md), written back for lpld to compare bit for bit."""
+    """What numpy reads from an lpld checkpoint (safetensors) and a label store (through
+    python/lpld_labels.py), written back for lpld to compare bit for bit."""
     with open(checkpoint, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -229,23 +229,40 @@ def case_read(out, checkpoint, store):
             continue
         a, b = info["data_offsets"]
         arrays["ckpt." + name] = np.frombuffer(data[a:b], dtype=rev[info["dtype"]]).reshape(info["shape"])
-    with open(store, "rb") as f:
-        raw = f.read()
-    assert raw[:8] == b"LPLDLBL1", "not a label store v1"
-    hlen = struct.unpack("<Q", raw[8:16])[0]
-    h = json.loads(zlib.decompress(raw[16:16 + hlen]))
-    pos = 16 + hlen + 8
-    dt = {"fp16": np.float16, "fp32": np.float32}[h["dtype"]]
-    n_img, bs, classes = h["num_images"], h["batch_size"], h["num_classes"]
-    bpe = -(-n_img // bs)
-    for step in range(h["steps_kept"]):
-        b = step % bpe
-        rows = bs if b < bpe - 1 or n_img % bs == 0 else n_img % bs
-        nbytes = rows * classes * np.dtype(dt).itemsize
-        arrays[f"store.{step}"] = np.frombuffer(raw[pos:pos + nbytes], dtype=dt).reshape(rows, classes).astype(np.float32)
-        pos += nbytes + 8
-    assert pos == len(raw), "label store size does not match its header"
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+    import lpld_labels
+    st = lpld_labels.LabelStore(store)
+    for step in range(st.steps_kept):
+        arrays[f"store.{step}"] = st.rows(step)[0]
     save_safetensors(os.path.join(out, "read.safetensors"), arrays)
+
+
+def case_store(out, store):
+    """What python/lpld_labels.py reads from a label store, step by step: the codec's rows,
+    the views regenerated from the seed (and the stored ones), the digest, the probabilities."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+    import lpld_labels
+    s = lpld_labels.LabelStore(store)
+    arrays = {}
+    for step in range(s.steps_kept):
+        values, indices = s.rows(step)
+        arrays[f"{step}.values"] = values
+        if indices is not None:
+            arrays[f"{step}.indices"] = indices
+        arrays[f"{step}.probs"] = s.probs(step, 4.0).astype(np.float32)
+        plans = {"plan": s.plan(step)}
+        if s.views_stored:
+            plans["stored"] = s.stored_views(step)
+        for name, p in plans.items():
+            arrays[f"{step}.{name}.images"] = np.array(p["images"], dtype=np.int64)
+            arrays[f"{step}.{name}.boxes"] = np.array([v[0] for v in p["views"]], dtype=np.float32)
+            arrays[f"{step}.{name}.flips"] = np.array([v[1] for v in p["views"]], dtype=np.int64)
+            if p["cutmix"] is not None:
+                arrays[f"{step}.{name}.box"] = np.array(p["cutmix"]["box"], dtype=np.int64)
+                arrays[f"{step}.{name}.perm"] = np.array(p["cutmix"]["perm"], dtype=np.int64)
+                arrays[f"{step}.{name}.lambda"] = np.array([p["cutmix"]["lambda"]], dtype=np.float64)
+        arrays[f"{step}.digest"] = np.array([s.digest(step)], dtype=np.uint64).view(np.int64)
+    save_safetensors(os.path.join(out, "store.safetensors"), arrays)
 
 
 def case_teacher(out, train_n, test_n, epochs):
@@ -288,5 +305,6 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     {"models": lambda: case_models(out), "bnstats": lambda: case_bnstats(out),
      "recover": lambda: case_recover(out), "render": lambda: case_render(out),
-     "kd": lambda: case_kd(out), "evalcrop": lambda: case_evalcrop(out), "read": lambda: case_read(out, *args),
+     "kd": lambda: case_kd(out), "evalcrop": lambda: case_evalcrop(out),
+     "store": lambda: case_store(out, *args), "read": lambda: case_read(out, *args),
      "teacher": lambda: case_teacher(out, *map(int, args))}[case]()
