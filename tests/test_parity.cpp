@@ -394,3 +394,23 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
     }
   }
 }
+
+// The PyTorch example trains a student from an lpld folder and store without lpld.
+TEST(Parity, PyTorchExampleTrainsFromAStore) {
+  REQUIRE_TORCH();
+  test::TempDir dir;
+  recover::RecoverConfig rc;
+  rc.teacher = test::toy().teacher, rc.out = dir.path("img"), rc.ipc = 3, rc.iterations = 5;
+  recover::recover(rc, Progress::null());
+  relabel::RelabelConfig lc;
+  lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4, lc.topk = 2;
+  lc.logits = "int8", lc.out = dir.path("l.lpld");
+  relabel::relabel(lc, Progress::null());
+  const std::string log = dir.path("example.log");
+  const std::string cmd = "OMP_NUM_THREADS=2 /usr/bin/python3 " + std::string(LPLD_SOURCE_DIR) +
+                          "/python/examples/train_from_store.py " + rc.out + " " + lc.out +
+                          " --epochs 2 --val " + test::toy().val + " > " + log + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);
+  EXPECT_NE(read_file(log).find("epoch 2: loss"), std::string::npos) << read_file(log);
+  EXPECT_NE(read_file(log).find("top-1 "), std::string::npos) << read_file(log);
+}

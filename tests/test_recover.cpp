@@ -304,19 +304,19 @@ TEST(Recover, BadInputIsAClearError) {
   EXPECT_THROW(recover::recover(c, Progress::null()), std::runtime_error);
 }
 
-// The stall rule reads only a unit's own trace: CE that stays high, or a BN loss that does
-// not fall, is a stall; a converging trace is not.
-TEST(Stall, RuleFlagsHighCeOrBnThatDoesNotFall) {
-  const recover::StallRule rule{0.5, 0.75};
+// The stall rule reads only a unit's own trace and images: a loss that does not fall, or
+// images the teacher does not assign to their class, is a stall; a converging unit is not, a
+// hard class whose CE stays ~0.6 (Fashion-MNIST's pullover) neither.
+TEST(Stall, RuleFlagsALossThatDoesNotFallOrMisclassifiedImages) {
+  const recover::StallRule rule{0.05, 0.75, 0.5};
   std::vector<recover::TracePoint> good = {{50, 2.0, 40}, {500, 0.01, 20}, {1000, 0.002, 9}};
-  EXPECT_FALSE(recover::stalled(good, rule));
-  auto high_ce = good;
-  high_ce.back().ce = 1.1;  // the stuck CIFAR-10 class: CE ~1 after 1000 iterations
-  EXPECT_TRUE(recover::stalled(high_ce, rule));
-  auto flat_bn = good;
-  flat_bn.back().bn = 38;  // BN loss barely below where it started
-  EXPECT_TRUE(recover::stalled(flat_bn, rule));
-  EXPECT_FALSE(recover::stalled({}, rule));
+  EXPECT_FALSE(recover::stalled(good, 10, 10, rule));
+  std::vector<recover::TracePoint> hard = {{50, 1.52, 21.3}, {1000, 0.582, 12.0}};
+  EXPECT_FALSE(recover::stalled(hard, 10, 10, rule));
+  std::vector<recover::TracePoint> flat = {{50, 1.0, 40}, {1000, 0.9, 38}};
+  EXPECT_TRUE(recover::stalled(flat, 10, 10, rule));
+  EXPECT_TRUE(recover::stalled(good, 4, 10, rule));  // the teacher rejects most images
+  EXPECT_FALSE(recover::stalled({}, 10, 10, rule));
 }
 
 // A unit judged stalled is run again from fresh streams; after `stall_restarts` attempts the
@@ -339,7 +339,7 @@ TEST(Stall, StalledUnitsRestartDeterministicallyAndAreReported) {
   auto strict = small_config(dir.path("strict"));
   strict.iterations = recover::kMinStallIterations;  // the rule applies from here
   strict.pack = 2;
-  strict.stall_ce = 1e-12;
+  strict.stall_loss = 1e-12;
   strict.stall_restarts = 2;
   auto r1 = recover::recover(strict, Progress::null());
   EXPECT_EQ(r1.restarts, 6);  // two per unit (class mode, ipc 3 = batch: one unit per class)

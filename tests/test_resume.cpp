@@ -1,11 +1,12 @@
 // Kill tests (issue: nothing lost): every stage is run to completion once, then again with
-// SIGKILL at two points (fractions of the first run's wall time, drawn from a fixed seed),
+// SIGKILL at two points (after a few saved resume states, counts drawn from a fixed seed),
 // resumed each time; the final outputs must equal the uninterrupted run's byte for byte, and
 // nothing may be left behind (temp files, partial stores, resume states, locks). A disk-full
 // test runs on a small tmpfs where mounting one is allowed (root), and is skipped otherwise.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,11 +50,48 @@ double run_whole(const std::vector<std::string>& args, const std::string& log) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Kills a run after `fraction` of `seconds`, then lets the next run go on.
-void run_killed(const std::vector<std::string>& args, double seconds, double fraction,
-                const std::string& log) {
+// What the resume files under `watch` look like now: their names, inodes, sizes and times.
+// Every stage writes its resume state atomically (a new inode each time), so this changes
+// exactly when a new state has been saved.
+std::string snapshot(const std::string& watch) {
+  std::string sig;
+  std::error_code ec;
+  const auto add = [&](const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0)
+      sig += p.string() + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+             std::to_string(st.st_mtim.tv_nsec) + ";";
+  };
+  if (fs::is_directory(watch, ec)) {
+    for (const auto& e : fs::directory_iterator(watch, ec)) add(e.path());
+  } else {
+    add(watch);
+  }
+  return sig;
+}
+
+// Kills a run once it has saved `saves` new resume states under `watch` (plus a random part
+// of the time between two saves), then lets the next run go on. Driven by the run's own
+// progress, not the clock, so a loaded or an idle machine kills it at the same place.
+void run_killed(const std::vector<std::string>& args, const std::string& watch, int saves,
+                double extra, const std::string& log) {
   const pid_t pid = spawn(args, log);
-  usleep(static_cast<useconds_t>(seconds * fraction * 1e6));
+  std::string last = snapshot(watch);
+  int seen = 0;
+  auto t_last = std::chrono::steady_clock::now();
+  double gap = 0;
+  while (seen < saves) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return;  // finished (the caller's check fails)
+    usleep(1000);
+    const std::string now = snapshot(watch);
+    if (now.empty() || now == last) continue;
+    last = now;
+    ++seen;
+    const auto t = std::chrono::steady_clock::now();
+    gap = std::chrono::duration<double>(t - t_last).count();
+    t_last = t;
+  }
+  usleep(static_cast<useconds_t>(std::min(gap, 0.5) * extra * 1e6));
   kill(pid, SIGKILL);
   finish(pid);
 }
@@ -83,23 +121,26 @@ void expect_no_leftovers(const std::string& dir) {
 
 // The kill test of one stage: `args(out)` makes `out`; `keep` picks the files to compare;
 // `marker` (relative to `out`, "" for `out` itself) exists only once the stage is done.
+// `watch` (relative to the directory holding `out`) is where the stage saves resume states.
 void kill_test(const std::function<std::vector<std::string>(const std::string&)>& args,
                const std::function<bool(const fs::path&)>& keep, uint32_t seed,
-               const std::string& marker) {
+               const std::string& marker, const std::string& watch) {
   test::TempDir dir;
   // Both runs write the same path (outputs record their config, paths included); the
   // uninterrupted run's outputs are moved aside before the killed run starts.
   const std::string killed = dir.path("run"), out_killed = killed + "/out";
   const std::string out_whole = dir.path("whole-out");
   fs::create_directories(killed);
-  const double seconds = run_whole(args(out_killed), dir.path("whole.log"));
+  run_whole(args(out_killed), dir.path("whole.log"));
   fs::rename(out_killed, out_whole);
-  // The second run resumes the first, so its kill comes earlier: both together stay well
-  // inside the whole run's time (startup included), even on a loaded machine.
+  // Two kills, each after a few saved states and a random part of the next interval.
   std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> first(0.15, 0.4), second(0.1, 0.25);
-  run_killed(args(out_killed), seconds, first(gen), dir.path("k1.log"));
-  run_killed(args(out_killed), seconds, second(gen), dir.path("k2.log"));
+  std::uniform_int_distribution<int> saves(1, 3);
+  std::uniform_real_distribution<double> extra(0.0, 0.9);
+  for (const char* log : {"k1.log", "k2.log"}) {
+    const int n = saves(gen);
+    run_killed(args(out_killed), killed + "/" + watch, n, extra(gen), dir.path(log));
+  }
   EXPECT_FALSE(fs::exists(marker.empty() ? out_killed : out_killed + "/" + marker))
       << "the kills came too late: the stage was already done";
   EXPECT_EQ(finish(spawn(args(out_killed), dir.path("resume.log"))), 0)
@@ -136,7 +177,7 @@ TEST(Resume, SqueezeKilledTwiceWritesTheSameTeacher) {
         return cli({"squeeze", "--data", test::toy().train, "--val", test::toy().val, "--arch",
                     "convnet-d2-w8", "--epochs", "120", "--batch-size", "8", "--out", out});
       },
-      [](const fs::path&) { return true; }, 1, "");
+      [](const fs::path&) { return true; }, 1, "", "out.state");
 }
 
 TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
@@ -147,7 +188,7 @@ TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
                     "--iterations", "600", "--checkpoint-every", "25", "--pack", "2", "--out",
                     out});
       },
-      png, 2, "000_hstripes");
+      png, 2, "000_hstripes", "out/.units");
 }
 
 TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
@@ -168,7 +209,8 @@ TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
                     "--arch", "convnet-d2-w8", "--epochs", "400", "--checkpoint-every", "10",
                     "--out", out});
       },
-      [](const fs::path& p) { return p.filename() == "student.safetensors"; }, 3, "result.json");
+      [](const fs::path& p) { return p.filename() == "student.safetensors"; }, 3, "result.json",
+      "out/train-state.safetensors");
 }
 
 // A full disk during recover fails with one line naming the file; once there is room, the

@@ -164,7 +164,7 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
                     const std::vector<std::string>& names, RecoverResult& result,
                     Progress& progress, int64_t& unit_iterations, int64_t& image_iterations) {
   const auto& config = *ctx.config;
-  const StallRule rule{config.stall_ce, config.stall_bn};
+  const StallRule rule{config.r_bn, config.stall_loss, config.stall_accuracy};
   std::map<int64_t, UnitResult> best;  // stalled attempts so far, by unit id
   int64_t work_done = 0;
   for (int round = 0; !todo.empty(); ++round) {
@@ -181,7 +181,8 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
         image_iterations += u.count * config.iterations;
         auto prior = best.find(u.id);
         if (prior != best.end()) r.seconds += prior->second.seconds;
-        r.converged = config.iterations < kMinStallIterations || !stalled(r.trace, rule);
+        r.converged =
+            config.iterations < kMinStallIterations || !stalled(r.trace, r.correct, u.count, rule);
         if (!r.converged) {
           const auto loss = [&](const UnitResult& x) { return x.ce + config.r_bn * x.bn; };
           if (prior != best.end() && loss(prior->second) <= loss(r)) {
@@ -190,11 +191,12 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
           }
           if (u.attempt < config.stall_restarts) {
             progress.warning(fmt::format(
-                "recover: {} stalled (ce {:.3f}, bn {:.2f} from {:.2f}); restart {} of {}",
+                "recover: {} stalled (ce {:.3f}, bn {:.2f} from {:.2f}, {:.0f} of its images "
+                "classified right); restart {} of {}",
                 u.label >= 0 ? "class " + names[static_cast<size_t>(u.label)]
                              : fmt::format("batch {} of classes {}..{}", u.chunk, u.first,
                                            u.first + u.count - 1),
-                r.ce, r.bn, r.bn_start, u.attempt + 1, config.stall_restarts));
+                r.ce, r.bn, r.bn_start, r.correct, u.attempt + 1, config.stall_restarts));
             best[u.id] = std::move(r);
             Unit next = u;
             ++next.attempt;
@@ -378,9 +380,10 @@ void RecoverConfig::declare(OptionSet& o) {
            "iterations between the resume states of a group (0: never)")
       .add("stall_restarts", &stall_restarts,
            "restarts of a unit that stalls, from fresh streams (0: never restart)")
-      .add("stall_ce", &stall_ce, "stall rule: final-window cross-entropy above this")
-      .add("stall_bn", &stall_bn,
-           "stall rule: final-window BN loss above this x the first window's")
+      .add("stall_loss", &stall_loss,
+           "stall rule: final-window loss (CE + r_bn BN) above this x the first window's")
+      .add("stall_accuracy", &stall_accuracy,
+           "stall rule: fewer of a unit's saved images classified right than this fraction")
       .add("device", &device, "cpu, cuda or cuda:N");
 }
 
@@ -418,8 +421,8 @@ void RecoverConfig::validate() const {
   check_arg(pack >= 0, "--pack", "must be >= 0");
   check_arg(checkpoint_every >= 0, "--checkpoint-every", "must be >= 0");
   check_arg(stall_restarts >= 0, "--stall-restarts", "must be >= 0");
-  check_arg(stall_ce > 0, "--stall-ce", "must be > 0");
-  check_arg(stall_bn > 0, "--stall-bn", "must be > 0");
+  check_arg(stall_loss > 0, "--stall-loss", "must be > 0");
+  check_arg(stall_accuracy >= 0 && stall_accuracy <= 1, "--stall-accuracy", "must be in [0, 1]");
 }
 
 json RecoverConfig::identity() const {

@@ -43,8 +43,8 @@ struct RecoverConfig {
   int64_t pack = 0;                // units per forward pass (0: automatic)
   int64_t checkpoint_every = 200;  // iterations between a group's resume states (0: never)
   int64_t stall_restarts = 2;      // restarts of a stalled unit (recover/stall.h); 0: none
-  double stall_ce = 0.5;           // stall rule: last-window CE above this
-  double stall_bn = 0.75;          // stall rule: last-window BN above this x first-window BN
+  double stall_loss = 0.75;        // stall rule: last-window loss above this x the first's
+  double stall_accuracy = 0.5;     // stall rule: fewer saved images classified right
   std::string device = "cpu";
 
   void declare(OptionSet& o);
