@@ -303,6 +303,9 @@ def case_teacher(out, train_n, test_n, epochs):
 if __name__ == "__main__":
     case, out, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     os.makedirs(out, exist_ok=True)
+    # Models' initial weights come from the global generator: seeded, so every fixture is the
+    # same each run (LPLD_FIXTURE_SEED draws others, to look for cases that break a tolerance).
+    torch.manual_seed(int(os.environ.get("LPLD_FIXTURE_SEED", "0")))
     {"models": lambda: case_models(out), "bnstats": lambda: case_bnstats(out),
      "recover": lambda: case_recover(out), "render": lambda: case_render(out),
      "kd": lambda: case_kd(out), "evalcrop": lambda: case_evalcrop(out),
