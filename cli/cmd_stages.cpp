@@ -6,6 +6,7 @@
 
 #include "analyze/analyze.h"
 #include "common.h"
+#include "core/dist.h"
 #include "core/runtime.h"
 #include "import/import.h"
 #include "recover/recover.h"
@@ -31,7 +32,7 @@ void add_stage(CLI::App& app, Context& ctx, const std::string& name, const std::
       json j = run(*config, ctx.progress());
       j["config"] = config_json(*config);
       j["runtime"] = runtime_info();
-      write_result(*json_path, j);
+      if (DistEnv::from_environment().rank == 0) write_result(*json_path, j);  // rank 0 alone
     };
   });
 }
@@ -48,6 +49,11 @@ json run_squeeze(const squeeze::SqueezeConfig& c, Progress& p) {
 
 json run_recover(const recover::RecoverConfig& c, Progress& p) {
   auto r = recover::recover(c, p);
+  if (const DistEnv env = DistEnv::from_environment(); env.rank > 0) {
+    std::cout << fmt::format("recover {}: its share in {:.1f}s, {:.1f} it/s\n", env.where(),
+                             r.seconds, r.iterations_per_second);
+    return r.to_json();
+  }
   std::cout << fmt::format(
       "recover {} ipc {}: {} images ({} bytes) in {:.1f}s, {:.1f} it/s, "
       "{:.0f} image-it/s, teacher top-1 on them {:.1f}%, {} restart(s){}\n",

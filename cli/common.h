@@ -48,5 +48,6 @@ void write_result(const std::string& path, const json& result);
 
 void add_stage_commands(CLI::App& app, Context& ctx);
 void add_tool_commands(CLI::App& app, Context& ctx);  // eval, labels, pipeline
+void add_launch_command(CLI::App& app, Context& ctx);
 
 }  // namespace lpld::cli

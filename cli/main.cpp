@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common.h"
+#include "core/dist.h"
 #include "core/runtime.h"
 
 namespace {
@@ -60,6 +61,20 @@ int guarded(bool verbose, Body body) {
   return 0;
 }
 
+// Only recover runs distributed so far (issue #13); any other stage under torchrun's
+// environment would silently repeat the whole work in every process, so it is refused.
+void check_distributed(const CLI::App& app) {
+  const lpld::DistEnv env = lpld::DistEnv::from_environment();
+  if (!env.distributed()) return;
+  for (const auto* sub : app.get_subcommands()) {
+    const std::string name = sub->get_name();
+    if (name != "recover" && name != "launch")
+      throw std::invalid_argument(
+          name + ": runs as one process only (WORLD_SIZE=" + std::to_string(env.world_size) +
+          "); of the stages, only recover runs distributed so far");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,7 +92,9 @@ int main(int argc, char** argv) {
   try {
     lpld::cli::add_stage_commands(app, ctx);
     lpld::cli::add_tool_commands(app, ctx);
+    lpld::cli::add_launch_command(app, ctx);
     app.parse(argc, argv);
+    check_distributed(app);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     const std::string cmd = unknown_command(app, argc, argv);

@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libtorch-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
       libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+      # the headers of the Gloo backend of c10d (multi-process runs, src/core/dist.h)
+      libgloo-dev
       dataset-fashion-mnist gnuplot-nox
       # PyTorch itself, the reference of the parity suite (tests/test_parity.cpp) and of bench/
       python3-torch python3-torchvision python3-numpy

@@ -17,31 +17,15 @@
 
 #include "core/io.h"
 #include "fixtures.h"
+#include "process.h"
 
 using namespace lpld;
 namespace fs = std::filesystem;
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    freopen(log.c_str(), "w", stderr);
-    freopen("/dev/null", "w", stdout);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int finish(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using test::finish;
+using test::spawn;
 
 // Runs `make(out)` to completion; returns its wall seconds.
 double run_whole(const std::vector<std::string>& args, const std::string& log) {

@@ -78,6 +78,29 @@ TEST(Squeeze, BadConfigNamesTheOption) {
   EXPECT_THROW(c.validate(), std::invalid_argument);
 }
 
+// The automatic teacher recipe follows the data (bench/teacher_recipes_findings.md): small for
+// grey images up to 32 px, the authors' recipe for colour ones; options a user set win.
+TEST(Squeeze, AutoRecipeFollowsTheDataAndKeepsWhatTheUserSet) {
+  squeeze::SqueezeConfig c;
+  EXPECT_EQ(c.resolved(28, 1).recipe, "small");
+  EXPECT_EQ(c.resolved(28, 1).batch_size, 64);
+  const auto colour = c.resolved(32, 3);
+  EXPECT_EQ(colour.recipe, "official");
+  EXPECT_EQ(colour.batch_size, 256);
+  EXPECT_EQ(colour.epochs, 15);
+  EXPECT_DOUBLE_EQ(colour.crop_scale_min, 0.5);
+  EXPECT_EQ(c.resolved(64, 3).recipe, "tiny");
+  EXPECT_EQ(c.resolved(224, 3).recipe, "imagenet1k");
+  c.epochs = 3;
+  std::string note;
+  const auto set = c.resolved(32, 3, &note);
+  EXPECT_EQ(set.epochs, 3);
+  EXPECT_EQ(set.batch_size, 256);
+  EXPECT_NE(note.find("epochs 3"), std::string::npos) << note;
+  c.recipe = "small";
+  EXPECT_EQ(c.resolved(32, 3).batch_size, 64);  // a named recipe is kept
+}
+
 TEST(Squeeze, StreamsImageFoldersOfVaryingSize) {
   // Images of different sizes are not loaded into memory: decoding threads crop them.
   test::TempDir dir;

@@ -1,12 +1,14 @@
 #include "recover/recover.h"
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <set>
 #include <string_view>
 
 #include "core/clock.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/lock.h"
 #include "core/runtime.h"
@@ -86,9 +88,10 @@ json unit_record(const Unit& u, const UnitResult& r, bool class_mode) {
 // Units done (reloaded or optimized) and the classes still to publish.
 class RunState {
  public:
+  // `stage` false: a rank of a distributed run keeps only unit files; rank 0 stages them all.
   RunState(const RecoverConfig& config, const ClassFolders& folders, int64_t C,
-           std::vector<int64_t> pending)
-      : config_(config), folders_(folders), C_(C), pending_(std::move(pending)) {
+           std::vector<int64_t> pending, bool stage = true)
+      : config_(config), folders_(folders), C_(C), pending_(std::move(pending)), stage_(stage) {
     class_mode_ = config.mode == "class";
     bs_ = unit_batch(config, C);
   }
@@ -97,7 +100,8 @@ class RunState {
 
   // Stages a finished unit's PNGs and keeps only its record.
   void add(const Unit& u, UnitResult r) {
-    if (class_mode_) {
+    if (!stage_) {
+    } else if (class_mode_) {
       folders_.stage(u.label, r.images, u.chunk * bs_);
     } else {  // mixed: image k of unit (j, block) is class first + k's image j
       for (int64_t k = 0; k < u.count; ++k)
@@ -110,6 +114,7 @@ class RunState {
 
   // Publishes every pending class whose units are all done.
   void publish_complete(const std::vector<std::string>& names, RecoverResult& result) {
+    if (!stage_) return;
     for (auto it = pending_.begin(); it != pending_.end();) {
       const std::vector<int64_t> ids = unit_ids_of_class(config_, C_, *it);
       if (!std::all_of(ids.begin(), ids.end(), [&](int64_t id) { return done_.count(id); })) {
@@ -154,31 +159,45 @@ class RunState {
   int64_t C_, bs_ = 0;
   bool class_mode_ = true;
   std::vector<int64_t> pending_;
+  bool stage_ = true;
   std::map<int64_t, std::pair<Unit, UnitResult>> done_;
 };
 
 // Optimizes `todo` in packs; a unit that stalls (stall.h) is run again from fresh streams
 // (attempt + 1) in a later round, up to config.stall_restarts times; a unit that stalls in
 // every attempt keeps its best attempt (lowest final loss) and is recorded as unconverged.
+// In a distributed run the groups are the one-process run's, dealt out over the ranks (`mine`
+// says which are this rank's), so each image is computed exactly as one process computes it.
 void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pack, RunState& state,
                     const std::vector<std::string>& names, RecoverResult& result,
-                    Progress& progress, int64_t& unit_iterations, int64_t& image_iterations) {
+                    Progress& progress, int64_t& unit_iterations, int64_t& image_iterations,
+                    const std::function<bool(size_t)>& mine) {
   const auto& config = *ctx.config;
   const StallRule rule{config.r_bn, config.stall_loss, config.stall_accuracy};
   std::map<int64_t, UnitResult> best;  // stalled attempts so far, by unit id
   int64_t work_done = 0;
   for (int round = 0; !todo.empty(); ++round) {
+    auto groups = make_groups(todo, pack);
+    if (round == 0) {
+      std::vector<std::vector<Unit>> kept;
+      for (size_t g = 0; g < groups.size(); ++g)
+        if (mine(g)) kept.push_back(std::move(groups[g]));
+      groups = std::move(kept);
+    }
+    int64_t units = 0;
+    for (const auto& g : groups) units += static_cast<int64_t>(g.size());
     progress.start(round == 0 ? "recover " + config.mode : "recover restarts",
-                   static_cast<int64_t>(todo.size()) * config.iterations, "it");
+                   units * config.iterations, "it");
     work_done = 0;
     std::vector<Unit> again;
-    for (const auto& group : make_groups(todo, pack)) {
+    for (const auto& group : groups) {
       auto results = optimize_group(ctx, group, progress, work_done);
       for (size_t k = 0; k < group.size(); ++k) {
         const Unit& u = group[k];
         UnitResult r = std::move(results[k]);
         unit_iterations += config.iterations;
         image_iterations += u.count * config.iterations;
+        ++result.units_optimized;
         auto prior = best.find(u.id);
         if (prior != best.end()) r.seconds += prior->second.seconds;
         r.converged =
@@ -472,11 +491,14 @@ json RecoverResult::to_json() const {
           {"image_bytes", image_bytes},
           {"pack", pack},
           {"restarts", restarts},
+          {"units_optimized", units_optimized},
           {"unconverged", unconverged},
           {"classes", cls}};
 }
 
-RecoverResult recover(const RecoverConfig& config, Progress& progress) {
+namespace {
+
+RecoverResult recover_part(const RecoverConfig& config, Progress& progress, Dist* dist) {
   config.validate();
   const auto start = Clock::now();
   const torch::Device device = parse_device(config.device);
@@ -494,26 +516,35 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
                           "(--batch-size)",
                           bs));
   }
+  // A distributed run's rank 0 binds the folder first; the others then check it.
+  if (dist && dist->rank() > 0) dist->barrier("recover: waiting for rank 0 to bind " + config.out);
   const json identity = bind_folder(config, hash_file(config.teacher));
+  if (dist && dist->rank() == 0) dist->barrier("recover: waiting for the other ranks to start");
   const auto& names = ck.meta.class_names;
   ClassFolders folders(config.out, names);
 
   // What remains: a class whose folder exists is complete; finished units of an
   // interrupted run are kept in .units/ and restaged (their PNGs are a function of the
-  // seed and config, so they come out as they were).
+  // seed and config, so they come out as they were). A rank of a distributed run takes no
+  // locks and stages nothing: it leaves unit files, which rank 0 then publishes.
   std::vector<int64_t> pending;
   for (int64_t c = first; c < last; ++c)
     if (!folders.complete(c)) pending.push_back(c);
-  auto locks = claim_classes(config, folders, pending, progress);
-  for (int64_t c : pending) folders.clear_staging(c);  // e.g. a killed write's temp file
-  RunState state(config, folders, C, pending);
+  std::vector<std::unique_ptr<FileLock>> locks;
+  if (!dist) {
+    locks = claim_classes(config, folders, pending, progress);
+    for (int64_t c : pending) folders.clear_staging(c);  // e.g. a killed write's temp file
+  }
+  RunState state(config, folders, C, pending, /*stage=*/dist == nullptr);
   std::vector<Unit> todo;
   for (const auto& u : plan_units(config, C, pending)) {
-    if (file_exists(unit_path(config.out, u.id)))
-      state.add(u, load_unit(unit_path(config.out, u.id)));
-    else
+    if (!file_exists(unit_path(config.out, u.id)))
       todo.push_back(u);
+    else if (!dist)
+      state.add(u, load_unit(unit_path(config.out, u.id)));
   }
+  // Every rank plans from the same files: none may write a unit before all have planned.
+  if (dist) dist->barrier("recover: waiting for the other ranks to plan");
 
   // Packing: on CPU small batches are efficient per image, so pack to ~32 images; on a
   // GPU fill up to ~256 (bench/recover measures this).
@@ -525,17 +556,64 @@ RecoverResult recover(const RecoverConfig& config, Progress& progress) {
   const auto optimize_start = Clock::now();
   int64_t unit_iterations = 0, image_iterations = 0;
   const GroupContext ctx = make_group_context(ck, config, device);
-  optimize_units(ctx, todo, pack, state, names, result, progress, unit_iterations,
-                 image_iterations);
-  state.publish_complete(names, result);  // units an interrupted run finished, none left to run
+  const auto mine = [&](size_t g) {
+    return !dist || static_cast<int64_t>(g) % dist->world_size() == dist->rank();
+  };
+  optimize_units(ctx, todo, pack, state, names, result, progress, unit_iterations, image_iterations,
+                 mine);
   const double opt_seconds = seconds_since(optimize_start);
   result.iterations_per_second = opt_seconds > 0 ? unit_iterations / opt_seconds : 0;
   result.image_iterations_per_second = opt_seconds > 0 ? image_iterations / opt_seconds : 0;
+  if (dist) {
+    result.seconds = seconds_since(start);
+    return result;
+  }
+  state.publish_complete(names, result);  // units an interrupted run finished, none left to run
   remove_unit_files(config, C, first, last);
-
   write_manifest(config, ck.meta, identity, folders, state, first, last, result, progress);
   result.seconds = seconds_since(start);
   return result;
+}
+
+// A distributed run (WORLD_SIZE > 1): every rank optimizes its share of the one-process
+// run's groups into unit files; rank 0 then publishes the folder from them, exactly as it
+// resumes an interrupted run. A rank that fails records why, and the others stop with it.
+RecoverResult recover_distributed(const RecoverConfig& config, Progress& progress,
+                                  const DistEnv& env) {
+  check_arg(config.classes.empty(), "--classes",
+            "a distributed run (WORLD_SIZE > 1) divides the classes itself; leave it out");
+  Dist dist(env);
+  RecoverResult result;
+  try {
+    result = recover_part(config, progress, &dist);
+  } catch (const std::exception& e) {
+    dist.report_failure(e.what());
+    throw;
+  }
+  dist.barrier("recover: waiting for the other ranks' units");
+  if (dist.rank() == 0) {
+    try {
+      RecoverResult mine = result;
+      result = recover_part(config, progress, nullptr);
+      result.iterations_per_second = mine.iterations_per_second;
+      result.image_iterations_per_second = mine.image_iterations_per_second;
+      result.units_optimized += mine.units_optimized;
+      result.seconds += mine.seconds;
+    } catch (const std::exception& e) {
+      dist.report_failure(e.what());
+      throw;
+    }
+  }
+  dist.barrier("recover: waiting for rank 0 to publish " + config.out);
+  return result;
+}
+
+}  // namespace
+
+RecoverResult recover(const RecoverConfig& config, Progress& progress) {
+  const DistEnv env = DistEnv::from_environment();
+  if (env.distributed()) return recover_distributed(config, progress, env);
+  return recover_part(config, progress, nullptr);
 }
 
 }  // namespace lpld::recover

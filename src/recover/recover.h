@@ -77,6 +77,7 @@ struct RecoverResult {
   int64_t images = 0, pack = 0;
   int64_t image_bytes = 0;
   int64_t restarts = 0;              // restarts after a stall, this run
+  int64_t units_optimized = 0;       // unit attempts this process optimized (not reloaded)
   json unconverged = json::array();  // units that stalled in every attempt: {class|batch, chunk}
   json to_json() const;
 };

@@ -12,15 +12,17 @@ namespace lpld::squeeze {
 // Teacher recipes (`--recipe`; flags override them). The teacher is a means: a recipe is
 // chosen by what the students of its synthetic images reach, not by its own top-1
 // (bench/results/teacher-recipes.md).
-//   small       the 28-32 px default (the fields' defaults below)
-//   official    the authors' recipe of the reference runs (../shared/reference): batch 256,
-//               lr 0.05, crop scale (0.5, 1), 15 epochs (their Fashion-MNIST run: 5)
+//   small       up to 32 px, grey (the fields' defaults below): 6 epochs, batch 64, crop (0.8, 1)
+//   official    up to 32 px, colour: the authors' recipe of the reference runs
+//               (../shared/reference): batch 256, lr 0.05, crop scale (0.5, 1), 15 epochs
+//               (their Fashion-MNIST run: 5)
 //   tiny        64 px, Tiny-ImageNet as SRe2L's teacher was trained (torchvision reference):
 //               50 epochs, batch 256, SGD lr 0.2, wd 1e-4, 5 warm-up epochs, crop (0.08, 1)
 //   imagenet1k  224 px, torchvision's ResNet recipe: 90 epochs, batch 256, lr 0.1, wd 1e-4,
 //               crop (0.08, 1); cosine where torchvision's V1 weights used steps
-//   auto        (default) small up to 32 px, tiny up to 64 px, imagenet1k above; when a
-//               recipe option was changed from small's value, small stays (with a warning)
+//   auto        (default) up to 32 px small (one channel) or official (colour), tiny up to
+//               64 px, imagenet1k above; recipe options set away from their defaults
+//               override the chosen recipe's values
 struct SqueezeConfig {
   std::string recipe = "auto";
   std::string data = "fashion-mnist:train";
@@ -28,8 +30,8 @@ struct SqueezeConfig {
   std::string arch = "convnet-d3-w64";
   std::string out;   // checkpoint path (required)
   std::string init;  // start from this checkpoint (epochs 0: only gather class stats)
-  // Default teacher recipe for 28-32 px data (bench/results/squeeze.md): 6 epochs of
-  // batch 64 (small batches run faster per image on CPU), mild crops.
+  // The small recipe (grey data up to 32 px; bench/results/teacher-recipes.md): 6 epochs of
+  // batch 64, mild crops.
   int64_t epochs = 6;
   int64_t batch_size = 64;
   double lr = 0.05;
@@ -50,8 +52,9 @@ struct SqueezeConfig {
   void declare(OptionSet& o);
   void apply_recipe(const std::string& name);  // sets `recipe` and its options
   void validate() const;                       // throws invalid_argument naming the option
-  // "auto" resolved for data of `image_size` px (other recipes: unchanged).
-  SqueezeConfig resolved(int64_t image_size, std::string* note = nullptr) const;
+  // "auto" resolved for data of `image_size` px and `channels` channels (other recipes:
+  // unchanged); `note` says which recipe options were set over the recipe.
+  SqueezeConfig resolved(int64_t image_size, int64_t channels, std::string* note = nullptr) const;
 };
 
 struct SqueezeResult {

@@ -1,0 +1,175 @@
+#include "core/dist.h"
+
+#include <fmt/format.h>
+#ifdef LPLD_WITH_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace lpld {
+
+namespace {
+
+int64_t env_int(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const long long x = std::strtoll(v, &end, 10);
+  if (*end != '\0' || x < lo || x > hi)
+    throw std::invalid_argument(
+        fmt::format("environment variable {}: expected an integer in "
+                    "[{}, {}], got '{}'",
+                    name, lo, hi, v));
+  return x;
+}
+
+// A collective may wait for the slowest rank's whole stage (recover of a large class range
+// takes hours); a dead peer still fails it at once, since its connection drops.
+[[maybe_unused]] constexpr std::chrono::hours kCollectiveTimeout{24 * 7};
+
+[[maybe_unused]] std::string as_string(const std::vector<uint8_t>& v) {
+  return std::string(v.begin(), v.end());
+}
+[[maybe_unused]] std::vector<uint8_t> as_bytes(const std::string& s) {
+  return {s.begin(), s.end()};
+}
+
+}  // namespace
+
+DistEnv DistEnv::from_environment() {
+  DistEnv e;
+  e.world_size = env_int("WORLD_SIZE", 1, 1, 1 << 20);
+  e.rank = env_int("RANK", 0, 0, e.world_size - 1);
+  e.local_rank = env_int("LOCAL_RANK", e.rank, 0, 1 << 20);
+  e.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
+  e.rendezvous_seconds = env_int("LPLD_RENDEZVOUS_TIMEOUT", 300, 1, 1 << 24);
+  if (const char* a = std::getenv("MASTER_ADDR"); a != nullptr && *a != '\0') e.master_addr = a;
+  return e;
+}
+
+int free_local_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  const bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  if (fd >= 0) close(fd);
+  if (!ok) throw std::runtime_error("cannot find a free TCP port on 127.0.0.1");
+  return ntohs(a.sin_port);
+}
+
+std::string DistEnv::where() const {
+  return fmt::format("rank {} of {} (store {}:{})", rank, world_size, master_addr, master_port);
+}
+
+#ifdef LPLD_WITH_GLOO
+
+struct Dist::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  int64_t round = 0;
+};
+
+Dist::Dist(const DistEnv& env) : env_(env), impl_(std::make_unique<Impl>()) {
+  try {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<uint16_t>(env.master_port);
+    o.isServer = env.rank == 0;
+    o.numWorkers = static_cast<size_t>(env.world_size);
+    o.waitWorkers = true;
+    o.timeout = std::chrono::seconds(env.rendezvous_seconds);
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    auto options = c10d::ProcessGroupGloo::Options::create(kCollectiveTimeout);
+    const bool loopback = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
+    options->devices.push_back(loopback
+                                   ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+    options->threads = 2;
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        impl_->store, static_cast<int>(env.rank), static_cast<int>(env.world_size), options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format(
+        "{}: the rendezvous failed within {} s (is rank 0 running, and {}:{} reachable?): {}",
+        env.where(), env.rendezvous_seconds, env.master_addr, env.master_port, e.what()));
+  }
+}
+
+Dist::~Dist() = default;
+
+std::string Dist::peer_failure() const {
+  try {
+    if (impl_->store->check({"lpld/failed"})) return as_string(impl_->store->get("lpld/failed"));
+  } catch (const std::exception&) {
+    return fmt::format("rank 0 is gone (the store at {}:{} no longer answers)", env_.master_addr,
+                       env_.master_port);
+  }
+  return "";
+}
+
+void Dist::barrier(const std::string& what) {
+  try {
+    c10d::BarrierOptions o;
+    o.timeout = kCollectiveTimeout;
+    impl_->group->barrier(o)->wait();
+  } catch (const std::exception& e) {
+    const std::string peer = peer_failure();
+    throw std::runtime_error(
+        fmt::format("{}: {}: {}", env_.where(), what,
+                    peer.empty() ? "a peer process stopped: " + std::string(e.what()) : peer));
+  }
+}
+
+std::vector<std::string> Dist::all_gather(const std::string& key, const std::string& mine) {
+  const std::string prefix = fmt::format("lpld/{}/{}/", impl_->round++, key);
+  std::vector<std::string> all;
+  try {
+    impl_->store->set(prefix + std::to_string(env_.rank), as_bytes(mine));
+    for (int64_t r = 0; r < env_.world_size; ++r) {
+      const std::string k = prefix + std::to_string(r);
+      impl_->store->wait({k}, kCollectiveTimeout);
+      all.push_back(as_string(impl_->store->get(k)));
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: gathering {}: {}", env_.where(), key, e.what()));
+  }
+  return all;
+}
+
+void Dist::report_failure(const std::string& message) noexcept {
+  try {
+    const std::string m = fmt::format("rank {} failed: {}", env_.rank, message);
+    impl_->store->compareSet("lpld/failed", {}, as_bytes(m));  // the first failure wins
+  } catch (...) {
+  }
+}
+
+#else  // built without Gloo's headers (CMakeLists.txt)
+
+struct Dist::Impl {};
+
+Dist::Dist(const DistEnv& env) : env_(env) {
+  throw std::runtime_error(env.where() +
+                           ": this lpld was built without Gloo (libgloo-dev), so it runs as "
+                           "one process only; unset WORLD_SIZE or rebuild with Gloo's headers");
+}
+Dist::~Dist() = default;
+std::string Dist::peer_failure() const { return ""; }
+void Dist::barrier(const std::string&) {}
+std::vector<std::string> Dist::all_gather(const std::string&, const std::string& mine) {
+  return {mine};
+}
+void Dist::report_failure(const std::string&) noexcept {}
+
+#endif
+
+}  // namespace lpld

@@ -1,0 +1,56 @@
+// Several processes on PyTorch's distributed layer (c10d), with torchrun's conventions: the
+// environment variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT name a
+// process's place and the TCPStore of the rendezvous (served by rank 0); a Gloo process
+// group carries the collectives. Never a home-made protocol: the store and the group are
+// libtorch's. `lpld launch -n N -- <stage ...>` starts N such processes on one machine.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lpld {
+
+struct DistEnv {
+  int64_t rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 29500;
+  // Seconds to wait for every rank at the rendezvous (LPLD_RENDEZVOUS_TIMEOUT, default 300).
+  int64_t rendezvous_seconds = 300;
+
+  // From the environment; one process when WORLD_SIZE is unset. A bad value is an error
+  // naming the variable.
+  static DistEnv from_environment();
+  bool distributed() const { return world_size > 1; }
+  std::string where() const;  // "rank R of N (store ADDR:PORT)"
+};
+
+// A TCP port free on 127.0.0.1 now (the kernel's choice), for a one-machine rendezvous.
+int free_local_port();
+
+// One process's membership of the group. Collectives wait as long as the slowest rank's
+// work (a stage's barrier may wait hours) but fail at once when a peer's connection drops:
+// a rank that failed records its message in the store first, so the others can name it.
+class Dist {
+ public:
+  explicit Dist(const DistEnv& env);
+  ~Dist();
+  const DistEnv& env() const { return env_; }
+  int64_t rank() const { return env_.rank; }
+  int64_t world_size() const { return env_.world_size; }
+
+  // Every rank reaches this point, or an error says which failed and why.
+  void barrier(const std::string& what);
+  // Every rank's `mine`, in rank order (through the store; for small records).
+  std::vector<std::string> all_gather(const std::string& key, const std::string& mine);
+  // Records this rank's failure for the others (best effort: the store may be gone).
+  void report_failure(const std::string& message) noexcept;
+
+ private:
+  std::string peer_failure() const;  // the first failure a rank recorded, or ""
+  struct Impl;  // the c10d TCPStore and ProcessGroupGloo (their headers stay in dist.cpp)
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lpld

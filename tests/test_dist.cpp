@@ -1,0 +1,159 @@
+// Distributed runs over c10d (Gloo on 127.0.0.1, a TCPStore rendezvous): recover over 2 and
+// 3 processes writes the same images as one process, byte for byte; a rank that cannot reach
+// the store stops with the address; a rank whose peer dies stops with an error instead of
+// hanging; stages that do not run distributed yet refuse torchrun's environment.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "core/dist.h"
+#include "core/io.h"
+#include "fixtures.h"
+#include "process.h"
+
+using namespace lpld;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string bin() {
+  const char* b = std::getenv("LPLD_BINARY");
+  return b ? b : "";
+}
+
+#define REQUIRE_BINARY() \
+  if (bin().empty()) GTEST_SKIP() << "LPLD_BINARY not set"
+
+using test::finish;
+
+// Starts the binary (--quiet, one thread) with `env` added; stderr goes to `log`.
+pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+            const std::string& log) {
+  std::vector<std::string> all = {bin(), "--quiet", "--threads", "1"};
+  all.insert(all.end(), args.begin(), args.end());
+  return test::spawn(all, log, env);
+}
+
+int run(const std::vector<std::string>& args, const std::string& log,
+        const std::map<std::string, std::string>& env = {}) {
+  return finish(spawn(args, env, log));
+}
+
+// Every PNG under `dir`: relative path -> bytes.
+std::map<std::string, std::string> pngs(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().extension() == ".png")
+      out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
+  return out;
+}
+
+std::vector<std::string> recover_args(const std::string& mode, const std::string& pack,
+                                      const std::string& out) {
+  return {"recover", "--teacher",    test::toy().teacher,
+          "--mode",  mode,           "--ipc",
+          "4",       "--iterations", "40",
+          "--pack",  pack,           "--out",
+          out};
+}
+
+// `units`: how many units (of 3 classes x 4 images) the one-process run optimizes; with N
+// processes rank 0 optimizes only its groups (group g goes to rank g mod N), `rank0[N]`.
+void expect_same_folder_from_n_processes(const std::string& mode, const std::string& pack,
+                                         int64_t units,
+                                         const std::map<std::string, int64_t>& rank0) {
+  test::TempDir dir;
+  auto single = recover_args(mode, pack, dir.path("one"));
+  single.insert(single.end(), {"--json", dir.path("one.json")});
+  ASSERT_EQ(run(single, dir.path("one.log")), 0) << read_file(dir.path("one.log"));
+  const auto one = pngs(dir.path("one"));
+  ASSERT_EQ(one.size(), 12u);
+  EXPECT_EQ(read_json(dir.path("one.json"))["units_optimized"].get<int64_t>(), units);
+  for (const char* n : {"2", "3"}) {
+    const std::string out = dir.path(std::string("n") + n), log = out + ".log";
+    auto args = recover_args(mode, pack, out);
+    args.insert(args.begin(), {"launch", "-n", n, "--"});
+    args.insert(args.end(), {"--json", out + ".json"});
+    ASSERT_EQ(run(args, log), 0) << read_file(log);
+    EXPECT_EQ(read_json(out + ".json")["units_optimized"].get<int64_t>(), rank0.at(n))
+        << "rank 0 did not leave the other ranks their share";
+    EXPECT_TRUE(pngs(out) == one) << n << " processes wrote other images than one";
+    EXPECT_TRUE(read_json(out + "/manifest.json")["complete"].get<bool>());
+    EXPECT_FALSE(fs::exists(out + "/.units")) << "unit files left behind";
+  }
+}
+
+}  // namespace
+
+// Class mode in packs of 2 classes: the groups of the one-process run are dealt out whole.
+TEST(Dist, ClassModeRecoverOverTwoAndThreeProcessesEqualsOneProcess) {
+  REQUIRE_BINARY();
+  // 3 units in groups {0, 1}, {2}: rank 0 has 2 with 2 processes, 1 with 3 (the third: none)
+  expect_same_folder_from_n_processes("class", "2", 3, {{"2", 2}, {"3", 2}});
+}
+
+// Mixed mode: every batch holds every class, so ranks share classes; rank 0 publishes.
+TEST(Dist, MixedModeRecoverOverTwoAndThreeProcessesEqualsOneProcess) {
+  REQUIRE_BINARY();
+  // 4 units (one per image index), one per group: rank 0 has groups 0, 2 / 0, 3
+  expect_same_folder_from_n_processes("mixed", "1", 4, {{"2", 2}, {"3", 2}});
+}
+
+TEST(Dist, UnreachableStoreStopsWithItsAddress) {
+  REQUIRE_BINARY();
+  test::TempDir dir;
+  const std::string port = std::to_string(free_local_port()), log = dir.path("r1.log");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(run(recover_args("class", "1", dir.path("out")), log,
+                {{"RANK", "1"},
+                 {"WORLD_SIZE", "2"},
+                 {"MASTER_ADDR", "127.0.0.1"},
+                 {"MASTER_PORT", port},
+                 {"LPLD_RENDEZVOUS_TIMEOUT", "2"}}),
+            1);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60);
+  EXPECT_NE(read_file(log).find("127.0.0.1:" + port), std::string::npos) << read_file(log);
+}
+
+// Rank 0 (which serves the store) is killed mid-run: rank 1 stops with an error when it
+// reaches the end of its share, instead of waiting for ever.
+TEST(Dist, APeerThatDiesStopsTheOtherRank) {
+  REQUIRE_BINARY();
+  test::TempDir dir;
+  const std::map<std::string, std::string> base = {
+      {"WORLD_SIZE", "2"},
+      {"MASTER_ADDR", "127.0.0.1"},
+      {"MASTER_PORT", std::to_string(free_local_port())}};
+  auto env0 = base, env1 = base;
+  env0["RANK"] = "0", env1["RANK"] = "1";
+  // Packs of 2 over 3 classes: rank 0 gets classes 0-1, rank 1 class 2.
+  auto args = recover_args("class", "2", dir.path("out"));
+  args[8] = "3000";  // --iterations: rank 0 is still at work when it is killed
+  const pid_t r0 = spawn(args, env0, dir.path("r0.log"));
+  const pid_t r1 = spawn(args, env1, dir.path("r1.log"));
+  for (int i = 0; i < 600 && !fs::exists(dir.path("out/recover.json")); ++i) usleep(10000);
+  usleep(500000);
+  kill(r0, SIGKILL);
+  finish(r0);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(finish(r1), 1) << read_file(dir.path("r1.log"));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300);
+  EXPECT_NE(read_file(dir.path("r1.log")).find("rank 1 of 2"), std::string::npos)
+      << read_file(dir.path("r1.log"));
+}
+
+TEST(Dist, StagesThatDoNotRunDistributedRefuseTorchrunsEnvironment) {
+  REQUIRE_BINARY();
+  test::TempDir dir;
+  const std::string log = dir.path("s.log");
+  EXPECT_EQ(run({"squeeze", "--out", dir.path("t.safetensors")}, log,
+                {{"RANK", "0"}, {"WORLD_SIZE", "2"}}),
+            2);
+  EXPECT_NE(read_file(log).find("only recover runs distributed"), std::string::npos)
+      << read_file(log);
+}
