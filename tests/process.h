@@ -12,6 +12,16 @@
 
 namespace lpld::test {
 
+// The lpld binary under test (CTest sets LPLD_BINARY), or "" when it is not known.
+inline std::string lpld_binary() {
+  const char* b = std::getenv("LPLD_BINARY");
+  return b ? b : "";
+}
+
+// Skips a test that runs the binary when there is none.
+#define LPLD_REQUIRE_BINARY() \
+  if (lpld::test::lpld_binary().empty()) GTEST_SKIP() << "LPLD_BINARY not set"
+
 // Starts `argv` (argv[0]: the program's path) with `env` added; stderr goes to `log`,
 // stdout is discarded.
 inline pid_t spawn(const std::vector<std::string>& argv, const std::string& log,

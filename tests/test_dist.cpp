@@ -21,13 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string bin() {
-  const char* b = std::getenv("LPLD_BINARY");
-  return b ? b : "";
-}
-
-#define REQUIRE_BINARY() \
-  if (bin().empty()) GTEST_SKIP() << "LPLD_BINARY not set"
+std::string bin() { return test::lpld_binary(); }
 
 using test::finish;
 
@@ -92,20 +86,20 @@ void expect_same_folder_from_n_processes(const std::string& mode, const std::str
 
 // Class mode in packs of 2 classes: the groups of the one-process run are dealt out whole.
 TEST(Dist, ClassModeRecoverOverTwoAndThreeProcessesEqualsOneProcess) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   // 3 units in groups {0, 1}, {2}: rank 0 has 2 with 2 processes, 1 with 3 (the third: none)
   expect_same_folder_from_n_processes("class", "2", 3, {{"2", 2}, {"3", 2}});
 }
 
 // Mixed mode: every batch holds every class, so ranks share classes; rank 0 publishes.
 TEST(Dist, MixedModeRecoverOverTwoAndThreeProcessesEqualsOneProcess) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   // 4 units (one per image index), one per group: rank 0 has groups 0, 2 / 0, 3
   expect_same_folder_from_n_processes("mixed", "1", 4, {{"2", 2}, {"3", 2}});
 }
 
 TEST(Dist, UnreachableStoreStopsWithItsAddress) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string port = std::to_string(free_local_port()), log = dir.path("r1.log");
   const auto t0 = std::chrono::steady_clock::now();
@@ -123,7 +117,7 @@ TEST(Dist, UnreachableStoreStopsWithItsAddress) {
 // Rank 0 (which serves the store) is killed mid-run: rank 1 stops with an error when it
 // reaches the end of its share, instead of waiting for ever.
 TEST(Dist, APeerThatDiesStopsTheOtherRank) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::map<std::string, std::string> base = {
       {"WORLD_SIZE", "2"},
@@ -148,7 +142,7 @@ TEST(Dist, APeerThatDiesStopsTheOtherRank) {
 }
 
 TEST(Dist, StagesThatDoNotRunDistributedRefuseTorchrunsEnvironment) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string log = dir.path("s.log");
   EXPECT_EQ(run({"squeeze", "--out", dir.path("t.safetensors")}, log,

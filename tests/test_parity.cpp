@@ -55,6 +55,14 @@ void fixtures(const std::string& which, const std::string& dir, const std::strin
 }
 
 // max |a - b| / max |b|
+// IPC images of the toy teacher (5 recover iterations) in dir/img, for tests that need a store.
+recover::RecoverConfig toy_images(const test::TempDir& dir, int64_t ipc) {
+  recover::RecoverConfig rc;
+  rc.teacher = test::toy().teacher, rc.out = dir.path("img"), rc.ipc = ipc, rc.iterations = 5;
+  recover::recover(rc, Progress::null());
+  return rc;
+}
+
 double max_rel_err(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item<double>();
 }
@@ -280,9 +288,7 @@ TEST(Parity, KnowledgeDistillationLossIsKlDivBatchmean) {
 TEST(Parity, NumpyReadsCheckpointsAndLabelStoresAsLpldDoes) {
   REQUIRE_TORCH();
   test::TempDir dir;
-  recover::RecoverConfig rc;
-  rc.teacher = test::toy().teacher, rc.out = dir.path("img"), rc.ipc = 2, rc.iterations = 5;
-  recover::recover(rc, Progress::null());
+  const recover::RecoverConfig rc = toy_images(dir, 2);
   relabel::RelabelConfig lc;
   lc.teacher = rc.teacher, lc.images = rc.out, lc.out = dir.path("l.lpld");
   lc.epochs = 3, lc.batch_size = 4, lc.prune_ratio = 0.3;
@@ -348,9 +354,7 @@ TEST(Parity, PyTorchTrainedTeacherEvaluatesAlikeAndDistills) {
 TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
   REQUIRE_TORCH();
   test::TempDir dir;
-  recover::RecoverConfig rc;
-  rc.teacher = test::toy().teacher, rc.out = dir.path("img"), rc.ipc = 3, rc.iterations = 5;
-  recover::recover(rc, Progress::null());
+  const recover::RecoverConfig rc = toy_images(dir, 3);
   struct Case {
     int64_t topk;
     const char* values;
@@ -403,9 +407,7 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
 TEST(Parity, PyTorchExampleTrainsFromAStore) {
   REQUIRE_TORCH();
   test::TempDir dir;
-  recover::RecoverConfig rc;
-  rc.teacher = test::toy().teacher, rc.out = dir.path("img"), rc.ipc = 3, rc.iterations = 5;
-  recover::recover(rc, Progress::null());
+  const recover::RecoverConfig rc = toy_images(dir, 3);
   relabel::RelabelConfig lc;
   lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4, lc.topk = 2;
   lc.logits = "int8", lc.out = dir.path("l.lpld");

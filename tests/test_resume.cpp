@@ -139,23 +139,17 @@ void kill_test(const std::function<std::vector<std::string>(const std::string&)>
   expect_no_leftovers(killed);
 }
 
-std::string bin() {
-  const char* b = std::getenv("LPLD_BINARY");
-  return b ? b : "";
-}
+std::string bin() { return test::lpld_binary(); }
 std::vector<std::string> cli(std::vector<std::string> args) {
   args.insert(args.begin(), {bin(), "--quiet", "--threads", "1"});
   return args;
 }
 bool png(const fs::path& p) { return p.extension() == ".png"; }
 
-#define REQUIRE_BINARY() \
-  if (bin().empty()) GTEST_SKIP() << "LPLD_BINARY not set"
-
 }  // namespace
 
 TEST(Resume, SqueezeKilledTwiceWritesTheSameTeacher) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   kill_test(
       [](const std::string& out) {
         return cli({"squeeze", "--data", test::toy().train, "--val", test::toy().val, "--arch",
@@ -165,7 +159,7 @@ TEST(Resume, SqueezeKilledTwiceWritesTheSameTeacher) {
 }
 
 TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   kill_test(
       [](const std::string& out) {
         return cli({"recover", "--teacher", test::toy().teacher, "--ipc", "4", "--batch-size", "2",
@@ -176,7 +170,7 @@ TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
 }
 
 TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string images = dir.path("img"), labels = dir.path("l.lpld");
   ASSERT_EQ(finish(spawn(cli({"recover", "--teacher", test::toy().teacher, "--ipc", "3",
@@ -200,7 +194,7 @@ TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
 // A full disk during recover fails with one line naming the file; once there is room, the
 // re-run finishes from where it was and leaves nothing behind.
 TEST(Resume, FullDiskFailsCleanlyAndTheRerunFinishes) {
-  REQUIRE_BINARY();
+  LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string mnt = dir.path("small");
   fs::create_directories(mnt);

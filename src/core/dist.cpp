@@ -77,7 +77,6 @@ std::string DistEnv::where() const {
 struct Dist::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
-  int64_t round = 0;
 };
 
 Dist::Dist(const DistEnv& env) : env_(env), impl_(std::make_unique<Impl>()) {
@@ -129,22 +128,6 @@ void Dist::barrier(const std::string& what) {
   }
 }
 
-std::vector<std::string> Dist::all_gather(const std::string& key, const std::string& mine) {
-  const std::string prefix = fmt::format("lpld/{}/{}/", impl_->round++, key);
-  std::vector<std::string> all;
-  try {
-    impl_->store->set(prefix + std::to_string(env_.rank), as_bytes(mine));
-    for (int64_t r = 0; r < env_.world_size; ++r) {
-      const std::string k = prefix + std::to_string(r);
-      impl_->store->wait({k}, kCollectiveTimeout);
-      all.push_back(as_string(impl_->store->get(k)));
-    }
-  } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("{}: gathering {}: {}", env_.where(), key, e.what()));
-  }
-  return all;
-}
-
 void Dist::report_failure(const std::string& message) noexcept {
   try {
     const std::string m = fmt::format("rank {} failed: {}", env_.rank, message);
@@ -165,9 +148,6 @@ Dist::Dist(const DistEnv& env) : env_(env) {
 Dist::~Dist() = default;
 std::string Dist::peer_failure() const { return ""; }
 void Dist::barrier(const std::string&) {}
-std::vector<std::string> Dist::all_gather(const std::string&, const std::string& mine) {
-  return {mine};
-}
 void Dist::report_failure(const std::string&) noexcept {}
 
 #endif

@@ -41,8 +41,6 @@ class Dist {
 
   // Every rank reaches this point, or an error says which failed and why.
   void barrier(const std::string& what);
-  // Every rank's `mine`, in rank order (through the store; for small records).
-  std::vector<std::string> all_gather(const std::string& key, const std::string& mine);
   // Records this rank's failure for the others (best effort: the store may be gone).
   void report_failure(const std::string& message) noexcept;
 
