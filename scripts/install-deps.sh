@@ -7,6 +7,9 @@ pkgs=(cmake ninja-build g++ pkg-config
       libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       # the headers of the Gloo backend of c10d (multi-process runs, src/core/dist.h)
       libgloo-dev
+      # an optimized BLAS behind libtorch's matrix products (the reference BLAS of a fresh
+      # machine makes 1000-class heads a bottleneck: bench/results/scale.md)
+      libopenblas0-pthread
       dataset-fashion-mnist gnuplot-nox
       # PyTorch itself, the reference of the parity suite (tests/test_parity.cpp) and of bench/
       python3-torch python3-torchvision python3-numpy

@@ -1,4 +1,5 @@
-// Core utilities: tensor files, atomic writes, the replayable RNG, declared options.
+// Core utilities: tensor files, atomic writes, the replayable RNG, declared options, the serial
+// worker.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include "core/options.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "core/worker.h"
 #include "test_util.h"
 
 using namespace lpld;
@@ -124,4 +126,30 @@ TEST(Options, YamlSetsFieldsAndRejectsUnknownKeysAndBadValues) {
     EXPECT_NE(std::string(e.what()).find("epochs"), std::string::npos);
   }
   EXPECT_EQ(config_json(c)["epochs"], 7);
+}
+
+// relabel's planner and writer: tasks run in submission order on one thread that outlives
+// them all (not a thread per task), exceptions reach the caller, and the destructor runs
+// what is still queued.
+TEST(SerialWorker, RunsTasksInOrderOnOneThreadAndPassesExceptions) {
+  std::vector<int> order;
+  std::vector<std::thread::id> ids;
+  {
+    SerialWorker worker;
+    std::vector<std::future<int>> results;
+    for (int i = 0; i < 50; ++i)
+      results.push_back(worker.submit([&, i] {
+        order.push_back(i);
+        ids.push_back(std::this_thread::get_id());
+        return i * i;
+      }));
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(results[i].get(), i * i);
+    auto failing = worker.submit([]() -> int { throw std::runtime_error("task failed"); });
+    EXPECT_THROW(failing.get(), std::runtime_error);
+    for (int i = 50; i < 60; ++i) worker.submit([&, i] { order.push_back(i); });
+  }
+  ASSERT_EQ(order.size(), 60u);
+  for (int i = 0; i < 60; ++i) EXPECT_EQ(order[i], i);
+  for (const auto& id : ids) EXPECT_EQ(id, ids.front());
+  EXPECT_NE(ids.front(), std::this_thread::get_id());
 }

@@ -1,5 +1,5 @@
 // Kill tests (issue: nothing lost): every stage is run to completion once, then again with
-// SIGKILL at two points (after a few saved resume states, counts drawn from a fixed seed),
+// SIGKILL at three points (after a few saved resume states, counts drawn from a fixed seed),
 // resumed each time; the final outputs must equal the uninterrupted run's byte for byte, and
 // nothing may be left behind (temp files, partial stores, resume states, locks). A disk-full
 // test runs on a small tmpfs where mounting one is allowed (root), and is skipped otherwise.
@@ -105,10 +105,11 @@ void expect_no_leftovers(const std::string& dir) {
 
 // The kill test of one stage: `args(out)` makes `out`; `keep` picks the files to compare;
 // `marker` (relative to `out`, "" for `out` itself) exists only once the stage is done.
-// `watch` (relative to the directory holding `out`) is where the stage saves resume states.
+// `watch` (relative to the directory holding `out`) is where the stage saves resume states;
+// `stride` changes of it count as one saved state (a label store grows record by record).
 void kill_test(const std::function<std::vector<std::string>(const std::string&)>& args,
                const std::function<bool(const fs::path&)>& keep, uint32_t seed,
-               const std::string& marker, const std::string& watch) {
+               const std::string& marker, const std::string& watch, int stride = 1) {
   test::TempDir dir;
   // Both runs write the same path (outputs record their config, paths included); the
   // uninterrupted run's outputs are moved aside before the killed run starts.
@@ -117,12 +118,13 @@ void kill_test(const std::function<std::vector<std::string>(const std::string&)>
   fs::create_directories(killed);
   run_whole(args(out_killed), dir.path("whole.log"));
   fs::rename(out_killed, out_whole);
-  // Two kills, each after a few saved states and a random part of the next interval.
+  // Three kills (the issue's three random points), each after a few saved states and a
+  // random part of the next interval.
   std::mt19937 gen(seed);
   std::uniform_int_distribution<int> saves(1, 3);
   std::uniform_real_distribution<double> extra(0.0, 0.9);
-  for (const char* log : {"k1.log", "k2.log"}) {
-    const int n = saves(gen);
+  for (const char* log : {"k1.log", "k2.log", "k3.log"}) {
+    const int n = saves(gen) * stride;
     run_killed(args(out_killed), killed + "/" + watch, n, extra(gen), dir.path(log));
   }
   EXPECT_FALSE(fs::exists(marker.empty() ? out_killed : out_killed + "/" + marker))
@@ -148,7 +150,7 @@ bool png(const fs::path& p) { return p.extension() == ".png"; }
 
 }  // namespace
 
-TEST(Resume, SqueezeKilledTwiceWritesTheSameTeacher) {
+TEST(Resume, SqueezeKilledThriceWritesTheSameTeacher) {
   LPLD_REQUIRE_BINARY();
   kill_test(
       [](const std::string& out) {
@@ -158,7 +160,7 @@ TEST(Resume, SqueezeKilledTwiceWritesTheSameTeacher) {
       [](const fs::path&) { return true; }, 1, "", "out.state");
 }
 
-TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
+TEST(Resume, RecoverKilledThriceInPackedGroupsWritesTheSameImages) {
   LPLD_REQUIRE_BINARY();
   kill_test(
       [](const std::string& out) {
@@ -169,7 +171,7 @@ TEST(Resume, RecoverKilledTwiceInPackedGroupsWritesTheSameImages) {
       png, 2, "000_hstripes", "out/.units");
 }
 
-TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
+TEST(Resume, TrainKilledThriceWritesTheSameStudent) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string images = dir.path("img"), labels = dir.path("l.lpld");
@@ -189,6 +191,24 @@ TEST(Resume, TrainKilledTwiceWritesTheSameStudent) {
       },
       [](const fs::path& p) { return p.filename() == "student.safetensors"; }, 3, "result.json",
       "out/train-state.safetensors");
+}
+
+// relabel resumes from the last verified record of its partial store; the kills land after
+// a few dozen record writes each.
+TEST(Resume, RelabelKilledThriceWritesTheSameStore) {
+  LPLD_REQUIRE_BINARY();
+  test::TempDir dir;
+  const std::string images = dir.path("img");
+  ASSERT_EQ(finish(spawn(cli({"recover", "--teacher", test::toy().teacher, "--ipc", "3",
+                              "--iterations", "20", "--out", images}),
+                         dir.path("r.log"))),
+            0);
+  kill_test(
+      [&](const std::string& out) {
+        return cli({"relabel", "--teacher", test::toy().teacher, "--images", images, "--epochs",
+                    "6000", "--batch-size", "3", "--out", out});
+      },
+      [](const fs::path&) { return true; }, 4, "", "out.partial", 20);
 }
 
 // A full disk during recover fails with one line naming the file; once there is room, the

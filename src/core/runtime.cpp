@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -47,7 +48,12 @@ F blas_symbol(const char* name) {
 int set_threads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
-  if (auto set = blas_symbol<SetThreads>("openblas_set_num_threads")) set(threads);
+  // OpenBLAS runs on the calling thread unless OPENBLAS_NUM_THREADS says otherwise: lpld's
+  // matrix products (the classifier heads) are small next to its convolutions, and idle
+  // OpenBLAS workers spin (sched_yield) on the cores libtorch's OpenMP threads need; with
+  // one BLAS worker per core, train at 1000 classes ran 1.8x slower (bench/results/scale.md).
+  auto set = blas_symbol<SetThreads>("openblas_set_num_threads");
+  if (set && !std::getenv("OPENBLAS_NUM_THREADS")) set(1);
   return threads;
 }
 

@@ -12,8 +12,9 @@ namespace lpld {
 torch::Device parse_device(const std::string& spec);
 
 // Sets libtorch's intra-op threads: `threads` <= 0 means all cores (Debian's libtorch
-// defaults to one). An OpenBLAS behind libtorch gets the same number, so BLAS calls and
-// OpenMP regions do not oversubscribe the cores. Returns the number in use.
+// defaults to one). An OpenBLAS behind libtorch gets one thread (the caller's) unless
+// OPENBLAS_NUM_THREADS is set, so its spinning workers do not take the cores from the
+// OpenMP regions. Returns the number in use.
 int set_threads(int threads);
 
 // What computed a result, as every result records it: libtorch's version, its threads, and

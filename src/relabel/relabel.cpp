@@ -1,10 +1,12 @@
 #include "relabel/relabel.h"
 
+#include <deque>
 #include <future>
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "core/worker.h"
 #include "labels/image_set.h"
 #include "labels/label_store.h"
 #include "labels/replay.h"
@@ -151,31 +153,35 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
     }
     return g;
   };
-  std::future<void> pending_write;
-  auto next = std::async(std::launch::async, prepare, first);
+  // (after everything their tasks use, so they finish first on the way out)
+  SerialWorker planning, writing;
+  std::deque<std::future<void>> writes;  // in flight, oldest first
+  auto next = planning.submit([&] { return prepare(first); });
   int64_t views = 0;
   for (int64_t s0 = first; s0 < h.steps_kept; s0 += group) {
     StepGroup g = next.get();
-    if (s0 + group < h.steps_kept) next = std::async(std::launch::async, prepare, s0 + group);
+    if (s0 + group < h.steps_kept) next = planning.submit([&, s0] { return prepare(s0 + group); });
     std::vector<torch::Tensor> batches;
     for (size_t k = 0; k < g.plans.size(); ++k)
       batches.push_back(
           labels::render_step(g.images[k].to(device), norm, g.plans[k], h.image_size));
     auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
-    // The writer runs behind the next forward.
-    if (pending_write.valid()) pending_write.get();
-    pending_write = std::async(std::launch::async, [&writer, logits, plans = g.plans] {
+    // The writer runs behind the next forwards, a few groups deep: waiting for each write
+    // before the next forward left the main thread idle whenever the writer thread was not
+    // scheduled at once (int8/int4 rows take a dozen small ops to encode).
+    while (writes.size() >= 4) writes.front().get(), writes.pop_front();
+    writes.push_back(writing.submit([&writer, logits, plans = g.plans] {
       int64_t row = 0;
       for (const auto& p : plans) {
         const int64_t n = static_cast<int64_t>(p.indices.size());
         writer.append(p.step, logits.narrow(0, row, n), p);
         row += n;
       }
-    });
+    }));
     for (const auto& p : g.plans) views += static_cast<int64_t>(p.indices.size());
     progress.update(s0 - first + static_cast<int64_t>(g.plans.size()));
   }
-  if (pending_write.valid()) pending_write.get();
+  for (auto& w : writes) w.get();
   writer.commit();
   progress.finish();
 
