@@ -6,7 +6,8 @@
 # CIFAR-10 IPC 10 when LPLD_CIFAR10 names its ImageFolder (bench/cifar10.sh). lpld's defaults
 # make the teacher and images (`lpld pipeline`, reused when present); each method relabels and
 # trains from them. Writes bench/results/labels-frontier.{md,json,png}. Resumable.
-# SETS="fmnist-ipc10 fmnist-ipc50 cifar10-ipc10" selects data sets.
+# SETS="fmnist-ipc10 fmnist-ipc50 cifar10-ipc10" selects data sets; METHODS="prune prune+int4"
+# and RATIOS="0 0.98 0.99" keep only those methods and prune ratios (a partial run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lpld=${LPLD:-./build/lpld}
@@ -18,7 +19,7 @@ methods=(
   "quant-int8|--logits int8||0"
   "quant-int4|--logits int4||0"
   "quant-top2-int8|--logits int8 --topk 2||0"
-  "prune+int4|--logits int4||0.9 0.975 0.99"
+  "prune+int4|--logits int4||0.9 0.975 0.98 0.99"
   "prune+top3-int8|--logits int8 --topk 3||0.9 0.975 0.99"
   "prune+dkr-ca|--logits fp16|--temperature-schedule step --student-temperature-search|0.975 0.99 0.995"
   "prune+int4+dkr-ca|--logits int4|--temperature-schedule step --student-temperature-search|0.9 0.975 0.99"
@@ -45,7 +46,9 @@ for set in ${SETS:-fmnist-ipc10 fmnist-ipc50 cifar10-ipc10}; do
   images=$b/images/class-ipc${set##*-ipc}
   for m in "${methods[@]}"; do
     IFS='|' read -r name relabel_opts train_opts ratios <<< "$m"
+    [ -n "${METHODS:-}" ] && [[ " $METHODS " != *" $name "* ]] && continue
     for r in $ratios; do
+      [ -n "${RATIOS:-}" ] && [[ " $RATIOS " != *" $r "* ]] && continue
       store=$w/$set/labels/$name-r$r.lpld
       [ -f $store ] || "$lpld" --quiet relabel --teacher $b/teacher.safetensors --images $images \
         --epochs 300 --batch-size 20 --prune-ratio $r $relabel_opts --out $store \

@@ -168,7 +168,7 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
     auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
     // The writer runs behind the next forwards, a few groups deep: waiting for each write
     // before the next forward left the main thread idle whenever the writer thread was not
-    // scheduled at once (int8/int4 rows take a dozen small ops to encode).
+    // scheduled at once.
     while (writes.size() >= 4) writes.front().get(), writes.pop_front();
     writes.push_back(writing.submit([&writer, logits, plans = g.plans] {
       int64_t row = 0;
