@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Re-run time after a SIGKILL (issue: nothing lost): each stage runs once whole (T seconds),
+# then 3 times killed at a random fraction f of T (seeded) and re-run to completion. The
+# re-run must take at most the remaining work plus one checkpoint interval plus the fixed
+# start-up: (1 - f) T + interval + startup, startup = wall - the stage's own seconds of the
+# whole run. Outputs are compared with the whole run's (byte for byte). Fashion-MNIST, the
+# teacher and images of bench/labels_frontier.sh's fmnist-ipc10 base (made when missing).
+# Writes bench/results/resume-time.{md,json}. About 10 min.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lpld=$(realpath ${LPLD:-./build/lpld})
+w=$(pwd)/bench/work/resume-time
+b=$(pwd)/bench/work/frontier/fmnist-ipc10/base
+[ -f $b/teacher.safetensors ] || SETS=fmnist-ipc10 METHODS=none bench/labels_frontier.sh
+rm -rf $w && mkdir -p $w
+img=$b/images/class-ipc10
+[ -f $w/labels.lpld ] || "$lpld" --quiet relabel --teacher $b/teacher.safetensors --images $img \
+  --epochs 300 --batch-size 20 --out $w/labels.lpld > /dev/null
+# name | interval (what one checkpoint is worth, as a fraction of the work) | output to compare | args
+stages=(
+  "squeeze|0.5|out|squeeze --data fashion-mnist:train --val fashion-mnist:test --recipe small --epochs 2"
+  "recover|0.1667|out|recover --teacher $b/teacher.safetensors --ipc 10 --iterations 600 --checkpoint-every 100"
+  "relabel|0.001|out|relabel --teacher $b/teacher.safetensors --images $img --epochs 1000 --batch-size 20"
+  "train|0.0833|out/student.safetensors|train --images $img --labels $w/labels.lpld --val fashion-mnist:test --recipe small --epochs 300 --checkpoint-every 25"
+)
+fracs=(0.23 0.51 0.78)  # the kill points, fixed so a re-run of the bench kills at the same places
+same() {  # the outputs of two runs: files byte for byte, folders by their PNGs
+  if [ -f "$1" ]; then cmp -s "$1" "$2"; else
+    (cd "$1" && find . -name '*.png' | sort | xargs sha1sum) > $w/a.sum
+    (cd "$2" && find . -name '*.png' | sort | xargs sha1sum) > $w/b.sum
+    cmp -s $w/a.sum $w/b.sum && [ -s $w/a.sum ]
+  fi
+}
+echo '[' > $w/rows.json
+first=1
+for s in "${stages[@]}"; do
+  IFS='|' read -r name interval cmp_path args <<< "$s"
+  d=$w/$name && mkdir -p $d/whole
+  t0=$(date +%s.%N)
+  (cd $d/whole && "$lpld" --quiet $args --out out --json whole.json > /dev/null)
+  T=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")  # (bc drops the leading 0)
+  work=$(/usr/bin/python3 -c "import json;print(json.load(open('$d/whole/whole.json'))['seconds'])")
+  for f in "${fracs[@]}"; do
+    k=$d/kill-$f && mkdir -p $k
+    kill_at=$(printf '%.3f' "$(echo "$T * $f" | bc)")
+    (cd $k && timeout -s KILL $kill_at "$lpld" --quiet $args --out out > /dev/null 2>&1) || true
+    t0=$(date +%s.%N)
+    (cd $k && "$lpld" --quiet $args --out out > /dev/null)
+    R=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")
+    ok=false; same $d/whole/$cmp_path $k/$cmp_path && ok=true
+    [ $first = 1 ] || echo ',' >> $w/rows.json; first=0
+    printf '{"stage": "%s", "whole": %s, "work": %s, "interval": %s, "kill_fraction": %s, "rerun": %s, "identical": %s}\n' \
+      $name $T $work $interval $f $R $ok >> $w/rows.json
+  done
+done
+echo ']' >> $w/rows.json
+/usr/bin/python3 - $w/rows.json <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+md = ["# Re-run time after SIGKILL", "",
+      "Command: `bench/resume_time.sh` (Fashion-MNIST, 2 threads). Each stage whole once (T), then",
+      "killed at 0.23 / 0.51 / 0.78 of T and re-run to completion. Bound: (1 - f) T + one checkpoint",
+      "interval (as a share of the stage's own seconds) + start-up (T minus the stage's own seconds).",
+      "Wall times on this machine vary by about 15 % between identical runs, and T is one run.", "",
+      "| stage | T s | kill at | re-run s | bound s | within | output identical |",
+      "| --- | --- | --- | --- | --- | --- | --- |"]
+for r in rows:
+    startup = r["whole"] - r["work"]
+    r["bound"] = (1 - r["kill_fraction"]) * r["whole"] + r["interval"] * r["work"] + startup
+    r["within"] = r["rerun"] <= r["bound"]
+    md.append(f"| {r['stage']} | {r['whole']:.1f} | {r['kill_fraction']:.2f} | {r['rerun']:.1f} | "
+              f"{r['bound']:.1f} | {'yes' if r['within'] else 'NO'} | {'yes' if r['identical'] else 'NO'} |")
+md += open("bench/resume_time_findings.md").read().rstrip("\n").split("\n")
+json.dump(rows, open("bench/results/resume-time.json", "w"), indent=1)
+open("bench/results/resume-time.md", "w").write("\n".join(md) + "\n")
+print("\n".join(md))
+PY
