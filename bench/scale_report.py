@@ -86,8 +86,8 @@ md += ["", f"Label bytes at the paper's setting (E {E_PAPER}, {C} classes, fp16)
 gb = lambda b: f"{b / 1e9:.2f} GB" if b >= 1e8 else f"{b / 1e6:.1f} MB"
 out["label_bytes"] = {}
 for ipc in ipcs:
-    b = load(f"relabel-{ipc}.json")["bytes"]
-    steps = load(f"relabel-{ipc}.json")["total_steps"]
+    rel = load(f"relabel-{ipc}.json")
+    b, steps = rel["bytes"], rel["total_steps"]
     per_step_meta = b["digests_and_checksums"] / steps
     steps300 = steps * E_PAPER // epochs
     kept = int((1 - 0.975) * steps300)

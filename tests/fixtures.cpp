@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "core/io.h"
 #include "core/rng.h"
 #include "data/image_io.h"
 #include "squeeze/squeeze.h"
@@ -61,6 +62,14 @@ struct ToyHolder {
 const Toy& toy() {
   static ToyHolder holder;
   return holder.toy;
+}
+
+std::map<std::string, std::string> png_bytes(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.path().extension() == ".png")
+      out[std::filesystem::relative(e.path(), dir).string()] = read_file(e.path().string());
+  return out;
 }
 
 }  // namespace lpld::test

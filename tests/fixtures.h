@@ -1,6 +1,7 @@
 // Shared test fixtures: a toy labelled image folder (3 classes of 16x16 patterns that a
 // small ConvNet separates in seconds) and a teacher trained on it by squeeze.
 #pragma once
+#include <map>
 #include <string>
 
 #include "test_util.h"
@@ -16,5 +17,8 @@ struct Toy {
   std::string root, train, val, teacher;
 };
 const Toy& toy();
+
+// Every PNG under `dir`: relative path -> bytes (to compare image folders byte for byte).
+std::map<std::string, std::string> png_bytes(const std::string& dir);
 
 }  // namespace lpld::test

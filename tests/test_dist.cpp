@@ -38,15 +38,6 @@ int run(const std::vector<std::string>& args, const std::string& log,
   return finish(spawn(args, env, log));
 }
 
-// Every PNG under `dir`: relative path -> bytes.
-std::map<std::string, std::string> pngs(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".png")
-      out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
-  return out;
-}
-
 std::vector<std::string> recover_args(const std::string& mode, const std::string& pack,
                                       const std::string& out) {
   return {"recover", "--teacher",    test::toy().teacher,
@@ -65,7 +56,7 @@ void expect_same_folder_from_n_processes(const std::string& mode, const std::str
   auto single = recover_args(mode, pack, dir.path("one"));
   single.insert(single.end(), {"--json", dir.path("one.json")});
   ASSERT_EQ(run(single, dir.path("one.log")), 0) << read_file(dir.path("one.log"));
-  const auto one = pngs(dir.path("one"));
+  const auto one = test::png_bytes(dir.path("one"));
   ASSERT_EQ(one.size(), 12u);
   EXPECT_EQ(read_json(dir.path("one.json"))["units_optimized"].get<int64_t>(), units);
   for (const char* n : {"2", "3"}) {
@@ -76,7 +67,7 @@ void expect_same_folder_from_n_processes(const std::string& mode, const std::str
     ASSERT_EQ(run(args, log), 0) << read_file(log);
     EXPECT_EQ(read_json(out + ".json")["units_optimized"].get<int64_t>(), rank0.at(n))
         << "rank 0 did not leave the other ranks their share";
-    EXPECT_TRUE(pngs(out) == one) << n << " processes wrote other images than one";
+    EXPECT_TRUE(test::png_bytes(out) == one) << n << " processes wrote other images than one";
     EXPECT_TRUE(read_json(out + "/manifest.json")["complete"].get<bool>());
     EXPECT_FALSE(fs::exists(out + "/.units")) << "unit files left behind";
   }

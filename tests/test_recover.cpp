@@ -149,13 +149,6 @@ recover::RecoverConfig small_config(const std::string& out, const std::string& m
 torch::Tensor folder_images(const std::string& dir) {
   return labels::ImageSet::open(dir).read_all().to(torch::kInt32);
 }
-std::map<std::string, std::string> folder_bytes(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".png")
-      out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
-  return out;
-}
 }  // namespace
 
 TEST(Recover, LearnsImagesTheTeacherAssignsToTheirClass) {
@@ -189,11 +182,11 @@ TEST(Recover, SameSeedSameImagesAndSplitRunEqualsSingleRun) {
   recover::recover(b, Progress::null());
   b.classes = "1:3";
   recover::recover(b, Progress::null());
-  EXPECT_EQ(folder_bytes(a.out), folder_bytes(b.out));
+  EXPECT_EQ(test::png_bytes(a.out), test::png_bytes(b.out));
   auto c = small_config(dir.path("c"));
   c.seed = 5;
   recover::recover(c, Progress::null());
-  EXPECT_NE(folder_bytes(a.out), folder_bytes(c.out));
+  EXPECT_NE(test::png_bytes(a.out), test::png_bytes(c.out));
 }
 
 TEST(Recover, InterruptedRunResumesToTheSameSet) {
@@ -201,7 +194,7 @@ TEST(Recover, InterruptedRunResumesToTheSameSet) {
   auto a = small_config(dir.path("a"));
   a.pack = 1;
   recover::recover(a, Progress::null());
-  const auto full = folder_bytes(a.out);
+  const auto full = test::png_bytes(a.out);
   // Interrupt: two class folders were never written.
   fs::remove_all(a.out + "/001_hstripes");
   fs::remove_all(a.out + "/002_vstripes");
@@ -209,7 +202,7 @@ TEST(Recover, InterruptedRunResumesToTheSameSet) {
   int skipped = 0;
   for (const auto& c : r.classes) skipped += c.skipped;
   EXPECT_EQ(skipped, 1);
-  EXPECT_EQ(folder_bytes(a.out), full);
+  EXPECT_EQ(test::png_bytes(a.out), full);
   // Another config into the same folder is refused.
   auto other = small_config(dir.path("a"));
   other.lr = 0.2;
@@ -263,12 +256,12 @@ TEST(Recover, KilledRunOfEitherModeResumesFromItsUnits) {
         write_file_atomic((e.path() / "00001.png.tmp.4242").string(), "partial");
     write_file_atomic(killed.out + "/.units/u0.safetensors.tmp.4242", "partial");
     recover::recover(killed, Progress::null());
-    EXPECT_EQ(folder_bytes(killed.out), folder_bytes(whole.out)) << mode;
+    EXPECT_EQ(test::png_bytes(killed.out), test::png_bytes(whole.out)) << mode;
     for (const auto& e : fs::recursive_directory_iterator(killed.out))
       if (e.is_regular_file())
         EXPECT_TRUE(e.path().extension() == ".png" || e.path().extension() == ".json")
             << mode << " left " << e.path();
-    EXPECT_EQ(folder_bytes(killed.out).size(), 9u) << mode;
+    EXPECT_EQ(test::png_bytes(killed.out).size(), 9u) << mode;
     for (const auto& e : fs::directory_iterator(killed.out))
       EXPECT_NE(e.path().filename().string()[0], '.') << mode << " left " << e.path();
   }
@@ -353,7 +346,7 @@ TEST(Stall, StalledUnitsRestartDeterministicallyAndAreReported) {
   EXPECT_EQ(manifest["restarts"], 6);
   EXPECT_EQ(manifest["unconverged"].size(), 3u);
   // Restarted units are other images than the first attempt's, the same on every run.
-  EXPECT_NE(folder_bytes(base.out), folder_bytes(strict.out));
+  EXPECT_NE(test::png_bytes(base.out), test::png_bytes(strict.out));
   auto again = strict;
   again.out = dir.path("again");
   again.pack = 1;
@@ -378,7 +371,7 @@ TEST(Recover, MixedModeBatchesOfSomeClassesSplitLikeClassMode) {
   recover::recover(split, Progress::null());
   split.classes = "2:3";
   recover::recover(split, Progress::null());
-  EXPECT_EQ(folder_bytes(one.out), folder_bytes(split.out));
+  EXPECT_EQ(test::png_bytes(one.out), test::png_bytes(split.out));
   split.classes = "1:3";  // not whole batches of 2
   EXPECT_THROW(recover::recover(split, Progress::null()), std::invalid_argument);
   EXPECT_TRUE(read_json(split.out + "/manifest.json")["complete"].get<bool>());
