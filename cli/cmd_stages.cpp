@@ -65,6 +65,10 @@ json run_recover(const recover::RecoverConfig& c, Progress& p) {
 
 json run_relabel(const relabel::RelabelConfig& c, Progress& p) {
   auto r = relabel::relabel(c, p);
+  if (const DistEnv env = DistEnv::from_environment(); env.rank > 0) {
+    std::cout << fmt::format("relabel {}: its share done in {:.1f}s\n", env.where(), r.seconds);
+    return r.to_json();
+  }
   std::cout << fmt::format(
       "relabel: {} of {} steps, {} views in {:.1f}s ({:.0f} views/s); "
       "{} label bytes ({} logits, {} metadata); images {} bytes -> {}\n",

@@ -14,6 +14,7 @@
 #include "core/dist.h"
 #include "core/io.h"
 #include "fixtures.h"
+#include "labels/label_store.h"
 #include "process.h"
 
 using namespace lpld;
@@ -89,6 +90,56 @@ TEST(Dist, MixedModeRecoverOverTwoAndThreeProcessesEqualsOneProcess) {
   expect_same_folder_from_n_processes("mixed", "1", 4, {{"2", 2}, {"3", 2}});
 }
 
+// relabel over 2 and 3 processes: each rank writes its forward groups' records at their
+// offsets of one store, which is the one-process store byte for byte; a killed run's partial
+// store is resumed by a run with another number of processes.
+TEST(Dist, RelabelOverTwoAndThreeProcessesWritesTheOneProcessStore) {
+  LPLD_REQUIRE_BINARY();
+  test::TempDir dir;
+  ASSERT_EQ(run(recover_args("class", "1", dir.path("img")), dir.path("r.log")), 0)
+      << read_file(dir.path("r.log"));
+  auto relabel = [&](const std::string& out) {
+    // 12 images in steps of 5, 5, 2 per epoch; forwards of 2 steps
+    return std::vector<std::string>{"relabel",  "--teacher",       test::toy().teacher,
+                                    "--images", dir.path("img"),   "--epochs",
+                                    "7",        "--batch-size",    "5",
+                                    "--forward-batch", "10",       "--logits",
+                                    "int8",     "--out",           out};
+  };
+  ASSERT_EQ(run(relabel(dir.path("one.lpld")), dir.path("one.log")), 0)
+      << read_file(dir.path("one.log"));
+  const std::string one = read_file(dir.path("one.lpld"));
+  for (const char* n : {"2", "3"}) {
+    const std::string out = dir.path(std::string("n") + n + ".lpld"), log = out + ".log";
+    auto args = relabel(out);
+    args.insert(args.begin(), {"launch", "-n", n, "--"});
+    args.insert(args.end(), {"--json", out + ".json"});
+    ASSERT_EQ(run(args, log), 0) << read_file(log);
+    EXPECT_TRUE(read_file(out) == one) << n << " processes wrote another store than one";
+    EXPECT_EQ(read_json(out + ".json")["labelled_views"].get<int64_t>(), 7 * 12)
+        << "rank 0 reported its share only";
+    EXPECT_FALSE(fs::exists(out + ".partial"));
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+  }
+  // A partial store with two forward groups' records damaged, as a killed 2-process run
+  // leaves holes: two processes label those groups alone (steps 0-1 and 6-7, 20 views).
+  const std::string out = dir.path("holes.lpld");
+  {
+    labels::LabelStore s(dir.path("one.lpld"));
+    std::string bytes = one;
+    bytes.replace(0, 8, "LPLDPART");  // a partial file's magic (labels/label_store.cpp)
+    for (int64_t step : {1, 6})
+      bytes[labels::record_offset(s.header(), s.header_bytes(), step) + 3] ^= 0x5a;
+    write_file_atomic(out + ".partial", bytes);
+  }
+  auto args = relabel(out);
+  args.insert(args.begin(), {"launch", "-n", "2", "--"});
+  args.insert(args.end(), {"--json", out + ".json"});
+  ASSERT_EQ(run(args, out + ".log"), 0) << read_file(out + ".log");
+  EXPECT_TRUE(read_file(out) == one) << "the resumed store differs";
+  EXPECT_EQ(read_json(out + ".json")["labelled_views"].get<int64_t>(), 20);
+}
+
 TEST(Dist, UnreachableStoreStopsWithItsAddress) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
@@ -139,6 +190,6 @@ TEST(Dist, StagesThatDoNotRunDistributedRefuseTorchrunsEnvironment) {
   EXPECT_EQ(run({"squeeze", "--out", dir.path("t.safetensors")}, log,
                 {{"RANK", "0"}, {"WORLD_SIZE", "2"}}),
             2);
-  EXPECT_NE(read_file(log).find("only recover runs distributed"), std::string::npos)
+  EXPECT_NE(read_file(log).find("only recover and relabel run distributed"), std::string::npos)
       << read_file(log);
 }

@@ -115,16 +115,60 @@ std::string Dist::peer_failure() const {
   return "";
 }
 
+void Dist::fail_collective(const std::string& what, const std::exception& e) const {
+  const std::string peer = peer_failure();
+  throw std::runtime_error(
+      fmt::format("{}: {}: {}", env_.where(), what,
+                  peer.empty() ? "a peer process stopped: " + std::string(e.what()) : peer));
+}
+
 void Dist::barrier(const std::string& what) {
   try {
     c10d::BarrierOptions o;
     o.timeout = kCollectiveTimeout;
     impl_->group->barrier(o)->wait();
   } catch (const std::exception& e) {
-    const std::string peer = peer_failure();
-    throw std::runtime_error(
-        fmt::format("{}: {}: {}", env_.where(), what,
-                    peer.empty() ? "a peer process stopped: " + std::string(e.what()) : peer));
+    fail_collective(what, e);
+  }
+}
+
+namespace {
+
+// Runs a c10d collective over CPU copies of `tensors` (Gloo's CPU path) and copies back.
+template <typename Op>
+void on_cpu(std::vector<torch::Tensor>& tensors, Op&& op) {
+  std::vector<torch::Tensor> cpu;
+  cpu.reserve(tensors.size());
+  for (auto& t : tensors) cpu.push_back(t.is_cpu() && t.is_contiguous() ? t : t.cpu().contiguous());
+  for (auto& t : cpu) {
+    std::vector<torch::Tensor> one{t};
+    op(one)->wait();
+  }
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (!cpu[i].is_same(tensors[i])) tensors[i].copy_(cpu[i]);
+}
+
+}  // namespace
+
+void Dist::all_reduce_sum(std::vector<torch::Tensor>& tensors, const std::string& what) {
+  try {
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = kCollectiveTimeout;
+    on_cpu(tensors, [&](std::vector<torch::Tensor>& t) { return impl_->group->allreduce(t, o); });
+  } catch (const std::exception& e) {
+    fail_collective(what, e);
+  }
+}
+
+void Dist::broadcast_from_rank0(std::vector<torch::Tensor>& tensors, const std::string& what) {
+  try {
+    c10d::BroadcastOptions o;
+    o.rootRank = 0;
+    o.timeout = kCollectiveTimeout;
+    on_cpu(tensors, [&](std::vector<torch::Tensor>& t) { return impl_->group->broadcast(t, o); });
+  } catch (const std::exception& e) {
+    fail_collective(what, e);
   }
 }
 
@@ -147,7 +191,12 @@ Dist::Dist(const DistEnv& env) : env_(env) {
 }
 Dist::~Dist() = default;
 std::string Dist::peer_failure() const { return ""; }
+void Dist::fail_collective(const std::string&, const std::exception& e) const {
+  throw std::runtime_error(e.what());
+}
 void Dist::barrier(const std::string&) {}
+void Dist::all_reduce_sum(std::vector<torch::Tensor>&, const std::string&) {}
+void Dist::broadcast_from_rank0(std::vector<torch::Tensor>&, const std::string&) {}
 void Dist::report_failure(const std::string&) noexcept {}
 
 #endif

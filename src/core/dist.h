@@ -4,6 +4,8 @@
 // group carries the collectives. Never a home-made protocol: the store and the group are
 // libtorch's. `lpld launch -n N -- <stage ...>` starts N such processes on one machine.
 #pragma once
+#include <torch/torch.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -41,14 +43,36 @@ class Dist {
 
   // Every rank reaches this point, or an error says which failed and why.
   void barrier(const std::string& what);
+  // Sums each tensor over the ranks, in place; every rank ends with the same values. Tensors
+  // off the CPU travel through a CPU copy (Gloo's CPU path; NCCL would take them as they are).
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors, const std::string& what);
+  // Replaces each tensor by rank 0's, in place.
+  void broadcast_from_rank0(std::vector<torch::Tensor>& tensors, const std::string& what);
   // Records this rank's failure for the others (best effort: the store may be gone).
   void report_failure(const std::string& message) noexcept;
 
  private:
-  std::string peer_failure() const;  // the first failure a rank recorded, or ""
+  std::string peer_failure() const;
+  [[noreturn]] void fail_collective(const std::string& what, const std::exception& e) const;  // the first failure a rank recorded, or ""
   struct Impl;  // the c10d TCPStore and ProcessGroupGloo (their headers stay in dist.cpp)
   DistEnv env_;
   std::unique_ptr<Impl> impl_;
 };
+
+}  // namespace lpld
+
+namespace lpld {
+
+// Runs `part` on every rank of `dist`: a rank whose part throws records the message for the
+// others (who then stop at their next collective naming it) and rethrows.
+template <typename F>
+auto run_rank(Dist& dist, F&& part) -> decltype(part()) {
+  try {
+    return part();
+  } catch (const std::exception& e) {
+    dist.report_failure(e.what());
+    throw;
+  }
+}
 
 }  // namespace lpld

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -16,6 +17,9 @@ namespace lpld::labels {
 namespace {
 // "LPLDLBL" and the format version's digit.
 const char* magic(int version) { return version == 1 ? "LPLDLBL1" : "LPLDLBL2"; }
+// A partial file's magic until commit: it has the store's full size from the start, and must
+// not pass for a store before every record is in.
+constexpr char kPartialMagic[] = "LPLDPART";
 // The header is zlib-compressed JSON: the image list dominates it, and with 10 classes a
 // whole label pool can be smaller than the raw list (40x of 100 images: 15 KB of logits).
 std::string compress(const std::string& text) {
@@ -207,53 +211,64 @@ std::string header_bytes(const LabelHeader& h) {
 }
 }  // namespace
 
-LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& header)
+LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& header, Role role)
     : path_(path), partial_(path + ".partial"), header_(header) {
-  lock_ = FileLock::acquire_or_fail(path + ".lock", path);
-  fd_ = ::open(partial_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) fail_file(partial_, std::string("cannot create: ") + std::strerror(errno));
-  const std::string head = header_bytes(header_);
+  std::string head = header_bytes(header_);
+  std::memcpy(head.data(), kPartialMagic, 8);
   data_offset_ = head.size();
+  const bool owner = role == Role::kOwner;
+  if (owner) lock_ = FileLock::acquire_or_fail(path + ".lock", path);
+  fd_ = ::open(partial_.c_str(), O_RDWR | O_CLOEXEC | (owner ? O_CREAT : 0), 0644);
+  if (fd_ < 0)
+    fail_file(partial_, std::string(owner ? "cannot create: " : "cannot open rank 0's file: ") +
+                            std::strerror(errno));
   std::string existing(head.size(), '\0');
   const bool same_header =
       ::pread(fd_, existing.data(), existing.size(), 0) == static_cast<ssize_t>(existing.size()) &&
       existing == head;
-  next_step_ = same_header ? verified_prefix() : 0;
-  if (!same_header) write_all(fd_, head.data(), head.size(), 0, partial_);
-  // drop whatever follows the last intact record
-  if (::ftruncate(fd_, static_cast<off_t>(record_offset(header_, data_offset_, next_step_))) != 0)
-    fail_file(partial_, std::string("cannot truncate: ") + std::strerror(errno));
-}
-
-int64_t LabelStoreWriter::verified_prefix() {
-  std::string buf;
-  int64_t step = 0;
-  for (; step < header_.steps_kept; ++step) {
-    const size_t bytes = static_cast<size_t>(header_.record_bytes(header_.step_size(step)) - 8);
-    buf.resize(bytes + 8);
-    const uint64_t off = record_offset(header_, data_offset_, step);
-    if (::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(off)) !=
-        static_cast<ssize_t>(buf.size()))
-      break;
-    uint64_t stored = 0;
-    std::memcpy(&stored, buf.data() + bytes, 8);
-    if (xxh64(buf.data(), bytes, static_cast<uint64_t>(step)) != stored) break;
+  if (!owner && !same_header)
+    fail_file(partial_, "its header differs from this rank's: the ranks run different configs");
+  adopted_ = same_header;
+  if (!same_header) {
+    // a stale file of another header: none of its bytes may pass for a record of this one
+    if (::ftruncate(fd_, 0) != 0)
+      fail_file(partial_, std::string("cannot truncate: ") + std::strerror(errno));
+    write_all(fd_, head.data(), head.size(), 0, partial_);
   }
-  return step;
+  if (owner &&
+      ::ftruncate(fd_, static_cast<off_t>(record_offset(header_, data_offset_, header_.steps_kept))) != 0)
+    fail_file(partial_, std::string("cannot size: ") + std::strerror(errno));
+  done_.assign(static_cast<size_t>(header_.steps_kept), 0);
 }
 
-void LabelStoreWriter::rewind(int64_t step) {
-  TORCH_CHECK(step >= 0 && step <= next_step_, "label store: cannot rewind past the written part");
-  next_step_ = step;
+bool LabelStoreWriter::intact(int64_t step) {
+  TORCH_CHECK(step >= 0 && step < header_.steps_kept, "label store: step beyond the kept pool");
+  if (done_[step]) return true;
+  if (!adopted_) return false;
+  const size_t bytes = static_cast<size_t>(header_.record_bytes(header_.step_size(step)) - 8);
+  std::string buf(bytes + 8, '\0');
+  const uint64_t off = record_offset(header_, data_offset_, step);
+  if (::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(off)) !=
+      static_cast<ssize_t>(buf.size()))
+    return false;
+  uint64_t stored = 0;
+  std::memcpy(&stored, buf.data() + bytes, 8);
+  done_[step] = xxh64(buf.data(), bytes, static_cast<uint64_t>(step)) == stored;
+  return done_[step];
+}
+
+int64_t LabelStoreWriter::resume_step() {
+  int64_t step = 0;
+  while (step < header_.steps_kept && intact(step)) ++step;
+  return step;
 }
 
 LabelStoreWriter::~LabelStoreWriter() {
   if (fd_ >= 0) ::close(fd_);  // the partial file stays: a re-run resumes it
 }
 
-void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits, const StepPlan& plan) {
-  TORCH_CHECK(step == next_step_, "label store: steps must be appended in order");
-  TORCH_CHECK(step < header_.steps_kept, "label store: step beyond the kept pool");
+void LabelStoreWriter::write(int64_t step, const torch::Tensor& logits, const StepPlan& plan) {
+  TORCH_CHECK(step >= 0 && step < header_.steps_kept, "label store: step beyond the kept pool");
   const int64_t n = header_.step_size(step);
   TORCH_CHECK(logits.dim() == 2 && logits.size(0) == n && logits.size(1) == header_.num_classes,
               "label store: logits of step ", step, " have the wrong shape");
@@ -267,13 +282,23 @@ void LabelStoreWriter::append(int64_t step, const torch::Tensor& logits, const S
   TORCH_CHECK(static_cast<int64_t>(rec.size()) == header_.record_bytes(n),
               "label store: record size mismatch");
   write_all(fd_, rec.data(), rec.size(), record_offset(header_, data_offset_, step), partial_);
-  ++next_step_;
+  done_[step] = 1;
+}
+
+void LabelStoreWriter::sync() {
+  if (::fsync(fd_) != 0) fail_file(partial_, std::string("fsync failed: ") + std::strerror(errno));
 }
 
 void LabelStoreWriter::commit() {
-  TORCH_CHECK(next_step_ == header_.steps_kept, "label store: only ", next_step_, " of ",
-              header_.steps_kept, " steps written");
-  if (::fsync(fd_) != 0) fail_file(partial_, std::string("fsync failed: ") + std::strerror(errno));
+  TORCH_CHECK(lock_ != nullptr, "label store: only the owner commits");
+  adopted_ = true;  // what another rank wrote is checked like a killed run's records
+  for (int64_t step = 0; step < header_.steps_kept; ++step)
+    if (!intact(step))
+      fail_file(partial_, fmt::format("step {} of {} is missing or damaged: a rank or run did "
+                                      "not write it; re-run relabel to fill it in",
+                                      step, header_.steps_kept));
+  write_all(fd_, magic(header_.format_version), 8, 0, partial_);
+  sync();
   ::close(fd_);
   fd_ = -1;
   if (::rename(partial_.c_str(), path_.c_str()) != 0)
@@ -308,6 +333,8 @@ LabelStore::LabelStore(const std::string& path) : path_(path) {
     check_file(size_ >= 24, path, "too short to be a label store (truncated?)");
     char head[16];
     check_file(read_at(fd_, head, 16, 0), path, "cannot read the header");
+    check_file(std::memcmp(head, kPartialMagic, 8) != 0, path,
+               "an unfinished relabel's partial store; re-run the relabel to finish it");
     check_file(std::memcmp(head, magic(1), 7) == 0 && (head[7] == '1' || head[7] == '2'), path,
                "not an lpld label store (bad magic)");
     uint64_t len = 0, hash = 0;

@@ -74,34 +74,45 @@ int64_t steps_for_ratio(double prune_ratio, int64_t total_steps);
 uint64_t record_offset(const LabelHeader& header, uint64_t data_offset, int64_t step);
 
 // Writes a store through `path + ".partial"`, under the lock `path + ".lock"` (a second writer
-// of the same store fails at once, naming the holder). A partial file that a killed writer
-// left with the same header is resumed: its records are verified in order and writing goes on
-// after the last intact one (resume_step()). commit() renames it into place once every kept
-// step is there. Memory use is one record.
+// of the same store fails at once, naming the holder). The partial file has its full size from
+// the start and every record goes to its fixed offset, in any order: one process writes them
+// all, or the ranks of a distributed run each write theirs into the same file (the owner, rank
+// 0, creates it and holds the lock; the others join it). A partial file that a killed run left
+// with the same header is adopted: a record that verifies is kept (intact()). commit() checks
+// that every kept step is there and renames the file into place. Memory use is one record.
 class LabelStoreWriter {
  public:
-  LabelStoreWriter(const std::string& path, const LabelHeader& header);
+  enum class Role { kOwner, kJoin };
+  LabelStoreWriter(const std::string& path, const LabelHeader& header, Role role = Role::kOwner);
   ~LabelStoreWriter();
   LabelStoreWriter(const LabelStoreWriter&) = delete;
   LabelStoreWriter& operator=(const LabelStoreWriter&) = delete;
-  // The first step still to write: 0, or where a killed writer's partial file ends.
-  int64_t resume_step() const { return next_step_; }
-  // Writes again from `step` <= resume_step() (its records are rewritten).
-  void rewind(int64_t step);
+  // Whether step `step`'s record is already in the adopted partial file, intact (it then
+  // counts as written). Not concurrently with write().
+  bool intact(int64_t step);
+  // The first step whose record is not intact (scans the file).
+  int64_t resume_step();
   // logits: [n_s, classes], any float dtype and device, encoded by the header's codec;
   // `plan`: the step's views (their digest, and the views themselves when stored).
-  void append(int64_t step, const torch::Tensor& logits, const StepPlan& plan);
+  void write(int64_t step, const torch::Tensor& logits, const StepPlan& plan);
+  void append(int64_t step, const torch::Tensor& logits, const StepPlan& plan) {
+    write(step, logits, plan);
+  }
+  // Flushes this process's records to the file system (a joining rank, before the owner commits).
+  void sync();
+  // The owner: verifies every record that another rank wrote or a killed run left, then
+  // renames the partial file into place.
   void commit();
   const LabelHeader& header() const { return header_; }
 
  private:
-  int64_t verified_prefix();  // intact records of an adopted partial file, in order
   std::string path_, partial_;
   std::unique_ptr<FileLock> lock_;
   int fd_ = -1;
   LabelHeader header_;
   uint64_t data_offset_ = 0;
-  int64_t next_step_ = 0;
+  bool adopted_ = false;        // the partial file may hold records (a killed run's, a rank's)
+  std::vector<uint8_t> done_;   // per kept step: written here or found intact
 };
 
 class LabelStore {

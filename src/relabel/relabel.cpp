@@ -4,6 +4,7 @@
 #include <future>
 
 #include "core/clock.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "core/worker.h"
@@ -114,37 +115,39 @@ struct StepGroup {
   std::vector<torch::Tensor> images;
 };
 
-}  // namespace
+// The forward groups of steps this process labels: the one-process run's groups (a
+// forward's numerics may depend on its batch size, so grouping steps the same way keeps every
+// logit bit-identical), group g on rank g mod N, less those whose records a killed run left
+// intact in the partial store.
+struct Share {
+  std::vector<int64_t> todo;  // first step of each group still to label
+  int64_t steps_todo = 0, steps_intact = 0;
+};
+Share groups_to_label(labels::LabelStoreWriter& writer, int64_t group, const Dist* dist) {
+  const int64_t steps = writer.header().steps_kept;
+  Share share;
+  for (int64_t s0 = 0, g = 0; s0 < steps; s0 += group, ++g) {
+    if (dist && g % dist->world_size() != dist->rank()) continue;
+    bool done = true;
+    for (int64_t s = s0; s < std::min(steps, s0 + group) && done; ++s) done = writer.intact(s);
+    (done ? share.steps_intact : share.steps_todo) += std::min(steps, s0 + group) - s0;
+    if (!done) share.todo.push_back(s0);
+  }
+  return share;
+}
 
-RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
-  config.validate();
-  const auto start = Clock::now();
+// Labels the groups `todo` into `writer`: the teacher's forwards on this thread, the next
+// group's plans and images read ahead on one helper thread, the records written behind on
+// another. Returns the views labelled.
+int64_t label_groups(const RelabelConfig& config, const labels::ImageSet& set,
+                     models::Checkpoint& ck, labels::LabelStoreWriter& writer,
+                     const std::vector<int64_t>& todo, int64_t group, Progress& progress) {
+  const labels::LabelHeader& h = writer.header();
   const torch::Device device = parse_device(config.device);
-  auto ck = models::load_checkpoint(config.teacher, device);
-  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
-  const labels::ImageSet set = labels::ImageSet::open(config.images);
-  const labels::LabelHeader h = make_header(config, set, ck);
   const data::NormTensors norm(h.norm, device);
-  // Several label batches per forward: the teacher is frozen, so batches are independent
-  // and a larger forward uses the cores better (bench/relabel measures the choice).
-  // On CPU small forwards stay in cache and win (bench/results/relabel.md: 40 images
-  // beat 20, 100 and 320); on a GPU, fill it.
-  const int64_t forward =
-      config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
-  const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
-
-  labels::LabelStoreWriter writer(config.out, h);
-  // A killed run's partial store is resumed from the start of the forward group holding its
-  // first missing record: grouping steps the same way as an uninterrupted run keeps every
-  // logit bit-identical (a forward's numerics may depend on its batch size).
-  const int64_t first = writer.resume_step() - writer.resume_step() % group;
-  writer.rewind(first);
-  if (first > 0)
-    progress.message(
-        fmt::format("relabel: resuming {} at step {} of {}", config.out, first, h.steps_kept));
+  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
   torch::NoGradGuard no_grad;
-  progress.start("relabel", h.steps_kept - first, "step");
-  labels::StepPlanner planner(h);   // used by one planning thread at a time
+  labels::StepPlanner planner(h);  // used by one planning thread at a time
   auto prepare = [&](int64_t s0) {  // on a helper thread, ahead of the forward
     StepGroup g;
     for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
@@ -156,11 +159,12 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   // (after everything their tasks use, so they finish first on the way out)
   SerialWorker planning, writing;
   std::deque<std::future<void>> writes;  // in flight, oldest first
-  auto next = planning.submit([&] { return prepare(first); });
-  int64_t views = 0;
-  for (int64_t s0 = first; s0 < h.steps_kept; s0 += group) {
+  std::future<StepGroup> next;
+  if (!todo.empty()) next = planning.submit([&, s0 = todo[0]] { return prepare(s0); });
+  int64_t views = 0, steps_done = 0;
+  for (size_t i = 0; i < todo.size(); ++i) {
     StepGroup g = next.get();
-    if (s0 + group < h.steps_kept) next = planning.submit([&, s0] { return prepare(s0 + group); });
+    if (i + 1 < todo.size()) next = planning.submit([&, s0 = todo[i + 1]] { return prepare(s0); });
     std::vector<torch::Tensor> batches;
     for (size_t k = 0; k < g.plans.size(); ++k)
       batches.push_back(
@@ -174,16 +178,55 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
       int64_t row = 0;
       for (const auto& p : plans) {
         const int64_t n = static_cast<int64_t>(p.indices.size());
-        writer.append(p.step, logits.narrow(0, row, n), p);
+        writer.write(p.step, logits.narrow(0, row, n), p);
         row += n;
       }
     }));
     for (const auto& p : g.plans) views += static_cast<int64_t>(p.indices.size());
-    progress.update(s0 - first + static_cast<int64_t>(g.plans.size()));
+    steps_done += static_cast<int64_t>(g.plans.size());
+    progress.update(steps_done);
   }
   for (auto& w : writes) w.get();
-  writer.commit();
+  return views;
+}
+
+// One process's part of a relabel run (`dist` null: the whole run). Rank 0 owns the store
+// file; the other ranks write their records into it (docs/distributed.md).
+RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist* dist) {
+  const auto start = Clock::now();
+  const torch::Device device = parse_device(config.device);
+  auto ck = models::load_checkpoint(config.teacher, device);
+  const labels::ImageSet set = labels::ImageSet::open(config.images);
+  const labels::LabelHeader h = make_header(config, set, ck);
+  // Several label batches per forward: the teacher is frozen, so batches are independent
+  // and a larger forward uses the cores better (bench/relabel measures the choice).
+  // On CPU small forwards stay in cache and win (bench/results/relabel.md: 40 images
+  // beat 20, 100 and 320); on a GPU, fill it.
+  const int64_t forward =
+      config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
+  const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
+
+  using Writer = labels::LabelStoreWriter;
+  std::unique_ptr<Writer> writer;
+  if (!dist || dist->rank() == 0) writer = std::make_unique<Writer>(config.out, h);
+  if (dist) dist->barrier("relabel: waiting for rank 0 to open " + config.out + ".partial");
+  if (!writer) writer = std::make_unique<Writer>(config.out, h, Writer::Role::kJoin);
+  const Share share = groups_to_label(*writer, group, dist);
+  if (share.steps_intact > 0)
+    progress.message(fmt::format("relabel: resuming {}: {} steps already there, {} to label",
+                                 config.out, share.steps_intact, share.steps_todo));
+  progress.start("relabel", share.steps_todo, "step");
+  int64_t views = label_groups(config, set, ck, *writer, share.todo, group, progress);
   progress.finish();
+  if (dist) {
+    writer->sync();
+    std::vector<torch::Tensor> v{torch::tensor({views}, torch::kInt64)};
+    dist->all_reduce_sum(v, "relabel: waiting for the other ranks' records");
+    views = v[0].item<int64_t>();
+  }
+  if (!dist || dist->rank() == 0) writer->commit();
+  writer.reset();
+  if (dist) dist->barrier("relabel: waiting for rank 0 to publish " + config.out);
 
   RelabelResult r;
   r.total_steps = h.total_steps();
@@ -200,6 +243,16 @@ RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   r.image_bytes = set.bytes();
   r.out = config.out;
   return r;
+}
+
+}  // namespace
+
+RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
+  config.validate();
+  const DistEnv env = DistEnv::from_environment();
+  if (!env.distributed()) return relabel_part(config, progress, nullptr);
+  Dist dist(env);
+  return run_rank(dist, [&] { return relabel_part(config, progress, &dist); });
 }
 
 }  // namespace lpld::relabel
