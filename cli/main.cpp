@@ -61,17 +61,18 @@ int guarded(bool verbose, Body body) {
   return 0;
 }
 
-// Only recover and relabel run distributed so far (issue #13); any other stage under torchrun's
-// environment would silently repeat the whole work in every process, so it is refused.
+// The pipeline runs its stages in one process; under torchrun's environment it would repeat
+// the whole work in every process, so it is refused (its stages run distributed one by one).
 void check_distributed(const CLI::App& app) {
   const lpld::DistEnv env = lpld::DistEnv::from_environment();
   if (!env.distributed()) return;
   for (const auto* sub : app.get_subcommands()) {
     const std::string name = sub->get_name();
-    if (name != "recover" && name != "relabel" && name != "launch")
+    if (name != "squeeze" && name != "recover" && name != "relabel" && name != "train" &&
+        name != "launch")
       throw std::invalid_argument(
           name + ": runs as one process only (WORLD_SIZE=" + std::to_string(env.world_size) +
-          "); of the stages, only recover and relabel run distributed so far");
+          "); the stages squeeze, recover, relabel and train run distributed");
   }
 }
 

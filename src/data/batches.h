@@ -25,6 +25,11 @@ struct EpochOptions {
   uint64_t seed = 0;        // order and views of this epoch
   int workers = 2;          // streaming sets only
   int64_t start_batch = 0;  // resume: skip the first batches; the rest are as in a full pass
+  // One rank's share of the pass (a distributed run, engine/data_parallel.h): with
+  // shard_rows, a contiguous slice of every batch's rows; otherwise every shards-th batch.
+  // Each image keeps the view it has in the whole pass.
+  int64_t shard = 0, shards = 1;
+  bool shard_rows = true;
 };
 
 class EpochBatches {
@@ -34,6 +39,7 @@ class EpochBatches {
   ~EpochBatches();
   // images float [B, C, S, S] normalized on the device, labels int64 [B] on the device.
   std::optional<std::pair<torch::Tensor, torch::Tensor>> next();
+  // Batches of the whole pass (of every rank).
   int64_t num_batches() const { return static_cast<int64_t>(batches_.size()); }
 
  private:
@@ -44,7 +50,9 @@ class EpochBatches {
   EpochOptions options_;
   torch::Device device_;
   std::vector<std::vector<int64_t>> batches_;
-  int64_t next_ = 0;
+  std::vector<int64_t> selected_;  // the batches this pass yields, in order
+  std::pair<int64_t, int64_t> rows(int64_t b) const;  // this shard's rows of batch b
+  size_t next_ = 0;
   std::unique_ptr<BatchLoader> loader_;
 };
 

@@ -11,7 +11,8 @@ namespace lpld::engine {
 
 EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset> dataset,
                     const data::Normalization& norm, int64_t image_size,
-                    const torch::Device& device, Progress& progress, int64_t batch_size) {
+                    const torch::Device& device, Progress& progress, int64_t batch_size,
+                    Dist* dist) {
   const auto start = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -19,6 +20,7 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
   data::EpochOptions eo;
   eo.batch_size = batch_size;
   eo.image_size = image_size;
+  if (dist) eo.shard = dist->rank(), eo.shards = dist->world_size(), eo.shard_rows = false;
   data::EpochBatches batches(dataset, norm, eo, device);
   const int64_t k = std::min<int64_t>(5, dataset->num_classes());
   // Counts stay on the device: no host round trip per batch.
@@ -37,6 +39,11 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
   }
   progress.finish();
   if (was_training) model.train();
+  if (dist) {
+    std::vector<torch::Tensor> counts{torch::stack({correct1, correct5, torch::tensor(seen)})};
+    dist->all_reduce_sum(counts, "evaluation: the counts");
+    correct1 = counts[0][0], correct5 = counts[0][1], seen = counts[0][2].item<int64_t>();
+  }
   EvalResult r;
   r.images = seen;
   r.top1 = seen ? 100.0 * correct1.item<int64_t>() / seen : 0;

@@ -2,6 +2,7 @@
 #pragma once
 #include <memory>
 
+#include "core/dist.h"
 #include "core/options.h"
 #include "core/progress.h"
 #include "data/dataset.h"
@@ -17,10 +18,12 @@ struct EvalResult {
 
 // Evaluates in eval mode without gradients, at `image_size` (centre view when the set's
 // images have another size). Small batches are faster on CPU (they stay in cache:
-// bench/bench_kernels), hence the default of 100.
+// bench/bench_kernels), hence the default of 100. With `dist`, each rank evaluates every N-th
+// batch and the counts are added over the ranks (a collective: every rank calls it).
 EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset> dataset,
                     const data::Normalization& norm, int64_t image_size,
-                    const torch::Device& device, Progress& progress, int64_t batch_size = 100);
+                    const torch::Device& device, Progress& progress, int64_t batch_size = 100,
+                    Dist* dist = nullptr);
 
 // `lpld eval`: a checkpoint on a labelled set.
 struct EvalConfig {

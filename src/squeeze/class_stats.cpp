@@ -73,6 +73,17 @@ void ClassStatsAccumulator::restore(const std::map<std::string, torch::Tensor>& 
   samples_ = get("samples", samples_);
 }
 
+void ClassStatsAccumulator::sum_over_ranks(Dist& dist) {
+  // hw is a property of the model, but a rank that saw no batch never learned it
+  auto hw = torch::tensor(hw_, torch::kFloat64);
+  std::vector<torch::Tensor> all = {samples_, hw, torch::tensor({hw_.empty() || hw_[0] > 0 ? 1.0 : 0.0}, torch::kFloat64)};
+  for (size_t l = 0; l < names_.size(); ++l) all.push_back(sum_[l]), all.push_back(sum_sq_[l]);
+  dist.all_reduce_sum(all, "squeeze: class statistics");
+  const double seen = std::max(1.0, all[2].item<double>());
+  for (size_t l = 0; l < hw_.size(); ++l)
+    hw_[l] = static_cast<int64_t>(std::llround(all[1][l].item<double>() / seen));
+}
+
 models::ClassStats compute_class_stats(models::ClassifierImpl& model,
                                        std::shared_ptr<data::Dataset> dataset,
                                        const data::Normalization& norm,
@@ -81,6 +92,8 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
   torch::NoGradGuard no_grad;
   model.eval();
   ClassStatsAccumulator acc(model, dataset->num_classes(), device);
+  TORCH_CHECK(!options.dist || (!options.resume_sums && !options.checkpoint),
+              "compute_class_stats: a distributed pass does not resume");
   if (options.resume_sums) acc.restore(*options.resume_sums, "class-statistics resume state");
   data::EpochOptions eo;
   eo.start_batch = options.start_batch;
@@ -90,9 +103,15 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
   eo.crop = options.crop;
   eo.seed = options.seed;
   eo.workers = options.workers;
+  if (options.dist) {
+    eo.shard = options.dist->rank(), eo.shards = options.dist->world_size();
+    eo.shard_rows = false;  // whole batches: eval-mode forwards are independent
+  }
   data::EpochBatches batches(dataset, norm, eo, device);
   models::BnCapture capture(model);
-  progress.start("class stats", dataset->size(), "img");
+  progress.start("class stats",
+                 options.dist ? dataset->size() / options.dist->world_size() : dataset->size(),
+                 "img");
   int64_t seen = 0, done = options.start_batch;
   while (auto batch = batches.next()) {
     model.forward(batch->first);
@@ -104,6 +123,7 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
       options.checkpoint(done, acc);
   }
   progress.finish();
+  if (options.dist) acc.sum_over_ranks(*options.dist);
   return acc.finish();
 }
 

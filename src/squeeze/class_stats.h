@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 
+#include "core/dist.h"
 #include "core/progress.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -30,6 +31,9 @@ struct ClassStatsOptions {
   // Called every `checkpoint_every` batches with the batches done and the sums so far.
   std::function<void(int64_t, const ClassStatsAccumulator&)> checkpoint;
   int64_t checkpoint_every = 500;
+  // A distributed run: each rank passes over every N-th batch and the sums are added over the
+  // ranks (so they equal one process's up to float64 summation order). Not resumable.
+  Dist* dist = nullptr;
 };
 
 models::ClassStats compute_class_stats(models::ClassifierImpl& model,
@@ -51,6 +55,8 @@ class ClassStatsAccumulator {
   // The running sums as named tensors ("sum.<l>", "sum_sq.<l>", "hw", "samples"), and back.
   std::map<std::string, torch::Tensor> sums() const;
   void restore(const std::map<std::string, torch::Tensor>& sums, const std::string& path);
+  // Adds every rank's sums (a collective: all ranks call it).
+  void sum_over_ranks(Dist& dist);
 
  private:
   std::vector<std::string> names_;

@@ -3,10 +3,12 @@
 #include <filesystem>
 
 #include "core/clock.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/lock.h"
 #include "core/runtime.h"
 #include "data/batches.h"
+#include "engine/data_parallel.h"
 #include "engine/evaluate.h"
 #include "engine/optimizer_state.h"
 #include "engine/schedule.h"
@@ -178,10 +180,13 @@ models::Checkpoint open_teacher(const SqueezeConfig& config, const data::Dataset
 // SGD + momentum, cosine per step after an optional linear warm-up, RandomResizedCrop +
 // flip (METHOD.md Stage 1), from `state` (a resumed run's epoch) on; the state is saved
 // every config.checkpoint_every epochs through `save`.
+// In a distributed run each rank takes its slice of every batch and the gradients are summed
+// (engine/data_parallel.h): the one-process run's steps, but for BatchNorm's per-rank
+// statistics.
 void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
                    const std::shared_ptr<data::Dataset>& train_set, const torch::Device& device,
                    Progress& progress, SqueezeState& state,
-                   const std::function<void(const SqueezeState&)>& save) {
+                   const std::function<void(const SqueezeState&)>& save, Dist* dist) {
   auto& model = *ck.model;
   torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)
                                                 .momentum(config.momentum)
@@ -205,6 +210,7 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
     eo.drop_last = true;
     eo.seed = derive_seed(config.seed, kTagTrainOrder, static_cast<uint64_t>(epoch));
     eo.workers = static_cast<int>(config.workers);
+    if (dist) eo.shard = dist->rank(), eo.shards = dist->world_size(), eo.shard_rows = true;
     data::EpochBatches batches(train_set, ck.meta.norm, eo, device);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     int64_t epoch_steps = 0;
@@ -212,18 +218,27 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
       const auto t0 = Clock::now();
       engine::set_lr(sgd, engine::cosine_lr(config.lr, static_cast<double>(state.step), total,
                                             config.warmup_epochs * steps_per_epoch));
-      auto loss = torch::cross_entropy_loss(model.forward(batch->first), batch->second);
       sgd.zero_grad();
+      auto loss = torch::cross_entropy_loss(model.forward(batch->first), batch->second);
+      if (dist)  // this rank's mean, weighted by its share of the batch
+        loss = loss * (static_cast<double>(batch->second.size(0)) /
+                       static_cast<double>(std::min(config.batch_size, n)));
       loss.backward();
+      if (dist) engine::all_reduce_gradients(*dist, model, "squeeze: gradients");
       sgd.step();
       loss_sum += loss.detach();
       ++state.step;
       ++epoch_steps;
       state.step_seconds += seconds_since(t0);
-      state.train_images += batch->second.size(0);
+      state.train_images += dist ? std::min(config.batch_size, n) : batch->second.size(0);
       if (state.step % 20 == 0)
         progress.update(state.step * config.batch_size,
                         fmt::format("epoch {}/{}", epoch + 1, config.epochs));
+    }
+    if (dist) {
+      std::vector<torch::Tensor> l{loss_sum};
+      dist->all_reduce_sum(l, "squeeze: the epoch's loss");
+      loss_sum = l[0];
     }
     const double mean_loss = loss_sum.item<double>() / std::max<int64_t>(1, epoch_steps);
     if (!std::isfinite(mean_loss))
@@ -233,11 +248,13 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
     state.epochs_done = epoch + 1;
     state.train_seconds = prior_seconds + seconds_since(train_start);
     if (state.epochs_done % config.checkpoint_every == 0 && state.epochs_done < config.epochs) {
+      if (dist) engine::average_buffers(*dist, model, "squeeze: BatchNorm statistics");
       state.optimizer = engine::optimizer_tensors(sgd);
       save(state);
     }
   }
   progress.finish();
+  if (dist) engine::average_buffers(*dist, model, "squeeze: BatchNorm statistics");
 }
 
 // What makes two squeeze runs the same (the resume state of one serves the other).
@@ -249,8 +266,12 @@ json squeeze_identity(const SqueezeConfig& c) {
 
 }  // namespace
 
-SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
-  requested.validate();
+namespace {
+
+// One process's part of a squeeze run (`dist` null: the whole run). In a distributed run the
+// ranks train one teacher data-parallel and gather the class statistics over shares of the
+// data; rank 0 alone holds the lock and writes the state and the checkpoint.
+SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, Dist* dist) {
   const auto start = Clock::now();
   const torch::Device device = parse_device(requested.device);
   torch::manual_seed(requested.seed);  // weight initialization
@@ -271,7 +292,10 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
   SqueezeResult result;
   result.recipe = config.recipe;
   // One writer per checkpoint; a killed run's state is resumed (squeeze/resume.h).
-  auto lock = FileLock::acquire_or_fail(config.out + ".lock", config.out);
+  const bool writer = !dist || dist->rank() == 0;
+  std::unique_ptr<FileLock> lock;
+  if (writer) lock = FileLock::acquire_or_fail(config.out + ".lock", config.out);
+  if (dist) dist->barrier("squeeze: waiting for rank 0 to lock " + config.out);
   const std::string state_path = config.out + ".state";
   const json identity = squeeze_identity(config);
   SqueezeState state = load_squeeze_state(state_path, identity, *ck.model).value_or(SqueezeState{});
@@ -280,10 +304,10 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
                                  state.epochs_done,
                                  state.phase == "stats" ? ", in the class-statistics pass" : ""));
   auto save = [&](const SqueezeState& s) {
-    save_squeeze_state(state_path, identity, *ck.model, s);
+    if (writer) save_squeeze_state(state_path, identity, *ck.model, s);
   };
   if (config.epochs > 0 && state.phase == "train")
-    train_teacher(config, ck, train_set, device, progress, state, save);
+    train_teacher(config, ck, train_set, device, progress, state, save, dist);
   result.train_images = state.train_images;
   result.train_seconds = state.train_seconds;
   result.images_per_second =
@@ -293,7 +317,8 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
 
   auto& model = *ck.model;
   model.eval();
-  auto ev = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress);
+  auto ev = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress,
+                             100, dist);
   result.top1 = ev.top1;
   result.top5 = ev.top5;
   result.eval_seconds = ev.seconds;
@@ -308,29 +333,46 @@ SqueezeResult squeeze(const SqueezeConfig& requested, Progress& progress) {
     so.crop.flip = config.flip;
     so.seed = derive_seed(config.seed, kTagTrainAug, 1u << 20);
     so.workers = static_cast<int>(config.workers);
-    if (state.phase == "stats") {
-      so.start_batch = state.stats_batches;
-      so.resume_sums = &state.stats;
+    if (dist) {
+      so.dist = dist;  // a distributed pass is short next to training and starts over
+    } else {
+      if (state.phase == "stats") {
+        so.start_batch = state.stats_batches;
+        so.resume_sums = &state.stats;
+      }
+      so.checkpoint = [&](int64_t batches, const ClassStatsAccumulator& acc) {
+        SqueezeState s = state;
+        s.phase = "stats", s.stats_batches = batches, s.stats = acc.sums(), s.optimizer.clear();
+        save(s);
+      };
     }
-    so.checkpoint = [&](int64_t batches, const ClassStatsAccumulator& acc) {
-      SqueezeState s = state;
-      s.phase = "stats", s.stats_batches = batches, s.stats = acc.sums(), s.optimizer.clear();
-      save(s);
-    };
     ck.class_stats = compute_class_stats(model, train_set, ck.meta.norm, so, device, progress);
   }
   result.stats_seconds = seconds_since(stats_start);
 
   ck.meta.info = {
       {"stage", "squeeze"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
-  models::save_checkpoint(config.out, ck);
-  std::filesystem::remove(state_path);
-  lock->release_and_remove();
+  if (writer) {
+    models::save_checkpoint(config.out, ck);
+    std::filesystem::remove(state_path);
+    lock->release_and_remove();
+  }
+  if (dist) dist->barrier("squeeze: waiting for rank 0 to write " + config.out);
   result.checkpoint = config.out;
   result.num_classes = ck.meta.num_classes;
   result.checkpoint_hash = hash_file(config.out);
   result.seconds = seconds_since(start);
   return result;
+}
+
+}  // namespace
+
+SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
+  config.validate();
+  const DistEnv env = DistEnv::from_environment();
+  if (!env.distributed()) return squeeze_part(config, progress, nullptr);
+  Dist dist(env);
+  return run_rank(dist, [&] { return squeeze_part(config, progress, &dist); });
 }
 
 }  // namespace lpld::squeeze

@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "engine/data_parallel.h"
 #include "engine/losses.h"
 
 namespace lpld::train {
@@ -21,10 +22,13 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
     auto plan = ctx.planner->plan(step);
     auto images = ctx.inputs->set.read(plan.indices).to(ctx.device);  // only this step's
     auto batch = labels::render_step(images, *ctx.norm, plan, h.image_size);
+    // This rank's rows (all of them in one process), its mean loss weighted by its share.
+    const int64_t n = batch.size(0);
+    const auto [lo, hi] = engine::shard_rows(n, ctx.dist);
     labels::LabelCodec::Rows rows;
-    if (ctx.inputs->online()) {
+    if (ctx.inputs->online()) {  // labels for this rank's rows only
       torch::NoGradGuard ng;
-      rows.values = ctx.inputs->teacher->model->forward(batch);
+      if (hi > lo) rows.values = ctx.inputs->teacher->model->forward(batch.slice(0, lo, hi));
     } else {
       auto rec = ctx.inputs->store->read_step(step);
       if (h.format_version >= 2 && rec.digest != labels::plan_digest(plan))
@@ -34,23 +38,36 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
             ctx.inputs->store->path(), step, h.replay_version, labels::kReplayVersion));
       rows = std::move(rec.rows);
       rows.values = rows.values.to(ctx.device);
-    }
-    auto out = ctx.model->forward(batch);
-    torch::Tensor loss;
-    if (!topk && Ts == T) {  // the plain KD loss (METHOD.md Stage 4), unchanged numerics
-      loss = engine::kd_loss(out, rows.values, T, ctx.temperature_squared);
-    } else {  // top-k labels (LPQLD's MR-k) and/or a student temperature of its own (CA)
-      auto p = labels::teacher_probs(rows, h.num_classes, T);
-      loss = engine::kd_loss_probs(out, p, Ts) * (ctx.temperature_squared ? T * T : 1.0);
-      ctx.last_teacher = p.detach();
-      ctx.last_student = out.detach();
+      if (hi - lo < n) {  // this rank's rows of the stored labels
+        rows.values = rows.values.slice(0, lo, hi);
+        if (rows.indices.defined()) rows.indices = rows.indices.slice(0, lo, hi);
+      }
     }
     ctx.optimizer->zero_grad();
-    loss.backward();
+    if (hi > lo) {
+      auto out = ctx.model->forward(batch.slice(0, lo, hi));
+      torch::Tensor loss;
+      if (!topk && Ts == T) {  // the plain KD loss (METHOD.md Stage 4), unchanged numerics
+        loss = engine::kd_loss(out, rows.values, T, ctx.temperature_squared);
+      } else {  // top-k labels (LPQLD's MR-k) and/or a student temperature of its own (CA)
+        auto p = labels::teacher_probs(rows, h.num_classes, T);
+        loss = engine::kd_loss_probs(out, p, Ts) * (ctx.temperature_squared ? T * T : 1.0);
+        ctx.last_teacher = p.detach();
+        ctx.last_student = out.detach();
+      }
+      if (hi - lo < n) loss = loss * (static_cast<double>(hi - lo) / static_cast<double>(n));
+      loss.backward();
+      loss_sum += loss.detach();
+    }
+    if (ctx.dist) engine::all_reduce_gradients(*ctx.dist, *ctx.model, "train: gradients");
     ctx.optimizer->step();
-    loss_sum += loss.detach();
-    images_seen += batch.size(0);
+    images_seen += n;
     ++steps_done;
+  }
+  if (ctx.dist) {
+    std::vector<torch::Tensor> l{loss_sum};
+    ctx.dist->all_reduce_sum(l, "train: the epoch's loss");
+    loss_sum = l[0];
   }
   return loss_sum.item<double>() / static_cast<double>(steps.size());
 }

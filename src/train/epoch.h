@@ -3,6 +3,7 @@
 #pragma once
 #include <vector>
 
+#include "core/dist.h"
 #include "data/augment.h"
 #include "labels/replay.h"
 #include "models/classifier.h"
@@ -20,12 +21,15 @@ struct EpochContext {
   double student_temperature = 0;  // 0: the teacher's (CA otherwise)
   bool temperature_squared = false;
   torch::Device device{torch::kCPU};
+  // A distributed run: this rank trains on its slice of every step's rows and the gradients
+  // are summed over the ranks (engine/data_parallel.h).
+  Dist* dist = nullptr;
   // The last step's student logits and teacher distribution (for the CA search).
   torch::Tensor last_student, last_teacher;
 };
 
-// Trains on `steps` (label step ids) in order; returns the epoch's mean loss (one host sync
-// per epoch). Adds to `images_seen` and `steps_done`.
+// Trains on `steps` (label step ids) in order; returns the epoch's mean loss over every rank's
+// rows (one host sync per epoch). Adds to `images_seen` and `steps_done`.
 double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& images_seen,
                  int64_t& steps_done);
 

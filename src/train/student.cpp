@@ -5,11 +5,13 @@
 #include <numeric>
 
 #include "core/clock.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/lock.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
 #include "data/batches.h"
+#include "engine/data_parallel.h"
 #include "engine/evaluate.h"
 #include "engine/schedule.h"
 #include "models/checkpoint.h"
@@ -155,12 +157,14 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& confi
 }
 
 // Evaluates on the real validation set and rewrites eval.jsonl with every evaluation so far.
+// In a distributed run every rank evaluates its share; rank 0 writes the log.
 engine::EvalResult evaluate_and_log(const TrainConfig& config, const TrainInputs& in,
                                     models::ClassifierImpl& model, const torch::Device& device,
                                     int64_t epoch, double seconds, json& evals,
-                                    Progress& progress) {
+                                    Progress& progress, Dist* dist) {
   auto ev = engine::evaluate(model, in.val, in.header.norm, in.header.image_size, device,
-                             Progress::null());
+                             Progress::null(), 100, dist);
+  if (dist && dist->rank() > 0) return ev;
   json line = {{"epoch", epoch}, {"top1", ev.top1}, {"top5", ev.top5}, {"seconds", seconds}};
   evals.push_back(line);
   std::string text;
@@ -184,14 +188,23 @@ double teacher_temperature(const TrainConfig& c, int64_t epoch, int64_t epochs) 
   return c.temperature;
 }
 
-TrainResult train_student(const TrainConfig& config, Progress& progress) {
-  config.validate();
+namespace {
+
+// One process's part of a training run (`dist` null: the whole run). In a distributed run
+// every rank trains the same model on its slice of each step (engine/data_parallel.h); rank 0
+// alone holds the output folder, evaluates and writes.
+TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist) {
   const auto start = Clock::now();
   const torch::Device device = parse_device(config.device);
   TrainInputs in = open_inputs(config, device);
   const json identity = run_identity(config, in);
-  make_dirs(config.out);
-  auto lock = FileLock::acquire_or_fail(config.out + "/.lock", config.out);
+  const bool writer = !dist || dist->rank() == 0;
+  std::unique_ptr<FileLock> lock;
+  if (writer) {
+    make_dirs(config.out);
+    lock = FileLock::acquire_or_fail(config.out + "/.lock", config.out);
+  }
+  if (dist) dist->barrier("train: waiting for rank 0 to lock " + config.out);
   const std::string result_path = config.out + "/result.json";
   const std::string state_path = config.out + "/train-state.safetensors";
   if (auto done = finished_run(result_path, identity, config.out)) return *done;
@@ -225,6 +238,12 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
                                                                 : 0.0;
   if (rs.student_temperature > 0) ctx.student_temperature = rs.student_temperature;
   ctx.device = device;
+  ctx.dist = dist;
+  // BatchNorm's running statistics of every rank, averaged (collective: all ranks call it
+  // at the same points) before the model is evaluated or saved.
+  auto sync_buffers = [&] {
+    if (dist) engine::average_buffers(*dist, model, "train: BatchNorm statistics");
+  };
 
   const auto train_start = Clock::now();
   auto train_seconds = [&] { return rs.train_seconds + seconds_since(train_start); };
@@ -239,32 +258,43 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
                                                  static_cast<double>(config.warmup_epochs)));
     ctx.temperature = teacher_temperature(config, epoch + 1, config.epochs);
     const double loss = run_epoch(ctx, epoch_steps(in, epoch), rs.images_seen, result.steps);
-    if (config.student_temperature_search)
+    if (config.student_temperature_search) {
       ctx.student_temperature = search_student_temperature(ctx);
+      if (dist) {  // rank 0's choice, so that every rank trains the same model
+        std::vector<torch::Tensor> t{torch::tensor({ctx.student_temperature}, torch::kFloat64)};
+        dist->broadcast_from_rank0(t, "train: student temperature");
+        ctx.student_temperature = t[0].item<double>();
+      }
+    }
     if (!std::isfinite(loss))
       throw std::runtime_error("train: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                "; lower --lr");
     progress.update((epoch + 1 - result.resumed_from_epoch) * bpe,
                     fmt::format("epoch {} loss {:.4f}", epoch + 1, loss));
     if (epoch + 1 == config.epochs) break;
-    if (config.eval_every > 0 && (epoch + 1) % config.eval_every == 0) {
+    const bool eval = config.eval_every > 0 && (epoch + 1) % config.eval_every == 0;
+    const bool save = (epoch + 1) % config.checkpoint_every == 0;
+    if (eval || save) sync_buffers();
+    if (eval) {
       evaluate_and_log(config, in, model, device, epoch + 1, seconds_since(start), result.evals,
-                       progress);
+                       progress, dist);
       model.train();
     }
-    if ((epoch + 1) % config.checkpoint_every == 0)
+    if (save && writer)
       save_resume_state(state_path, identity, model, *optimizer,
                         {epoch + 1, result.steps, rs.images_seen, train_seconds(),
                          ctx.student_temperature, result.evals});
   }
   progress.finish();
+  sync_buffers();
   result.train_seconds = train_seconds();
   result.images_per_second = result.train_seconds > 0 ? rs.images_seen / result.train_seconds : 0;
   auto ev = evaluate_and_log(config, in, model, device, config.epochs, seconds_since(start),
-                             result.evals, progress);
+                             result.evals, progress, dist);
   result.top1 = ev.top1;
   result.top5 = ev.top5;
   result.seconds = seconds_since(start);
+  if (!writer) return result;  // rank 0 writes
 
   student.meta.info = {
       {"stage", "train"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
@@ -275,6 +305,16 @@ TrainResult train_student(const TrainConfig& config, Progress& progress) {
   fs::remove(state_path);
   lock->release_and_remove();
   return result;
+}
+
+}  // namespace
+
+TrainResult train_student(const TrainConfig& config, Progress& progress) {
+  config.validate();
+  const DistEnv env = DistEnv::from_environment();
+  if (!env.distributed()) return train_part(config, progress, nullptr);
+  Dist dist(env);
+  return run_rank(dist, [&] { return train_part(config, progress, &dist); });
 }
 
 }  // namespace lpld::train
