@@ -4,6 +4,7 @@
 // hanging; stages that do not run distributed yet refuse torchrun's environment.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -262,6 +263,49 @@ TEST(DataParallel, GradientsSummedOverRanksAreTheWholeBatchGradient) {
           << "rank " << r << ", parameter " << i;
   }
   EXPECT_EQ(engine::shard_rows(7, nullptr), (std::pair<int64_t, int64_t>{0, 7}));
+}
+
+// A 2-process relabel whose rank 1 is killed: rank 0 stops with an error naming its place
+// instead of waiting for ever, and a re-run (2 processes) finishes the partial store into the
+// one-process store, byte for byte.
+TEST(Dist, RelabelWithAKilledRankStopsAndItsRerunFinishesTheStore) {
+  LPLD_REQUIRE_BINARY();
+  test::TempDir dir;
+  ASSERT_EQ(run(recover_args("class", "1", dir.path("img")), dir.path("r.log")), 0);
+  auto relabel = [&](const std::string& out) {
+    return std::vector<std::string>{"relabel",  "--teacher", test::toy().teacher, "--images",
+                                    dir.path("img"), "--epochs", "3000", "--batch-size", "4",
+                                    "--out",    out};
+  };
+  ASSERT_EQ(run(relabel(dir.path("one.lpld")), dir.path("one.log")), 0);
+  const std::map<std::string, std::string> base = {
+      {"WORLD_SIZE", "2"},
+      {"MASTER_ADDR", "127.0.0.1"},
+      {"MASTER_PORT", std::to_string(free_local_port())}};
+  auto env0 = base, env1 = base;
+  env0["RANK"] = "0", env1["RANK"] = "1";
+  const std::string out = dir.path("two.lpld");
+  const pid_t r0 = spawn(relabel(out), env0, dir.path("r0.log"));
+  const pid_t r1 = spawn(relabel(out), env1, dir.path("r1.log"));
+  for (int i = 0; i < 3000; ++i) {  // until some records are written, then kill rank 1
+    usleep(2000);
+    struct stat st {};
+    if (::stat((out + ".partial").c_str(), &st) == 0 && st.st_blocks * 512 > 64 * 1024) break;
+  }
+  kill(r1, SIGKILL);
+  finish(r1);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(finish(r0), 1) << read_file(dir.path("r0.log"));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300);
+  EXPECT_NE(read_file(dir.path("r0.log")).find("rank 0 of 2"), std::string::npos)
+      << read_file(dir.path("r0.log"));
+  EXPECT_FALSE(fs::exists(out));
+  auto args = relabel(out);
+  args.insert(args.begin(), {"launch", "-n", "2", "--"});
+  ASSERT_EQ(run(args, dir.path("again.log")), 0) << read_file(dir.path("again.log"));
+  EXPECT_TRUE(read_file(out) == read_file(dir.path("one.lpld")));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  EXPECT_FALSE(fs::exists(out + ".lock"));
 }
 
 TEST(Dist, UnreachableStoreStopsWithItsAddress) {
