@@ -43,6 +43,32 @@ int run(const std::vector<std::string>& args, const std::string& log,
   return finish(spawn(args, env, log));
 }
 
+// Starts `args` as ranks 0 and 1 of 2 (a fresh port on 127.0.0.1), logging to DIR/r0.log
+// and DIR/r1.log; returns their pids.
+std::pair<pid_t, pid_t> spawn_two_ranks(const std::vector<std::string>& args,
+                                        const test::TempDir& dir) {
+  const std::map<std::string, std::string> base = {
+      {"WORLD_SIZE", "2"},
+      {"MASTER_ADDR", "127.0.0.1"},
+      {"MASTER_PORT", std::to_string(free_local_port())}};
+  auto env0 = base, env1 = base;
+  env0["RANK"] = "0", env1["RANK"] = "1";
+  return {spawn(args, env0, dir.path("r0.log")), spawn(args, env1, dir.path("r1.log"))};
+}
+
+// Kills `victim`; the `survivor` (rank `rank`) must then stop within 300 s with exit 1 and
+// name its place in its log, not wait for ever.
+void expect_the_survivor_stops(pid_t victim, pid_t survivor, int rank, const test::TempDir& dir) {
+  kill(victim, SIGKILL);
+  finish(victim);
+  const std::string log = dir.path("r" + std::to_string(rank) + ".log");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(finish(survivor), 1) << read_file(log);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300);
+  EXPECT_NE(read_file(log).find("rank " + std::to_string(rank) + " of 2"), std::string::npos)
+      << read_file(log);
+}
+
 std::vector<std::string> recover_args(const std::string& mode, const std::string& pack,
                                       const std::string& out) {
   return {"recover", "--teacher",    test::toy().teacher,
@@ -278,27 +304,14 @@ TEST(Dist, RelabelWithAKilledRankStopsAndItsRerunFinishesTheStore) {
                                     "--out",    out};
   };
   ASSERT_EQ(run(relabel(dir.path("one.lpld")), dir.path("one.log")), 0);
-  const std::map<std::string, std::string> base = {
-      {"WORLD_SIZE", "2"},
-      {"MASTER_ADDR", "127.0.0.1"},
-      {"MASTER_PORT", std::to_string(free_local_port())}};
-  auto env0 = base, env1 = base;
-  env0["RANK"] = "0", env1["RANK"] = "1";
   const std::string out = dir.path("two.lpld");
-  const pid_t r0 = spawn(relabel(out), env0, dir.path("r0.log"));
-  const pid_t r1 = spawn(relabel(out), env1, dir.path("r1.log"));
+  const auto [r0, r1] = spawn_two_ranks(relabel(out), dir);
   for (int i = 0; i < 3000; ++i) {  // until some records are written, then kill rank 1
     usleep(2000);
     struct stat st {};
     if (::stat((out + ".partial").c_str(), &st) == 0 && st.st_blocks * 512 > 64 * 1024) break;
   }
-  kill(r1, SIGKILL);
-  finish(r1);
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(finish(r0), 1) << read_file(dir.path("r0.log"));
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300);
-  EXPECT_NE(read_file(dir.path("r0.log")).find("rank 0 of 2"), std::string::npos)
-      << read_file(dir.path("r0.log"));
+  expect_the_survivor_stops(r1, r0, 0, dir);
   EXPECT_FALSE(fs::exists(out));
   auto args = relabel(out);
   args.insert(args.begin(), {"launch", "-n", "2", "--"});
@@ -329,26 +342,13 @@ TEST(Dist, UnreachableStoreStopsWithItsAddress) {
 TEST(Dist, APeerThatDiesStopsTheOtherRank) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
-  const std::map<std::string, std::string> base = {
-      {"WORLD_SIZE", "2"},
-      {"MASTER_ADDR", "127.0.0.1"},
-      {"MASTER_PORT", std::to_string(free_local_port())}};
-  auto env0 = base, env1 = base;
-  env0["RANK"] = "0", env1["RANK"] = "1";
   // Packs of 2 over 3 classes: rank 0 gets classes 0-1, rank 1 class 2.
   auto args = recover_args("class", "2", dir.path("out"));
   args[8] = "3000";  // --iterations: rank 0 is still at work when it is killed
-  const pid_t r0 = spawn(args, env0, dir.path("r0.log"));
-  const pid_t r1 = spawn(args, env1, dir.path("r1.log"));
+  const auto [r0, r1] = spawn_two_ranks(args, dir);
   for (int i = 0; i < 600 && !fs::exists(dir.path("out/recover.json")); ++i) usleep(10000);
   usleep(500000);
-  kill(r0, SIGKILL);
-  finish(r0);
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(finish(r1), 1) << read_file(dir.path("r1.log"));
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300);
-  EXPECT_NE(read_file(dir.path("r1.log")).find("rank 1 of 2"), std::string::npos)
-      << read_file(dir.path("r1.log"));
+  expect_the_survivor_stops(r0, r1, 1, dir);
 }
 
 // The pipeline and the tools run in one process: under torchrun's environment they would

@@ -237,7 +237,7 @@ TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   {
     labels::LabelStoreWriter w(dir.path("x.lpld"), h);
     EXPECT_EQ(w.resume_step(), 0);
-    w.append(0, torch::ones({2, 2}), labels::plan_step(h, 0));
+    w.write(0, torch::ones({2, 2}), labels::plan_step(h, 0));
     // a second writer of the same store is refused while the first holds it
     EXPECT_THROW(labels::LabelStoreWriter(dir.path("x.lpld"), h), std::runtime_error);
   }
@@ -246,7 +246,7 @@ TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   {
     labels::LabelStoreWriter w(dir.path("x.lpld"), h);
     EXPECT_EQ(w.resume_step(), 1);  // step 0 verified
-    w.append(1, torch::zeros({2, 2}), labels::plan_step(h, 1));
+    w.write(1, torch::zeros({2, 2}), labels::plan_step(h, 1));
     w.commit();
   }
   labels::LabelStore s(dir.path("x.lpld"));
@@ -256,7 +256,7 @@ TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   // a partial file of another header starts over
   {
     labels::LabelStoreWriter w(dir.path("y.lpld"), h);
-    w.append(0, torch::ones({2, 2}), labels::plan_step(h, 0));
+    w.write(0, torch::ones({2, 2}), labels::plan_step(h, 0));
   }
   h.seed = 7;
   labels::LabelStoreWriter w(dir.path("y.lpld"), h);
@@ -325,7 +325,7 @@ TEST(LabelStore, HeaderHoldsTwoMillionImagePaths) {
   }
   {
     labels::LabelStoreWriter w(dir.path("big.lpld"), h);
-    w.append(0, torch::zeros({1000, 10'450}), labels::plan_step(h, 0));
+    w.write(0, torch::zeros({1000, 10'450}), labels::plan_step(h, 0));
     w.commit();
   }
   labels::LabelStore s(dir.path("big.lpld"));

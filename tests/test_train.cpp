@@ -343,7 +343,7 @@ TEST(Train, RefusesAStoreWhoseViewsDigestDiffers) {
   {
     labels::LabelStoreWriter w(dir.path("bad.lpld"), h);
     for (int64_t s = 0; s < h.steps_kept; ++s)
-      w.append(s, good.logits(s), labels::plan_step(other, s));
+      w.write(s, good.logits(s), labels::plan_step(other, s));
     w.commit();
   }
   auto c = small(dir.path("run"));

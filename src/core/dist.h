@@ -75,4 +75,14 @@ auto run_rank(Dist& dist, F&& part) -> decltype(part()) {
   }
 }
 
+// A stage's entry: `part(nullptr)` as one process, or, under torchrun's environment
+// (WORLD_SIZE > 1), `part(&dist)` as this process's rank of the group, through run_rank.
+template <typename F>
+auto run_distributed(F&& part) -> decltype(part(static_cast<Dist*>(nullptr))) {
+  const DistEnv env = DistEnv::from_environment();
+  if (!env.distributed()) return part(nullptr);
+  Dist dist(env);
+  return run_rank(dist, [&] { return part(&dist); });
+}
+
 }  // namespace lpld

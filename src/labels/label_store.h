@@ -95,9 +95,6 @@ class LabelStoreWriter {
   // logits: [n_s, classes], any float dtype and device, encoded by the header's codec;
   // `plan`: the step's views (their digest, and the views themselves when stored).
   void write(int64_t step, const torch::Tensor& logits, const StepPlan& plan);
-  void append(int64_t step, const torch::Tensor& logits, const StepPlan& plan) {
-    write(step, logits, plan);
-  }
   // Flushes this process's records to the file system (a joining rank, before the owner commits).
   void sync();
   // The owner: verifies every record that another rank wrote or a killed run left, then

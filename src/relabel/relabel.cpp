@@ -139,11 +139,10 @@ Share groups_to_label(labels::LabelStoreWriter& writer, int64_t group, const Dis
 // Labels the groups `todo` into `writer`: the teacher's forwards on this thread, the next
 // group's plans and images read ahead on one helper thread, the records written behind on
 // another. Returns the views labelled.
-int64_t label_groups(const RelabelConfig& config, const labels::ImageSet& set,
-                     models::Checkpoint& ck, labels::LabelStoreWriter& writer,
-                     const std::vector<int64_t>& todo, int64_t group, Progress& progress) {
+int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
+                     labels::LabelStoreWriter& writer, const std::vector<int64_t>& todo,
+                     int64_t group, const torch::Device& device, Progress& progress) {
   const labels::LabelHeader& h = writer.header();
-  const torch::Device device = parse_device(config.device);
   const data::NormTensors norm(h.norm, device);
   auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
   torch::NoGradGuard no_grad;
@@ -216,7 +215,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
     progress.message(fmt::format("relabel: resuming {}: {} steps already there, {} to label",
                                  config.out, share.steps_intact, share.steps_todo));
   progress.start("relabel", share.steps_todo, "step");
-  int64_t views = label_groups(config, set, ck, *writer, share.todo, group, progress);
+  int64_t views = label_groups(set, ck, *writer, share.todo, group, device, progress);
   progress.finish();
   if (dist) {
     writer->sync();
@@ -249,10 +248,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
 
 RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   config.validate();
-  const DistEnv env = DistEnv::from_environment();
-  if (!env.distributed()) return relabel_part(config, progress, nullptr);
-  Dist dist(env);
-  return run_rank(dist, [&] { return relabel_part(config, progress, &dist); });
+  return run_distributed([&](Dist* dist) { return relabel_part(config, progress, dist); });
 }
 
 }  // namespace lpld::relabel

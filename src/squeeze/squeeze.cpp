@@ -369,10 +369,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
 SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   config.validate();
-  const DistEnv env = DistEnv::from_environment();
-  if (!env.distributed()) return squeeze_part(config, progress, nullptr);
-  Dist dist(env);
-  return run_rank(dist, [&] { return squeeze_part(config, progress, &dist); });
+  return run_distributed([&](Dist* dist) { return squeeze_part(config, progress, dist); });
 }
 
 }  // namespace lpld::squeeze

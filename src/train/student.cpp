@@ -311,10 +311,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
 
 TrainResult train_student(const TrainConfig& config, Progress& progress) {
   config.validate();
-  const DistEnv env = DistEnv::from_environment();
-  if (!env.distributed()) return train_part(config, progress, nullptr);
-  Dist dist(env);
-  return run_rank(dist, [&] { return train_part(config, progress, &dist); });
+  return run_distributed([&](Dist* dist) { return train_part(config, progress, dist); });
 }
 
 }  // namespace lpld::train
