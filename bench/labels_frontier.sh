@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The label-storage frontier (issue: quantized soft labels): student top-1 against total label
-# bytes for LPLD's random pruning alone, quantization alone (top-k, int8/int4 values), both,
-# and both with LPQLD's training (DKR: step temperature schedule; CA: searched student
+# bytes for LPLD's random pruning alone, quantization alone (top-k; int8/int4 values with a
+# scale and offset per row; int4-max: levels below each row's maximum and a one-byte scale),
+# both, and both with LPQLD's training (DKR: step temperature schedule; CA: searched student
 # temperature), 3 student seeds, class mode. Data sets: Fashion-MNIST IPC 10 and 50, and
 # CIFAR-10 IPC 10 when LPLD_CIFAR10 names its ImageFolder (bench/cifar10.sh). lpld's defaults
 # make the teacher and images (`lpld pipeline`, reused when present); each method relabels and
@@ -20,6 +21,7 @@ methods=(
   "quant-int4|--logits int4||0"
   "quant-top2-int8|--logits int8 --topk 2||0"
   "prune+int4|--logits int4||0.9 0.975 0.98 0.99"
+  "prune+int4-max|--logits int4-max||0.9 0.9715 0.974 0.98 0.99"
   "prune+top3-int8|--logits int8 --topk 3||0.9 0.975 0.99"
   "prune+dkr-ca|--logits fp16|--temperature-schedule step --student-temperature-search|0.975 0.99 0.995"
   "prune+int4+dkr-ca|--logits int4|--temperature-schedule step --student-temperature-search|0.9 0.975 0.99"

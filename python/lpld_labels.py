@@ -225,8 +225,9 @@ class LabelStore:
         self.bpe = -(-self.N // self.B)
         self._orders = {}
         vb = {"fp32": 4 * self.k, "fp16": 2 * self.k, "bf16": 2 * self.k, "int8": self.k,
-              "int4": (self.k + 1) // 2}[self.values]
-        pb = 4 if self.values in ("int8", "int4") else 0
+              "int4": (self.k + 1) // 2, "int8-max": self.k,
+              "int4-max": (self.k + 1) // 2}[self.values]
+        pb = {"int8": 4, "int4": 4, "int8-max": 1, "int4-max": 1}.get(self.values, 0)
         ib = (2 if self.C <= 65536 else 4) if self.k < self.C else 0
         self.value_bytes, self.param_bytes, self.index_bytes = vb, pb, ib
         self.row_bytes = vb + pb + ib * self.k
@@ -276,10 +277,15 @@ class LabelStore:
             values = (col(0, vb).view("<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             q = col(0, vb)
-            if self.values == "int4":
+            if self.values.startswith("int4"):
                 q = np.stack([q & 0xF, q >> 4], axis=2).reshape(n, -1)[:, : self.k]
-            params = col(vb, vb + pb).view("<f2").astype(np.float32)
-            values = params[:, 1:2] + params[:, 0:1] * q.astype(np.float32)
+            if self.values.endswith("-max"):  # levels below the row's maximum, a scale byte
+                code = col(vb, vb + 1).astype(np.int32)
+                scale = np.ldexp((16 + (code & 0xF)).astype(np.float32), (code >> 4) - 12)
+                values = -(scale.astype(np.float32) * q.astype(np.float32))
+            else:
+                params = col(vb, vb + pb).view("<f2").astype(np.float32)
+                values = params[:, 1:2] + params[:, 0:1] * q.astype(np.float32)
         indices = None
         if self.k < self.C:
             ix = col(vb + pb, self.row_bytes)

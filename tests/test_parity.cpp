@@ -361,7 +361,8 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
     bool views;
   };
   for (const Case c : {Case{0, "fp16", false}, Case{2, "int8", true}, Case{2, "int4", false},
-                       Case{0, "bf16", true}, Case{1, "fp32", false}}) {
+                       Case{0, "bf16", true}, Case{1, "fp32", false}, Case{0, "int4-max", false},
+                       Case{2, "int8-max", true}}) {
     relabel::RelabelConfig lc;
     lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4;
     lc.topk = c.topk, lc.logits = c.values, lc.store_views = c.views;

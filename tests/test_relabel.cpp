@@ -394,13 +394,15 @@ TEST(KnownAnswer, StepPlanAndDigest) {
 TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
   torch::manual_seed(0);
   auto x = torch::randn({6, 50}) * 5;
-  for (const std::string values : {"fp32", "fp16", "bf16", "int8", "int4"}) {
+  for (const std::string values :
+       {"fp32", "fp16", "bf16", "int8", "int4", "int8-max", "int4-max"}) {
     for (int64_t k : {0, 7}) {
       labels::LabelCodec codec{k, values};
       const std::string bytes = codec.encode(x);
       ASSERT_EQ(static_cast<int64_t>(bytes.size()), 6 * codec.row_bytes(50));
       auto rows = codec.decode(bytes.data(), 6, 50);
       auto ref = k ? std::get<0>(x.topk(k, 1)) : x;
+      if (codec.max_relative()) ref = ref - std::get<0>(ref.max(1, true));  // shifted to max 0
       if (k) {
         auto kept = std::get<1>(x.topk(k, 1));
         EXPECT_TRUE(torch::equal(rows.indices, kept)) << values;
@@ -410,11 +412,39 @@ TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
                          : values == "fp16" ? 5e-3 * 20
                          : values == "bf16" ? 4e-2 * 20
                          : values == "int8" ? range / 255 / 2 * 1.01 + 1e-2
-                                            : range / 15 / 2 * 1.01 + 1e-2;
+                         : values == "int4" ? range / 15 / 2 * 1.01 + 1e-2
+                         // the scale byte rounds the step up by at most 1/16
+                         : values == "int8-max" ? range / 255 / 2 * 1.07
+                                                : range / 15 / 2 * 1.07;
       EXPECT_LE((rows.values - ref).abs().max().item<double>(), tol) << values << " k " << k;
     }
   }
   // bytes: 50 classes, top 7 as int4 = 4 value bytes + 4 parameter bytes + 14 index bytes
   EXPECT_EQ((labels::LabelCodec{7, "int4"}.row_bytes(50)), 22);
+  EXPECT_EQ((labels::LabelCodec{7, "int4-max"}.row_bytes(50)), 19);
+  EXPECT_EQ((labels::LabelCodec{0, "int4-max"}.row_bytes(10)), 6);
   EXPECT_EQ((labels::LabelCodec{0, "fp16"}.row_bytes(50)), 100);
+}
+
+// The int8-max / int4-max scale byte and row bytes, known answers frozen here (a reader in
+// any language must decode them the same): scale = (16 + low nibble) * 2^(high nibble - 12).
+TEST(LabelCodec, MaxRelativeRowsHaveTheirDocumentedBytes) {
+  EXPECT_EQ(labels::max_relative_scale(0), std::ldexp(1.f, -8));
+  EXPECT_EQ(labels::max_relative_scale(0x80), 1.f);
+  EXPECT_EQ(labels::max_relative_scale(0x81), 1.0625f);
+  EXPECT_EQ(labels::max_relative_scale(255), 248.f);
+  EXPECT_EQ(labels::max_relative_code(1.f), 0x80);
+  EXPECT_EQ(labels::max_relative_code(1.01f), 0x81);  // never below the needed step
+  EXPECT_EQ(labels::max_relative_code(1e-9f), 0);
+  EXPECT_EQ(labels::max_relative_code(1e9f), 255);
+  // range 15 over 15 levels: scale 1; q = 0, 1, 2 (2.5 to even), 15; nibbles low first
+  const auto x = torch::tensor({{3.f, 2.f, 0.5f, -12.f}});
+  const std::string b = labels::LabelCodec{0, "int4-max"}.encode(x);
+  EXPECT_EQ(b, std::string("\x10\xf2\x80", 3));
+  const auto rows = labels::LabelCodec{0, "int4-max"}.decode(b.data(), 1, 4);
+  EXPECT_TRUE(torch::equal(rows.values, torch::tensor({{0.f, -1.f, -2.f, -15.f}})));
+  // int8-max: range 1 over 255 levels needs a step >= 1/255: 2^-8 * 17/16 (code 1)
+  const std::string b8 = labels::LabelCodec{0, "int8-max"}.encode(torch::tensor({{1.f, 0.f}}));
+  EXPECT_EQ(b8, std::string("\x00\xf1\x01", 3));
+  EXPECT_THROW(labels::LabelCodec({0, "int2-max"}).validate(), std::invalid_argument);
 }

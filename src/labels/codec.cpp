@@ -1,6 +1,7 @@
 #include "labels/codec.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -11,8 +12,35 @@ namespace lpld::labels {
 void LabelCodec::validate() const {
   check_arg(topk >= 0, "--topk", "must be >= 0 (0: every class)");
   check_arg(values == "fp32" || values == "fp16" || values == "bf16" || values == "int8" ||
-                values == "int4",
-            "--logits", "must be fp32, fp16, bf16, int8 or int4, not '" + values + "'");
+                values == "int4" || values == "int8-max" || values == "int4-max",
+            "--logits",
+            "must be fp32, fp16, bf16, int8, int4, int8-max or int4-max, not '" + values + "'");
+}
+
+int64_t LabelCodec::param_bytes() const {
+  if (!quantized()) return 0;
+  return max_relative() ? 1 : 4;
+}
+
+namespace {
+// The 256 scales of a scale byte, growing with the code (the exponent is the high nibble).
+const std::array<float, 256>& max_relative_scales() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c)
+      t[c] = std::ldexp(static_cast<float>(16 + (c & 0xF)), (c >> 4) - 12);
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
+float max_relative_scale(uint8_t code) { return max_relative_scales()[code]; }
+
+uint8_t max_relative_code(float scale) {
+  const auto& t = max_relative_scales();
+  const auto at = std::lower_bound(t.begin(), t.end(), scale);
+  return static_cast<uint8_t>(at == t.end() ? 255 : at - t.begin());
 }
 
 int64_t LabelCodec::kept(int64_t classes) const {
@@ -22,8 +50,7 @@ int64_t LabelCodec::kept(int64_t classes) const {
 int64_t LabelCodec::value_bytes(int64_t classes) const {
   const int64_t k = kept(classes);
   if (values == "fp32") return 4 * k;
-  if (values == "int8") return k;
-  if (values == "int4") return (k + 1) / 2;
+  if (quantized()) return bits() == 8 ? k : (k + 1) / 2;
   return 2 * k;
 }
 
@@ -39,33 +66,42 @@ torch::Tensor bytes_of(const torch::Tensor& t) {
 }
 
 // int8 / int4 rows of x [n, k] (float32, contiguous, CPU): the packed values (int4: two a
-// byte, the even one in the low nibble), then the scale and offset as fp16. Plain loops, not
+// byte, the even one in the low nibble), then the scale and offset as fp16, or (`max_relative`)
+// the levels below the row's maximum and the scale byte (codec.h). Plain loops, not
 // tensor ops: this runs on relabel's writer thread once per step, where a dozen small ops
 // cost more than their arithmetic and held up the forward (a quantized relabel was 3x slower
 // than an fp16 one). The float32 operations are the tensor form's (x - lo) / scale rounded
 // half to even, so the bytes are the same.
-torch::Tensor quantize_rows(const torch::Tensor& x, int bits, int64_t value_bytes) {
-  const int64_t n = x.size(0), k = x.size(1);
+torch::Tensor quantize_rows(const torch::Tensor& x, int bits, bool max_relative,
+                            int64_t value_bytes, int64_t param_bytes) {
+  const int64_t n = x.size(0), k = x.size(1), row_bytes = value_bytes + param_bytes;
   const float levels = bits == 8 ? 255.f : 15.f;
-  auto out = torch::zeros({n, value_bytes + 4}, torch::kUInt8);
+  auto out = torch::zeros({n, row_bytes}, torch::kUInt8);
   const float* in = x.data_ptr<float>();
   uint8_t* rows = out.data_ptr<uint8_t>();
   for (int64_t r = 0; r < n; ++r) {
     const float* row = in + r * k;
-    uint8_t* dst = rows + r * (value_bytes + 4);
+    uint8_t* dst = rows + r * row_bytes;
     const auto [lo_at, hi_at] = std::minmax_element(row, row + k);
     const float lo = *lo_at, hi = *hi_at;
-    const float scale = hi > lo ? (hi - lo) / levels : 1.f;
+    float scale = hi > lo ? (hi - lo) / levels : 1.f;
+    uint8_t code = 0;
+    if (max_relative) code = max_relative_code(scale), scale = max_relative_scale(code);
     for (int64_t j = 0; j < k; ++j) {
-      const float q = std::min(std::max(std::nearbyint((row[j] - lo) / scale), 0.f), levels);
+      const float d = max_relative ? hi - row[j] : row[j] - lo;
+      const float q = std::min(std::max(std::nearbyint(d / scale), 0.f), levels);
       const auto v = static_cast<uint8_t>(q);
       if (bits == 8)
         dst[j] = v;
       else
         dst[j / 2] |= static_cast<uint8_t>(j % 2 ? v << 4 : v);
     }
-    const c10::Half params[2] = {c10::Half(scale), c10::Half(lo)};
-    std::memcpy(dst + value_bytes, params, sizeof params);
+    if (max_relative) {
+      dst[value_bytes] = code;
+    } else {
+      const c10::Half params[2] = {c10::Half(scale), c10::Half(lo)};
+      std::memcpy(dst + value_bytes, params, sizeof params);
+    }
   }
   return out;
 }
@@ -83,7 +119,8 @@ std::string LabelCodec::encode(const torch::Tensor& logits) const {
                                          : torch::kBFloat16;
     parts.push_back(bytes_of(x.to(type)));
   } else {
-    parts.push_back(quantize_rows(x.contiguous(), values == "int8" ? 8 : 4, value_bytes(C)));
+    parts.push_back(
+        quantize_rows(x.contiguous(), bits(), max_relative(), value_bytes(C), param_bytes()));
   }
   if (k < C)  // uint16 (as its int16 bit pattern) or uint32
     parts.push_back(bytes_of(index_bytes(C) == 2
@@ -109,10 +146,17 @@ LabelCodec::Rows LabelCodec::decode(const char* data, int64_t n, int64_t C) cons
     rows.values = column(0, vb).view(type).view({n, k}).to(torch::kFloat32);
   } else {
     auto q = column(0, vb);
-    if (values == "int4")
+    if (bits() == 4)
       q = torch::stack({q.bitwise_and(0xF), q.__rshift__(4)}, 2).view({n, -1}).narrow(1, 0, k);
-    auto params = column(vb, pb).view(torch::kFloat16).view({n, 2}).to(torch::kFloat32);
-    rows.values = params.narrow(1, 1, 1) + params.narrow(1, 0, 1) * q.to(torch::kFloat32);
+    if (max_relative()) {
+      const auto& t = max_relative_scales();
+      const auto table = torch::from_blob(const_cast<float*>(t.data()), {256}, torch::kFloat32);
+      const auto scale = table.index_select(0, column(vb, 1).view({n}).to(torch::kLong));
+      rows.values = -(scale.view({n, 1}) * q.to(torch::kFloat32));
+    } else {
+      auto params = column(vb, pb).view(torch::kFloat16).view({n, 2}).to(torch::kFloat32);
+      rows.values = params.narrow(1, 1, 1) + params.narrow(1, 0, 1) * q.to(torch::kFloat32);
+    }
   }
   if (k < C) {
     auto ix = column(vb + pb, rb - vb - pb);

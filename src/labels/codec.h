@@ -6,10 +6,19 @@
 //   values: fp32, fp16, bf16 as they are; int8 / int4 with a per-row scale and offset (fp16):
 //        q = round((x - lo) / scale), scale = (hi - lo) / (2^bits - 1) over the row's kept
 //        values. The offset's rounding does not matter: a softmax ignores a shift of its row.
+//   int8-max / int4-max: the same levels below the row's maximum, x' = -scale * q with
+//        q = round((hi - x) / scale), and only the scale kept, as one byte (a 4-bit exponent
+//        and a 4-bit mantissa: scale = (16 + m) * 2^(e - 12), 2^-8 ... 248, steps <= 6.25 %),
+//        the smallest such scale >= (hi - lo) / (2^bits - 1). Why: the offset is dead weight
+//        (a softmax ignores a shift), and with few classes the 4 parameter bytes of int4 weigh
+//        almost as much as its values (10 classes: 5 value bytes a row), so the same bytes keep
+//        more label steps. The decoded values are exact in float32 (q * scale has <= 13
+//        significant bits), so any reader decodes them bit for bit.
 //
 // Row layout: values (k x 4 / 2 / 2 / 1 bytes, or ceil(k / 2) bytes for int4), then the
-// int8/int4 scale and offset (2 x fp16), then the class indices (k x uint16, or uint32 above
-// 65,536 classes). A record is n rows (docs/label-store.md).
+// int8/int4 scale and offset (2 x fp16) or the int8-max/int4-max scale byte, then the class
+// indices (k x uint16, or uint32 above 65,536 classes). A record is n rows
+// (docs/label-store.md).
 #pragma once
 #include <torch/torch.h>
 
@@ -19,7 +28,7 @@ namespace lpld::labels {
 
 struct LabelCodec {
   int64_t topk = 0;             // 0: every class
-  std::string values = "fp16";  // fp32 | fp16 | bf16 | int8 | int4
+  std::string values = "fp16";  // fp32 | fp16 | bf16 | int8 | int4 | int8-max | int4-max
 
   // Throws invalid_argument naming --topk / --logits.
   void validate() const;
@@ -29,7 +38,10 @@ struct LabelCodec {
   int64_t row_bytes(int64_t classes) const;
   // Of a row's bytes: values, quantization parameters, indices.
   int64_t value_bytes(int64_t classes) const;
-  int64_t param_bytes() const { return values == "int8" || values == "int4" ? 4 : 0; }
+  int64_t param_bytes() const;
+  bool quantized() const { return values.rfind("int", 0) == 0; }
+  int bits() const { return values.rfind("int4", 0) == 0 ? 4 : 8; }
+  bool max_relative() const { return quantized() && values.size() > 4; }  // int8-max, int4-max
 
   // logits [n, C] (any float dtype, any device) -> n * row_bytes(C) bytes.
   std::string encode(const torch::Tensor& logits) const;
@@ -44,5 +56,10 @@ struct LabelCodec {
 // The teacher distribution of decoded rows at temperature T: softmax(values / T) over the kept
 // classes, scattered into [n, C] (zero for the classes top-k dropped).
 torch::Tensor teacher_probs(const LabelCodec::Rows& rows, int64_t classes, double T);
+
+// The scale of an int8-max / int4-max scale byte (exact in float32), and the smallest byte
+// whose scale is >= `scale` (255 when none is).
+float max_relative_scale(uint8_t code);
+uint8_t max_relative_code(float scale);
 
 }  // namespace lpld::labels

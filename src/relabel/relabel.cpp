@@ -26,7 +26,8 @@ void RelabelConfig::declare(OptionSet& o) {
       .value_sets("cutmix_alpha")
       .add("cutmix_alpha", &cutmix_alpha, "CutMix Beta(alpha, alpha)")
       .add("logits", &logits,
-           "stored logit values: fp32, fp16, bf16, or int8 / int4 with a scale and offset per row")
+           "stored logit values: fp32, fp16, bf16, int8 / int4 with a scale and offset per row, "
+           "or int8-max / int4-max below the row's maximum with a one-byte scale")
       .add("topk", &topk, "keep only the k largest logits of each row and their classes (0: all)")
       .add("store_views", &store_views,
            "store each step's views (indices, crops, flips, CutMix) explicitly")

@@ -15,7 +15,7 @@ struct RelabelConfig {
   double prune_ratio = 0;
   bool cutmix = true;
   double cutmix_alpha = 1.0;
-  std::string logits = "fp16";  // fp32 | fp16 | bf16 | int8 | int4 (labels/codec.h)
+  std::string logits = "fp16";  // fp32 | fp16 | bf16 | int8 | int4 | int8/int4-max (codec.h)
   int64_t topk = 0;             // keep the k largest logits of each row (0: all; LPQLD's MR-k)
   bool store_views = false;     // the views in every record, for tools without lpld's streams
   double crop_scale_min = 0.08;
