@@ -1,7 +1,8 @@
 // Distributed runs over c10d (Gloo on 127.0.0.1, a TCPStore rendezvous): recover over 2 and
 // 3 processes writes the same images as one process, byte for byte; a rank that cannot reach
 // the store stops with the address; a rank whose peer dies stops with an error instead of
-// hanging; stages that do not run distributed yet refuse torchrun's environment.
+// hanging, and the re-run of a relabel, squeeze or train with a killed rank resumes into the
+// uninterrupted run's bytes; commands that run as one process refuse torchrun's environment.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -361,4 +363,115 @@ TEST(Dist, CommandsThatDoNotRunDistributedRefuseTorchrunsEnvironment) {
             2);
   EXPECT_NE(read_file(log).find("runs as one process only"), std::string::npos)
       << read_file(log);
+}
+
+namespace {
+
+// The kill test of a data-parallel stage: `args(out)` makes `out` (a file or a folder) over 2
+// processes. An uninterrupted 2-process run is made and moved aside (outputs record their
+// paths); then rank 1 of a second run is killed once rank 0 has saved the resume state
+// `watch`. Rank 0 must stop with an error naming its place, and a 2-process re-run must
+// finish with `output` (relative to `out`, "" for `out` itself) byte-identical to the
+// uninterrupted run's, leaving no resume state or lock behind; its `result_json` (relative to
+// `out`) must say that it resumed.
+void expect_a_killed_rank_resumes(
+    const std::function<std::vector<std::string>(const std::string&)>& args,
+    const std::string& output, const std::string& watch, const std::string& result_json) {
+  test::TempDir dir;
+  const std::string out = dir.path("out");
+  const auto launch = [&] {
+    auto a = args(out);
+    a.insert(a.begin(), {"launch", "-n", "2", "--"});
+    return a;
+  };
+  ASSERT_EQ(run(launch(), dir.path("whole.log")), 0) << read_file(dir.path("whole.log"));
+  const auto at = [&](const std::string& root) {
+    return output.empty() ? root : root + "/" + output;
+  };
+  const std::string whole = read_file(at(out));
+  fs::rename(out, dir.path("whole-out"));
+  if (fs::exists(out + ".json")) fs::remove(out + ".json");
+
+  // Killed as soon as rank 0 has saved a resume state (driven by the run's progress, not the
+  // clock: the state is written atomically, so it is whole once it exists).
+  const auto [r0, r1] = spawn_two_ranks(args(out), dir);
+  for (int i = 0; i < 60000 && !fs::exists(out + watch); ++i) {
+    if (waitpid(r0, nullptr, WNOHANG) == r0) break;  // rank 0 ended without a state
+    usleep(1000);
+  }
+  if (!fs::exists(out + watch)) {
+    kill(r0, SIGKILL), kill(r1, SIGKILL), finish(r0), finish(r1);
+    FAIL() << "no resume state was saved: " << read_file(dir.path("r0.log"));
+  }
+  expect_the_survivor_stops(r1, r0, 0, dir);
+  EXPECT_TRUE(fs::exists(out + watch)) << "the resume state is gone";
+  EXPECT_FALSE(fs::exists(at(out)) && read_file(at(out)) == whole)
+      << "the kill came too late: the stage was already done";
+
+  ASSERT_EQ(run(launch(), dir.path("again.log")), 0) << read_file(dir.path("again.log"));
+  EXPECT_TRUE(read_file(at(out)) == whole)
+      << "the resumed 2-process run wrote other bytes than the uninterrupted one";
+  EXPECT_FALSE(fs::exists(out + watch)) << "resume state left behind";
+  EXPECT_FALSE(fs::exists(out + ".lock") || fs::exists(out + "/.lock")) << "lock left behind";
+  const json j = read_json(out + result_json);
+  EXPECT_GT(j.value("resumed_from_epoch", int64_t{0}), 0) << "the re-run started over";
+}
+
+}  // namespace
+
+// A 2-process squeeze whose rank 1 is killed after a saved epoch: rank 0 stops with an error,
+// and a 2-process re-run writes the uninterrupted run's teacher, byte for byte.
+TEST(Dist, SqueezeWithAKilledRankStopsAndItsRerunWritesTheSameTeacher) {
+  LPLD_REQUIRE_BINARY();
+  expect_a_killed_rank_resumes(
+      [](const std::string& out) {
+        return std::vector<std::string>{"squeeze",
+                                        "--data",
+                                        test::toy().train,
+                                        "--val",
+                                        test::toy().val,
+                                        "--arch",
+                                        "convnet-d2-w8",
+                                        "--epochs",
+                                        "60",
+                                        "--batch-size",
+                                        "8",
+                                        "--out",
+                                        out,
+                                        "--json",
+                                        out + ".json"};
+      },
+      "", ".state", ".json");
+}
+
+// The same for train: the re-run resumes from rank 0's resume state (resumed_from_epoch > 0)
+// and writes the uninterrupted run's student, byte for byte.
+TEST(Dist, TrainWithAKilledRankStopsAndItsRerunWritesTheSameStudent) {
+  LPLD_REQUIRE_BINARY();
+  test::TempDir data;
+  ASSERT_EQ(run(recover_args("class", "1", data.path("img")), data.path("r.log")), 0);
+  ASSERT_EQ(run({"relabel", "--teacher", test::toy().teacher, "--images", data.path("img"),
+                 "--epochs", "400", "--batch-size", "6", "--out", data.path("l.lpld")},
+                data.path("l.log")),
+            0)
+      << read_file(data.path("l.log"));
+  expect_a_killed_rank_resumes(
+      [&](const std::string& out) {
+        return std::vector<std::string>{"train",
+                                        "--images",
+                                        data.path("img"),
+                                        "--labels",
+                                        data.path("l.lpld"),
+                                        "--val",
+                                        test::toy().val,
+                                        "--arch",
+                                        "convnet-d2-w8",
+                                        "--epochs",
+                                        "400",
+                                        "--checkpoint-every",
+                                        "10",
+                                        "--out",
+                                        out};
+      },
+      "student.safetensors", "/train-state.safetensors", "/result.json");
 }

@@ -143,6 +143,7 @@ json SqueezeResult::to_json() const {
           {"step_images_per_second", step_images_per_second},
           {"train_images", train_images},
           {"num_classes", num_classes},
+          {"resumed_from_epoch", resumed_from_epoch},
           {"checkpoint", checkpoint},
           {"checkpoint_hash", checkpoint_hash}};
 }
@@ -299,6 +300,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   const std::string state_path = config.out + ".state";
   const json identity = squeeze_identity(config);
   SqueezeState state = load_squeeze_state(state_path, identity, *ck.model).value_or(SqueezeState{});
+  result.resumed_from_epoch = state.epochs_done;
   if (state.epochs_done > 0 || state.phase == "stats")
     progress.message(fmt::format("squeeze: resuming {} after epoch {}{}", config.out,
                                  state.epochs_done,

@@ -64,6 +64,7 @@ struct SqueezeResult {
   double images_per_second = 0;       // training, data loading included
   double step_images_per_second = 0;  // forward+backward+update only
   int64_t train_images = 0, num_classes = 0;
+  int64_t resumed_from_epoch = 0;  // epochs a killed run's resume state had done
   std::string checkpoint, checkpoint_hash;
   json to_json() const;
 };
