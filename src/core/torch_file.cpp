@@ -158,10 +158,13 @@ ValuePtr Unpickler::persistent_load(const ValuePtr& pid) {
     const std::string record = "data/" + key;
     if (!zip_.hasRecord(record)) throw std::runtime_error("missing storage record " + record);
     auto [ptr, size] = zip_.getRecord(record);
-    const size_t bytes = static_cast<size_t>(numel) * torch::elementSize(dtype);
-    if (size < bytes) throw std::runtime_error("storage record " + record + " is too short");
+    const size_t item = torch::elementSize(dtype);
+    if (numel < 0 || static_cast<size_t>(numel) > size / item)  // no overflow in numel * item
+      throw std::runtime_error("storage record " + record + " is too short for " +
+                               std::to_string(numel) + " elements");
+    const size_t bytes = static_cast<size_t>(numel) * item;
     auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-    std::memcpy(t.data_ptr(), ptr.get(), bytes);
+    if (bytes > 0) std::memcpy(t.data_ptr(), ptr.get(), bytes);  // an empty one has no data
     it = storages_.emplace(key, t).first;
   }
   auto v = make(Value::Storage);
