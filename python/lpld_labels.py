@@ -282,7 +282,7 @@ class LabelStore:
             if self.values.endswith("-max"):  # levels below the row's maximum, a scale byte
                 code = col(vb, vb + 1).astype(np.int32)
                 scale = np.ldexp((16 + (code & 0xF)).astype(np.float32), (code >> 4) - 12)
-                values = -(scale.astype(np.float32) * q.astype(np.float32))
+                values = -(scale * q.astype(np.float32))
             else:
                 params = col(vb, vb + pb).view("<f2").astype(np.float32)
                 values = params[:, 1:2] + params[:, 0:1] * q.astype(np.float32)

@@ -45,6 +45,12 @@ int run(const std::vector<std::string>& args, const std::string& log,
   return finish(spawn(args, env, log));
 }
 
+// `args` under `lpld launch -n N`.
+std::vector<std::string> launched(const std::string& n, std::vector<std::string> args) {
+  args.insert(args.begin(), {"launch", "-n", n, "--"});
+  return args;
+}
+
 // Starts `args` as ranks 0 and 1 of 2 (a fresh port on 127.0.0.1), logging to DIR/r0.log
 // and DIR/r1.log; returns their pids.
 std::pair<pid_t, pid_t> spawn_two_ranks(const std::vector<std::string>& args,
@@ -94,8 +100,7 @@ void expect_same_folder_from_n_processes(const std::string& mode, const std::str
   EXPECT_EQ(read_json(dir.path("one.json"))["units_optimized"].get<int64_t>(), units);
   for (const char* n : {"2", "3"}) {
     const std::string out = dir.path(std::string("n") + n), log = out + ".log";
-    auto args = recover_args(mode, pack, out);
-    args.insert(args.begin(), {"launch", "-n", n, "--"});
+    auto args = launched(n, recover_args(mode, pack, out));
     args.insert(args.end(), {"--json", out + ".json"});
     ASSERT_EQ(run(args, log), 0) << read_file(log);
     EXPECT_EQ(read_json(out + ".json")["units_optimized"].get<int64_t>(), rank0.at(n))
@@ -143,8 +148,7 @@ TEST(Dist, RelabelOverTwoAndThreeProcessesWritesTheOneProcessStore) {
   const std::string one = read_file(dir.path("one.lpld"));
   for (const char* n : {"2", "3"}) {
     const std::string out = dir.path(std::string("n") + n + ".lpld"), log = out + ".log";
-    auto args = relabel(out);
-    args.insert(args.begin(), {"launch", "-n", n, "--"});
+    auto args = launched(n, relabel(out));
     args.insert(args.end(), {"--json", out + ".json"});
     ASSERT_EQ(run(args, log), 0) << read_file(log);
     EXPECT_TRUE(read_file(out) == one) << n << " processes wrote another store than one";
@@ -164,8 +168,7 @@ TEST(Dist, RelabelOverTwoAndThreeProcessesWritesTheOneProcessStore) {
       bytes[labels::record_offset(s.header(), s.header_bytes(), step) + 3] ^= 0x5a;
     write_file_atomic(out + ".partial", bytes);
   }
-  auto args = relabel(out);
-  args.insert(args.begin(), {"launch", "-n", "2", "--"});
+  auto args = launched("2", relabel(out));
   args.insert(args.end(), {"--json", out + ".json"});
   ASSERT_EQ(run(args, out + ".log"), 0) << read_file(out + ".log");
   EXPECT_TRUE(read_file(out) == one) << "the resumed store differs";
@@ -188,9 +191,7 @@ TEST(Dist, SqueezeClassStatisticsOverTwoAndThreeProcessesEqualOneProcess) {
   ASSERT_FALSE(one.empty());
   for (const char* n : {"2", "3"}) {
     const std::string out = dir.path(std::string("n") + n + ".safetensors");
-    auto args = squeeze(out);
-    args.insert(args.begin(), {"launch", "-n", n, "--"});
-    ASSERT_EQ(run(args, out + ".log"), 0) << read_file(out + ".log");
+    ASSERT_EQ(run(launched(n, squeeze(out)), out + ".log"), 0) << read_file(out + ".log");
     const auto got = models::load_checkpoint(out, torch::kCPU).class_stats;
     EXPECT_TRUE(torch::equal(got.count, one.count)) << n << " processes";
     for (const auto& [name, mean] : one.mean) {
@@ -233,9 +234,7 @@ TEST(Dist, SqueezeAndTrainRunDataParallelOverTwoProcesses) {
                                     "25",      "--out",    out};
   };
   ASSERT_EQ(run(train(dir.path("one")), dir.path("one.log")), 0) << read_file(dir.path("one.log"));
-  auto args = train(dir.path("two"));
-  args.insert(args.begin(), {"launch", "-n", "2", "--"});
-  ASSERT_EQ(run(args, dir.path("two.log")), 0) << read_file(dir.path("two.log"));
+  ASSERT_EQ(run(launched("2", train(dir.path("two"))), dir.path("two.log")), 0) << read_file(dir.path("two.log"));
   const double one = read_json(dir.path("one/result.json"))["top1"].get<double>();
   const double two = read_json(dir.path("two/result.json"))["top1"].get<double>();
   // 6 images a step, 3 per rank for BatchNorm: only "it learned" is asserted here;
@@ -315,9 +314,7 @@ TEST(Dist, RelabelWithAKilledRankStopsAndItsRerunFinishesTheStore) {
   }
   expect_the_survivor_stops(r1, r0, 0, dir);
   EXPECT_FALSE(fs::exists(out));
-  auto args = relabel(out);
-  args.insert(args.begin(), {"launch", "-n", "2", "--"});
-  ASSERT_EQ(run(args, dir.path("again.log")), 0) << read_file(dir.path("again.log"));
+  ASSERT_EQ(run(launched("2", relabel(out)), dir.path("again.log")), 0) << read_file(dir.path("again.log"));
   EXPECT_TRUE(read_file(out) == read_file(dir.path("one.lpld")));
   EXPECT_FALSE(fs::exists(out + ".partial"));
   EXPECT_FALSE(fs::exists(out + ".lock"));
@@ -379,12 +376,7 @@ void expect_a_killed_rank_resumes(
     const std::string& output, const std::string& watch, const std::string& result_json) {
   test::TempDir dir;
   const std::string out = dir.path("out");
-  const auto launch = [&] {
-    auto a = args(out);
-    a.insert(a.begin(), {"launch", "-n", "2", "--"});
-    return a;
-  };
-  ASSERT_EQ(run(launch(), dir.path("whole.log")), 0) << read_file(dir.path("whole.log"));
+  ASSERT_EQ(run(launched("2", args(out)), dir.path("whole.log")), 0) << read_file(dir.path("whole.log"));
   const auto at = [&](const std::string& root) {
     return output.empty() ? root : root + "/" + output;
   };
@@ -408,7 +400,7 @@ void expect_a_killed_rank_resumes(
   EXPECT_FALSE(fs::exists(at(out)) && read_file(at(out)) == whole)
       << "the kill came too late: the stage was already done";
 
-  ASSERT_EQ(run(launch(), dir.path("again.log")), 0) << read_file(dir.path("again.log"));
+  ASSERT_EQ(run(launched("2", args(out)), dir.path("again.log")), 0) << read_file(dir.path("again.log"));
   EXPECT_TRUE(read_file(at(out)) == whole)
       << "the resumed 2-process run wrote other bytes than the uninterrupted one";
   EXPECT_FALSE(fs::exists(out + watch)) << "resume state left behind";

@@ -66,15 +66,16 @@ torch::Tensor bytes_of(const torch::Tensor& t) {
 }
 
 // int8 / int4 rows of x [n, k] (float32, contiguous, CPU): the packed values (int4: two a
-// byte, the even one in the low nibble), then the scale and offset as fp16, or (`max_relative`)
-// the levels below the row's maximum and the scale byte (codec.h). Plain loops, not
+// byte, the even one in the low nibble), then the scale and offset as fp16, or (int8-max /
+// int4-max) the levels below the row's maximum and the scale byte (codec.h). Plain loops, not
 // tensor ops: this runs on relabel's writer thread once per step, where a dozen small ops
 // cost more than their arithmetic and held up the forward (a quantized relabel was 3x slower
 // than an fp16 one). The float32 operations are the tensor form's (x - lo) / scale rounded
 // half to even, so the bytes are the same.
-torch::Tensor quantize_rows(const torch::Tensor& x, int bits, bool max_relative,
-                            int64_t value_bytes, int64_t param_bytes) {
-  const int64_t n = x.size(0), k = x.size(1), row_bytes = value_bytes + param_bytes;
+torch::Tensor quantize_rows(const torch::Tensor& x, const LabelCodec& codec, int64_t value_bytes) {
+  const int64_t n = x.size(0), k = x.size(1), row_bytes = value_bytes + codec.param_bytes();
+  const int bits = codec.bits();
+  const bool max_relative = codec.max_relative();
   const float levels = bits == 8 ? 255.f : 15.f;
   auto out = torch::zeros({n, row_bytes}, torch::kUInt8);
   const float* in = x.data_ptr<float>();
@@ -119,8 +120,7 @@ std::string LabelCodec::encode(const torch::Tensor& logits) const {
                                          : torch::kBFloat16;
     parts.push_back(bytes_of(x.to(type)));
   } else {
-    parts.push_back(
-        quantize_rows(x.contiguous(), bits(), max_relative(), value_bytes(C), param_bytes()));
+    parts.push_back(quantize_rows(x.contiguous(), *this, value_bytes(C)));
   }
   if (k < C)  // uint16 (as its int16 bit pattern) or uint32
     parts.push_back(bytes_of(index_bytes(C) == 2

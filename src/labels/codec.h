@@ -41,7 +41,7 @@ struct LabelCodec {
   int64_t param_bytes() const;
   bool quantized() const { return values.rfind("int", 0) == 0; }
   int bits() const { return values.rfind("int4", 0) == 0 ? 4 : 8; }
-  bool max_relative() const { return quantized() && values.size() > 4; }  // int8-max, int4-max
+  bool max_relative() const { return values == "int8-max" || values == "int4-max"; }
 
   // logits [n, C] (any float dtype, any device) -> n * row_bytes(C) bytes.
   std::string encode(const torch::Tensor& logits) const;
