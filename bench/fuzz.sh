@@ -3,6 +3,8 @@
 # each (default 3600), TARGETS at a time in parallel (default 1: with 2, each runs on its own
 # core), growing a corpus under bench/work/fuzz/ from the committed seeds; records executions,
 # coverage and findings (crash, leak, timeout, out-of-memory inputs) in bench/results/fuzz.{md,json}.
+# Naming targets runs only those: their rows replace the earlier ones, the other rows stay, so
+# 1-hour runs can be spread over several sessions. Each row records its commit and date.
 # Usage: FUZZ_SECONDS=3600 TARGETS=2 bench/fuzz.sh [target ...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +31,12 @@ for name in "${names[@]}"; do
   if [ $active -ge $parallel ]; then wait -n; active=$((active - 1)); fi
 done
 wait
-/usr/bin/python3 - "$seconds" "${names[@]}" <<'PY'
+/usr/bin/python3 - "$seconds" "$(git rev-parse --short HEAD)" "$(date -u +%F)" "${names[@]}" <<'PY'
 import json, os, re, sys
-seconds, names = int(sys.argv[1]), sys.argv[2:]
+seconds, commit, day, names = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 w = "bench/work/fuzz"
-rows, out = [], {}
+prior = "bench/results/fuzz.json"
+out = json.load(open(prior)) if os.path.exists(prior) else {}
 for n in names:
     log = open(f"{w}/{n}/log.txt", errors="replace").read()
     stat = lambda k: int(re.findall(rf"stat::{k}:\s*(\d+)", log)[-1]) if re.findall(rf"stat::{k}:\s*(\d+)", log) else 0
@@ -43,16 +46,21 @@ for n in names:
     out[n] = {"seconds": seconds, "executions": stat("number_of_executed_units"),
               "executions_per_second": stat("average_exec_per_sec"),
               "coverage": int(cov[-1][0]) if cov else 0, "features": int(cov[-1][1]) if cov else 0,
-              "corpus": len(os.listdir(f"{w}/{n}/corpus")), "findings": findings, "exit_status": status}
+              "corpus": len(os.listdir(f"{w}/{n}/corpus")), "findings": findings, "exit_status": status,
+              "commit": commit, "date": day}
+rows = []
+for n in sorted(out):
     o = out[n]
-    rows.append(f"| {n} | {seconds} | {o['executions']} | {o['executions_per_second']} | {o['coverage']} | "
-                f"{o['features']} | {o['corpus']} | {', '.join(findings) or 'none'} |")
+    rows.append(f"| {n} | {o['seconds']} | {o['executions']} | {o['executions_per_second']} | {o['coverage']} | "
+                f"{o['features']} | {o['corpus']} | {', '.join(o['findings']) or 'none'} | "
+                f"{o.get('commit', '?')} | {o.get('date', '?')} |")
 md = ["# Fuzzing the readers (libFuzzer, AddressSanitizer, UndefinedBehaviorSanitizer)", "",
-      f"Command: `make fuzz && FUZZ_SECONDS={seconds} bench/fuzz.sh` (clang-14; targets in `fuzz/`,",
-      "seeds in `fuzz/corpus/`). coverage: libFuzzer's edge count at the end; findings: inputs that",
-      "crashed, hung (> 10 s), leaked or ran out of memory (> 3 GB).", "",
-      "| target | seconds | executions | exec/s | coverage | features | corpus | findings |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- |"] + rows
+      "Command: `make fuzz && FUZZ_SECONDS=<seconds> TARGETS=2 bench/fuzz.sh [target ...]` (clang-14;",
+      "targets in `fuzz/`, seeds in `fuzz/corpus/`). seconds: that row's run; coverage: libFuzzer's",
+      "edge count at the end; findings: inputs that crashed, hung (> 10 s), leaked or ran out of",
+      "memory (> 3 GB); commit, date: when the row was run.", "",
+      "| target | seconds | executions | exec/s | coverage | features | corpus | findings | commit | date |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"] + rows
 if os.path.exists("bench/fuzz_findings.md"):
     md += ["", open("bench/fuzz_findings.md").read().rstrip()]
 open("bench/results/fuzz.md", "w").write("\n".join(md) + "\n")

@@ -52,9 +52,15 @@ open("bench/results/labels-frontier.md", "w").write("\n".join(md) + "\n")
 if plots:
     gp = "set terminal pngcairo size 1400,500\nset output 'bench/results/labels-frontier.png'\n"
     gp += f"set multiplot layout 1,{len(plots)}\nset logscale x\nset xlabel 'label bytes'\nset ylabel 'student top-1 (%)'\nset key bottom right font ',8'\n"
+    # one colour and point type per method in every panel (not its index within the panel)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"]
+    every = sorted({x["method"] for rows in out.values() for x in rows})
+    style = {m: f"lc rgb '{palette[k % len(palette)]}' pt {k % 13 + 1}" for k, m in enumerate(every)}
     for p in plots:
         methods = sorted({x["method"] for x in out[p]})
-        series = ", ".join(f"'{w}/{p}/plot.dat' index {i} with linespoints title '{m}'" for i, m in enumerate(methods))
+        series = ", ".join(f"'{w}/{p}/plot.dat' index {i} with linespoints {style[m]} title '{m}'"
+                           for i, m in enumerate(methods))
         gp += f"set title '{p}'\nplot {series}\n"
     subprocess.run(["gnuplot"], input=gp.encode(), check=True)
 print("\n".join(md))

@@ -1,5 +1,6 @@
 // Core utilities: tensor files, atomic writes, the replayable RNG, declared options, the serial
 // worker.
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include "core/options.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "core/torch_file.h"
 #include "core/worker.h"
 #include "test_util.h"
 
@@ -49,6 +51,35 @@ TEST(Safetensors, TruncatedFileIsAnErrorNamingIt) {
   std::ofstream(path) << "garbage";
   EXPECT_THROW(load_safetensors(path), std::runtime_error);
   EXPECT_THROW(load_safetensors(dir.path("missing")), std::runtime_error);
+}
+
+// A torch.save archive whose data.pkl is `pickle`, written by libtorch's own zip writer.
+std::string torch_zip(const std::string& path, const std::string& pickle) {
+  caffe2::serialize::PyTorchStreamWriter w(path);
+  w.writeRecord("data.pkl", pickle.data(), pickle.size());
+  w.writeEndOfFile();
+  return path;
+}
+
+// Found by fuzzing (bench/fuzz_findings.md): pickles whose values hold themselves or nest
+// very deep. The leak of a list that holds itself shows under LeakSanitizer, where make
+// test's fuzz smoke run replays fuzz/corpus/torch_file/regress-cyclic-list.
+TEST(TorchFile, SelfHoldingAndDeepPicklesAreErrorsOrNothingNotCrashes) {
+  test::TempDir dir;
+  // {"self": <the dict itself>}: the flattening into tensor names recursed without end
+  const char cyclic[] = "\x80\x02}q\x00X\x04\x00\x00\x00selfq\x01h\x00s.";
+  const std::string path =
+      torch_zip(dir.path("cyclic.pth"), std::string(cyclic, sizeof cyclic - 1));
+  try {
+    load_torch_file(path);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("nested more than"), std::string::npos) << e.what();
+  }
+  // 1,000,000 tuples, each in the next: they were freed recursively, past the stack
+  const std::string deep = std::string("\x80\x02)") + std::string(1000000, '\x85') + ".";
+  EXPECT_TRUE(load_torch_file(torch_zip(dir.path("deep.pth"), deep)).empty());
 }
 
 TEST(AtomicFile, AbandonedWriteLeavesNothing) {

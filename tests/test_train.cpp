@@ -168,6 +168,9 @@ TEST(Train, LearnsAndResumesToTheSameResult) {
   EXPECT_EQ(whole.pool_steps, 45);  // floor(0.5 * 30 * 3)
   EXPECT_TRUE(fs::exists(dir.path("whole/student.safetensors")));
   EXPECT_FALSE(fs::exists(dir.path("whole/train-state.safetensors")));
+  // set-up (before epoch 1), the epochs and the final evaluation share the run's seconds
+  EXPECT_GT(whole.setup_seconds, 0.0);
+  EXPECT_LE(whole.setup_seconds + whole.train_seconds, whole.seconds);
 
   KillAt kill(21);
   EXPECT_THROW(train::train_student(small(dir.path("killed")), kill), std::runtime_error);

@@ -49,6 +49,14 @@ class Unpickler {
  public:
   Unpickler(const std::string& pickle, caffe2::serialize::PyTorchStreamReader& zip)
       : p_(pickle), zip_(zip) {}
+  // A pickle can make a container hold itself (a cycle of shared_ptrs, never freed) or nest
+  // containers a million deep (freed recursively, past the stack): emptying every container
+  // here, while all are still held, frees them all without either (fuzzing found the leak).
+  ~Unpickler() {
+    for (auto& c : containers_) c->items.clear(), c->entries.clear();
+  }
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
   ValuePtr run();
 
  private:
@@ -107,8 +115,12 @@ class Unpickler {
     v->i = i;
     return v;
   }
+  ValuePtr container(Value::Kind k) {  // a Tuple, List or Dict, emptied by the destructor
+    containers_.push_back(make(k));
+    return containers_.back();
+  }
   ValuePtr tuple(std::vector<ValuePtr> items) {
-    auto v = make(Value::Tuple);
+    auto v = container(Value::Tuple);
     v->items = std::move(items);
     return v;
   }
@@ -132,6 +144,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, torch::Tensor> storages_;
+  std::vector<ValuePtr> containers_;
 };
 
 int64_t as_int(const ValuePtr& v) {
@@ -174,7 +187,7 @@ ValuePtr Unpickler::persistent_load(const ValuePtr& pid) {
 
 ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
   const std::string name = callable->kind == Value::Global ? callable->s : "";
-  if (name == "collections.OrderedDict" || name == "builtins.dict") return make(Value::Dict);
+  if (name == "collections.OrderedDict" || name == "builtins.dict") return container(Value::Dict);
   if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
     // (storage, storage_offset, size, stride, ...)
     if (args->kind != Value::Tuple || args->items.size() < 4 ||
@@ -333,19 +346,19 @@ bool Unpickler::container_op(uint8_t op) {
       stack_.push_back(tuple(pop_mark()));
       break;  // TUPLE
     case ']':
-      stack_.push_back(make(Value::List));
+      stack_.push_back(container(Value::List));
       break;  // EMPTY_LIST
     case 'l': {
-      auto v = make(Value::List);
+      auto v = container(Value::List);
       v->items = pop_mark();
       stack_.push_back(v);
       break;
     }
     case '}':
-      stack_.push_back(make(Value::Dict));
+      stack_.push_back(container(Value::Dict));
       break;  // EMPTY_DICT
     case 'd': {
-      auto v = make(Value::Dict);
+      auto v = container(Value::Dict);
       set_items(v, pop_mark());
       stack_.push_back(v);
       break;
@@ -471,15 +484,24 @@ ValuePtr Unpickler::run() {
   return stack_.back();
 }
 
+// A checkpoint's tensors sit a few dicts deep ({"state_dict": {"layer.weight": ...}}); a dict
+// nested deeper is not one, and may be a dict that holds itself.
+constexpr int kMaxDictDepth = 32;
+
 void flatten(const ValuePtr& v, const std::string& prefix,
-             std::map<std::string, torch::Tensor>& out) {
+             std::map<std::string, torch::Tensor>& out, int depth = 0) {
+  if (depth > kMaxDictDepth)
+    throw std::runtime_error(
+        fmt::format("dicts nested more than {} deep at '{}' (a dict that "
+                    "holds itself?)",
+                    kMaxDictDepth, prefix.substr(0, 200)));
   if (v->kind == Value::Tensor) {
     out[prefix] = v->tensor;
   } else if (v->kind == Value::Dict) {
     for (const auto& [k, x] : v->entries) {
       if (k->kind != Value::Str && k->kind != Value::Int) continue;
       const std::string key = k->kind == Value::Str ? k->s : std::to_string(k->i);
-      flatten(x, prefix.empty() ? key : prefix + "." + key, out);
+      flatten(x, prefix.empty() ? key : prefix + "." + key, out, depth + 1);
     }
   }
 }

@@ -484,6 +484,7 @@ json RecoverResult::to_json() const {
   json cls = json::array();
   for (const auto& c : classes) cls.push_back(c.to_json());
   return {{"seconds", seconds},
+          {"setup_seconds", setup_seconds},
           {"iterations_per_second", iterations_per_second},
           {"image_iterations_per_second", image_iterations_per_second},
           {"teacher_top1", teacher_top1},
@@ -554,6 +555,7 @@ RecoverResult recover_part(const RecoverConfig& config, Progress& progress, Dist
   RecoverResult result;
   result.pack = pack;
   const auto optimize_start = Clock::now();
+  result.setup_seconds = seconds_since(start);
   int64_t unit_iterations = 0, image_iterations = 0;
   const GroupContext ctx = make_group_context(ck, config, device);
   const auto mine = [&](size_t g) {

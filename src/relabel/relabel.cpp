@@ -62,6 +62,7 @@ json RelabelResult::to_json() const {
           {"images", images},
           {"labelled_views", labelled_views},
           {"seconds", seconds},
+          {"setup_seconds", setup_seconds},
           {"views_per_second", views_per_second},
           {"label_bytes", label_bytes},
           {"logit_bytes", logit_bytes},
@@ -215,6 +216,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
   if (share.steps_intact > 0)
     progress.message(fmt::format("relabel: resuming {}: {} steps already there, {} to label",
                                  config.out, share.steps_intact, share.steps_todo));
+  const double setup_seconds = seconds_since(start);
   progress.start("relabel", share.steps_todo, "step");
   int64_t views = label_groups(set, ck, *writer, share.todo, group, device, progress);
   progress.finish();
@@ -234,6 +236,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
   r.images = h.num_images;
   r.labelled_views = views;
   r.seconds = seconds_since(start);
+  r.setup_seconds = setup_seconds;
   r.views_per_second = r.seconds > 0 ? views / r.seconds : 0;
   labels::LabelStore store(config.out);
   r.label_bytes = store.file_bytes();

@@ -136,6 +136,7 @@ json SqueezeResult::to_json() const {
           {"top1", top1},
           {"top5", top5},
           {"seconds", seconds},
+          {"setup_seconds", setup_seconds},
           {"train_seconds", train_seconds},
           {"stats_seconds", stats_seconds},
           {"eval_seconds", eval_seconds},
@@ -308,6 +309,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   auto save = [&](const SqueezeState& s) {
     if (writer) save_squeeze_state(state_path, identity, *ck.model, s);
   };
+  result.setup_seconds = seconds_since(start);
   if (config.epochs > 0 && state.phase == "train")
     train_teacher(config, ck, train_set, device, progress, state, save, dist);
   result.train_images = state.train_images;

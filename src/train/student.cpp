@@ -114,6 +114,7 @@ json TrainResult::to_json() const {
             {"top5", top5},
             {"seconds", seconds},
             {"train_seconds", train_seconds},
+            {"setup_seconds", setup_seconds},
             {"images_per_second", images_per_second},
             {"steps", steps},
             {"pool_steps", pool_steps},
@@ -245,6 +246,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
     if (dist) engine::average_buffers(*dist, model, "train: BatchNorm statistics");
   };
 
+  result.setup_seconds = seconds_since(start);
   const auto train_start = Clock::now();
   auto train_seconds = [&] { return rs.train_seconds + seconds_since(train_start); };
   const int64_t bpe = h.batches_per_epoch();
