@@ -4,8 +4,9 @@
 # re-run must take at most the remaining work plus one checkpoint interval plus the fixed
 # start-up: (1 - f) T + interval + startup + setup, where startup = wall - the stage's own
 # seconds and setup = the stage's setup_seconds (inputs, model: before its first unit of work),
-# both of the whole run, since every run pays them again. Outputs are compared with the whole run's (byte for byte). Fashion-MNIST, the
-# teacher and images of bench/labels_frontier.sh's fmnist-ipc10 base (made when missing).
+# both of the whole run, since every run pays them again. Outputs are compared with the whole
+# run's (byte for byte). Fashion-MNIST, the teacher and images of bench/labels_frontier.sh's
+# fmnist-ipc10 base (made when missing).
 # Writes bench/results/resume-time.{md,json}. About 10 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,9 @@ stages=(
   "relabel|0.001|out|relabel --teacher $b/teacher.safetensors --images $img --epochs 1000 --batch-size 20"
   "train|0.0833|out/student.safetensors|train --images $img --labels $w/labels.lpld --val fashion-mnist:test --recipe small --epochs 300 --checkpoint-every 25"
 )
+field() {  # field FILE KEY: a number from a stage's JSON result
+  /usr/bin/python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"
+}
 fracs=(0.23 0.51 0.78)  # the kill points, fixed so a re-run of the bench kills at the same places
 same() {  # the outputs of two runs: files byte for byte, folders by their PNGs
   if [ -f "$1" ]; then cmp -s "$1" "$2"; else
@@ -40,7 +44,7 @@ for s in "${stages[@]}"; do
   t0=$(date +%s.%N)
   (cd $d/whole && "$lpld" --quiet $args --out out --json whole.json > /dev/null)
   T=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")  # (bc drops the leading 0)
-  read -r work setup < <(/usr/bin/python3 -c "import json;j=json.load(open('$d/whole/whole.json'));print(j['seconds'], j['setup_seconds'])")
+  work=$(field $d/whole/whole.json seconds) setup=$(field $d/whole/whole.json setup_seconds)
   for f in "${fracs[@]}"; do
     k=$d/kill-$f && mkdir -p $k
     kill_at=$(printf '%.3f' "$(echo "$T * $f" | bc)")
@@ -50,7 +54,7 @@ for s in "${stages[@]}"; do
     R=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")
     ok=false; same $d/whole/$cmp_path $k/$cmp_path && ok=true
     [ $first = 1 ] || echo ',' >> $w/rows.json; first=0
-    rs=$(/usr/bin/python3 -c "import json;print(json.load(open('$k/rerun.json'))['setup_seconds'])")
+    rs=$(field $k/rerun.json setup_seconds)
     printf '{"stage": "%s", "whole": %s, "work": %s, "setup": %s, "interval": %s, "kill_fraction": %s, "rerun": %s, "rerun_setup": %s, "identical": %s}\n' \
       $name $T $work $setup $interval $f $R $rs $ok >> $w/rows.json
   done

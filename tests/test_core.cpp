@@ -53,6 +53,7 @@ TEST(Safetensors, TruncatedFileIsAnErrorNamingIt) {
   EXPECT_THROW(load_safetensors(dir.path("missing")), std::runtime_error);
 }
 
+namespace {
 // A torch.save archive whose data.pkl is `pickle`, written by libtorch's own zip writer.
 std::string torch_zip(const std::string& path, const std::string& pickle) {
   caffe2::serialize::PyTorchStreamWriter w(path);
@@ -60,6 +61,7 @@ std::string torch_zip(const std::string& path, const std::string& pickle) {
   w.writeEndOfFile();
   return path;
 }
+}  // namespace
 
 // Found by fuzzing (bench/fuzz_findings.md): pickles whose values hold themselves or nest
 // very deep. The leak of a list that holds itself shows under LeakSanitizer, where make

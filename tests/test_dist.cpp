@@ -234,7 +234,8 @@ TEST(Dist, SqueezeAndTrainRunDataParallelOverTwoProcesses) {
                                     "25",      "--out",    out};
   };
   ASSERT_EQ(run(train(dir.path("one")), dir.path("one.log")), 0) << read_file(dir.path("one.log"));
-  ASSERT_EQ(run(launched("2", train(dir.path("two"))), dir.path("two.log")), 0) << read_file(dir.path("two.log"));
+  ASSERT_EQ(run(launched("2", train(dir.path("two"))), dir.path("two.log")), 0)
+      << read_file(dir.path("two.log"));
   const double one = read_json(dir.path("one/result.json"))["top1"].get<double>();
   const double two = read_json(dir.path("two/result.json"))["top1"].get<double>();
   // 6 images a step, 3 per rank for BatchNorm: only "it learned" is asserted here;
@@ -314,7 +315,8 @@ TEST(Dist, RelabelWithAKilledRankStopsAndItsRerunFinishesTheStore) {
   }
   expect_the_survivor_stops(r1, r0, 0, dir);
   EXPECT_FALSE(fs::exists(out));
-  ASSERT_EQ(run(launched("2", relabel(out)), dir.path("again.log")), 0) << read_file(dir.path("again.log"));
+  ASSERT_EQ(run(launched("2", relabel(out)), dir.path("again.log")), 0)
+      << read_file(dir.path("again.log"));
   EXPECT_TRUE(read_file(out) == read_file(dir.path("one.lpld")));
   EXPECT_FALSE(fs::exists(out + ".partial"));
   EXPECT_FALSE(fs::exists(out + ".lock"));
@@ -376,7 +378,8 @@ void expect_a_killed_rank_resumes(
     const std::string& output, const std::string& watch, const std::string& result_json) {
   test::TempDir dir;
   const std::string out = dir.path("out");
-  ASSERT_EQ(run(launched("2", args(out)), dir.path("whole.log")), 0) << read_file(dir.path("whole.log"));
+  ASSERT_EQ(run(launched("2", args(out)), dir.path("whole.log")), 0)
+      << read_file(dir.path("whole.log"));
   const auto at = [&](const std::string& root) {
     return output.empty() ? root : root + "/" + output;
   };
@@ -400,7 +403,8 @@ void expect_a_killed_rank_resumes(
   EXPECT_FALSE(fs::exists(at(out)) && read_file(at(out)) == whole)
       << "the kill came too late: the stage was already done";
 
-  ASSERT_EQ(run(launched("2", args(out)), dir.path("again.log")), 0) << read_file(dir.path("again.log"));
+  ASSERT_EQ(run(launched("2", args(out)), dir.path("again.log")), 0)
+      << read_file(dir.path("again.log"));
   EXPECT_TRUE(read_file(at(out)) == whole)
       << "the resumed 2-process run wrote other bytes than the uninterrupted one";
   EXPECT_FALSE(fs::exists(out + watch)) << "resume state left behind";

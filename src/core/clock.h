@@ -1,4 +1,6 @@
-// Wall-clock timing of stages (seconds in every result).
+// Wall-clock timing of stages (seconds in every result). A stage's setup_seconds are those
+// before its first unit of work (inputs, model, what a resumed run finds): every run pays them
+// again, resumed or not, so bench/resume_time.sh counts them as start-up.
 #pragma once
 #include <chrono>
 

@@ -492,8 +492,7 @@ void flatten(const ValuePtr& v, const std::string& prefix,
              std::map<std::string, torch::Tensor>& out, int depth = 0) {
   if (depth > kMaxDictDepth)
     throw std::runtime_error(
-        fmt::format("dicts nested more than {} deep at '{}' (a dict that "
-                    "holds itself?)",
+        fmt::format("dicts nested more than {} deep at '{}' (a dict that holds itself?)",
                     kMaxDictDepth, prefix.substr(0, 200)));
   if (v->kind == Value::Tensor) {
     out[prefix] = v->tensor;

@@ -71,9 +71,7 @@ struct ClassRecord {
 struct RecoverResult {
   std::vector<ClassRecord> classes;
   double seconds = 0;
-  // seconds before the first unit of work (inputs, model, what a resumed run finds): every
-  // run pays them again, resumed or not (bench/resume_time.sh counts them as start-up)
-  double setup_seconds = 0;
+  double setup_seconds = 0;                // before the first unit of work (core/clock.h)
   double iterations_per_second = 0;        // unit-iterations / s
   double image_iterations_per_second = 0;  // images optimized x iterations / s
   double teacher_top1 = 0;                 // on the images of this run (quantized)

@@ -33,9 +33,7 @@ struct RelabelConfig {
 struct RelabelResult {
   int64_t total_steps = 0, steps_kept = 0, images = 0, labelled_views = 0;
   double seconds = 0, views_per_second = 0;
-  // seconds before the first unit of work (inputs, model, what a resumed run finds): every
-  // run pays them again, resumed or not (bench/resume_time.sh counts them as start-up)
-  double setup_seconds = 0;
+  double setup_seconds = 0;  // before the first unit of work (core/clock.h)
   uint64_t label_bytes = 0, logit_bytes = 0, metadata_bytes = 0;
   int64_t image_bytes = 0;
   json bytes = json::object();  // by part, and the compression against the 1x fp16 store

@@ -61,9 +61,7 @@ struct SqueezeResult {
   std::string recipe;  // the recipe the teacher was trained with (auto resolved)
   double top1 = 0, top5 = 0;
   double train_seconds = 0, stats_seconds = 0, eval_seconds = 0, seconds = 0;
-  // seconds before the first unit of work (inputs, model, what a resumed run finds): every
-  // run pays them again, resumed or not (bench/resume_time.sh counts them as start-up)
-  double setup_seconds = 0;
+  double setup_seconds = 0;           // before the first unit of work (core/clock.h)
   double images_per_second = 0;       // training, data loading included
   double step_images_per_second = 0;  // forward+backward+update only
   int64_t train_images = 0, num_classes = 0;

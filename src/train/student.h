@@ -65,9 +65,7 @@ struct TrainConfig {
 struct TrainResult {
   double top1 = 0, top5 = 0;
   double seconds = 0, train_seconds = 0, images_per_second = 0;
-  // seconds before the first unit of work (inputs, model, what a resumed run finds): every
-  // run pays them again, resumed or not (bench/resume_time.sh counts them as start-up)
-  double setup_seconds = 0;
+  double setup_seconds = 0;  // before the first unit of work (core/clock.h)
   int64_t steps = 0, pool_steps = 0, resumed_from_epoch = 0;
   bool reused = false;  // an identical finished run was found in `out`
   json evals = json::array();
