@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libtorch-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
       libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+      # the check of a torch.save archive's directory before libtorch reads it (core/torch_file.cpp)
+      libzip-dev
       # the headers of the Gloo backend of c10d (multi-process runs, src/core/dist.h)
       libgloo-dev
       # an optimized BLAS behind libtorch's matrix products (the reference BLAS of a fresh

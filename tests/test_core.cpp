@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -82,6 +83,33 @@ TEST(TorchFile, SelfHoldingAndDeepPicklesAreErrorsOrNothingNotCrashes) {
   // 1,000,000 tuples, each in the next: they were freed recursively, past the stack
   const std::string deep = std::string("\x80\x02)") + std::string(1000000, '\x85') + ".";
   EXPECT_TRUE(load_torch_file(torch_zip(dir.path("deep.pth"), deep)).empty());
+}
+
+// Found by fuzzing (bench/fuzz_findings.md): libtorch's zip reader allocates the size a record
+// declares before reading it, so a 2.4 KB file that claimed 4 GiB made it allocate 4 GiB
+// (fuzz/corpus/torch_file/regress-oom-declared-size: make test's fuzz smoke run replays it
+// under a 3 GB allocation limit). The archive's directory is now checked first, and the error
+// names the entry and its declared size.
+TEST(TorchFile, RecordDeclaredLargerThanTheFileIsNamedInTheError) {
+  test::TempDir dir;
+  const std::string empty_dict = "\x80\x02}.";  // PROTO 2, EMPTY_DICT, STOP
+  const std::string path = torch_zip(dir.path("big.pth"), empty_dict);
+  EXPECT_TRUE(load_torch_file(path).empty());
+  // data.pkl's uncompressed size in the central directory (offset 24 of its entry): 2 GiB
+  std::string bytes = read_file(path);
+  const size_t entry = bytes.find("PK\x01\x02");
+  ASSERT_NE(entry, std::string::npos);
+  const uint32_t two_gib = 0x7FFFFFFF;
+  std::memcpy(bytes.data() + entry + 24, &two_gib, 4);
+  write_file_atomic(path, bytes);
+  try {
+    load_torch_file(path);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": zip entry"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("declares 2147483647 bytes"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(AtomicFile, AbandonedWriteLeavesNothing) {

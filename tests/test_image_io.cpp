@@ -131,6 +131,11 @@ TEST_F(ImageIoTest, TruncatedFilesThrowNamingThePath) {
     lpld::write_file_atomic(j, jpg.substr(0, static_cast<size_t>(jpg.size() * keep)));
     expect_error_naming([&] { read_image(p); }, p);
     expect_error_naming([&] { read_image(j); }, j);
+    // cut, then closed with an end-of-image marker: libjpeg padded it with gray, silently
+    const std::string closed = path("cut-closed.jpg");
+    lpld::write_file_atomic(closed,
+                            jpg.substr(0, static_cast<size_t>(jpg.size() * keep)) + "\xff\xd9");
+    expect_error_naming([&] { read_image(closed); }, closed);
   }
   // Header only.
   lpld::write_file_atomic(path("head.png"), png.substr(0, 20));

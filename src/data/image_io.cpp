@@ -119,10 +119,14 @@ void jpeg_error_exit(j_common_ptr cinfo) {
   longjmp(err->jump, 1);
 }
 
-// Warnings are ignored (many real JPEGs have harmless ones) except a premature end of
-// data: libjpeg would pad the image with gray, we want truncated files to be errors.
+// Warnings are ignored (many real JPEGs have harmless ones) except the two that say the data
+// ended before the image did: the file ends (JWRN_JPEG_EOF), or a marker comes where data
+// should (JWRN_HIT_MARKER). libjpeg would pad the rest with gray; a damaged image must be an
+// error. Fuzzing found the second (bench/fuzz_findings.md): 251 bytes that declared 64515 x 776
+// pixels and ended after a few bytes of data were decoded into 50 M gray pixels.
 void jpeg_emit_message(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit(cinfo);
+  const int code = cinfo->err->msg_code;
+  if (level < 0 && (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER)) jpeg_error_exit(cinfo);
 }
 
 struct JpegDecoder {
