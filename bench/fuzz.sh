@@ -13,10 +13,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-3600}
 parallel=${TARGETS:-1}
+report=${REPORT:-0}
 w=bench/work/fuzz
 mkdir -p $w bench/results
 names=("$@")
-if [ ${#names[@]} -eq 0 ] && [ "${REPORT:-0}" != 1 ]; then
+if [ ${#names[@]} -eq 0 ] && [ $report != 1 ]; then
   for t in fuzz/fuzz_*.cpp; do n=$(basename "$t" .cpp); names+=("${n#fuzz_}"); done
 fi
 run_one() {
@@ -30,7 +31,7 @@ run_one() {
   echo $(($(date +%s) - t0)) > $w/$name/elapsed
 }
 active=0
-[ "${REPORT:-0}" = 1 ] || for name in "${names[@]}"; do
+[ $report = 1 ] || for name in "${names[@]}"; do
   run_one "$name" &
   active=$((active + 1))
   if [ $active -ge $parallel ]; then wait -n; active=$((active - 1)); fi
@@ -62,10 +63,10 @@ for n in sorted(out):
                 f"{o.get('commit', '?')} | {o.get('date', '?')} |")
 md = ["# Fuzzing the readers (libFuzzer, AddressSanitizer, UndefinedBehaviorSanitizer)", "",
       "Command: `make fuzz && FUZZ_SECONDS=<seconds> TARGETS=2 bench/fuzz.sh [target ...]` (clang-14;",
-      "targets in `fuzz/`, seeds in `fuzz/corpus/`). seconds: how long that row's run lasted (the first",
-      "finding stops it); coverage: libFuzzer's",
-      "edge count at the end; findings: inputs that crashed, hung (> 10 s), leaked or ran out of",
-      "memory (> 3 GB); commit, date: when the row was run.", "",
+      "targets in `fuzz/`, seeds in `fuzz/corpus/`). seconds: how long that row's run lasted (the",
+      "first finding stops it); coverage: libFuzzer's edge count at the end; findings: inputs that",
+      "crashed, hung (> 10 s), leaked or ran out of memory (> 3 GB); commit, date: when the row was",
+      "run.", "",
       "| target | seconds | executions | exec/s | coverage | features | corpus | findings | commit | date |",
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"] + rows
 if os.path.exists("bench/fuzz_findings.md"):

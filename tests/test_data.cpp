@@ -18,10 +18,12 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/loader.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace lpld::data;
 using lpld::write_file_atomic;
+using lpld::test::expect_throw_with;
 
 namespace {
 
@@ -88,20 +90,6 @@ struct IdxFiles {
     }
   }
 };
-
-// Expects fn to throw E whose message contains every string in `parts`.
-template <typename E = std::runtime_error>
-void expect_throw_with(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (const auto& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "'" << p << "' not in: " << e.what();
-    }
-  }
-}
 
 // A CIFAR record: label bytes then 3072 image bytes derived from `seed`.
 std::string cifar_record(const std::string& label_bytes, int seed) {

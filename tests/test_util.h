@@ -1,8 +1,14 @@
-// Test helpers: a temporary directory removed at the end of the test.
+// Test helpers: a temporary directory removed at the end of the test; an expected exception
+// and what its message must say.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <filesystem>
+#include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace lpld::test {
 
@@ -21,6 +27,20 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Expects fn to throw E whose message contains every string in `parts`.
+template <typename E = std::runtime_error>
+void expect_throw_with(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const auto& p : parts) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+          << "'" << p << "' not in: " << e.what();
+    }
+  }
+}
 
 inline bool have_fashion_mnist() {
   return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");

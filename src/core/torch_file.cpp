@@ -533,9 +533,10 @@ void check_zip_entries(const std::string& path) {
     check_file(zip_stat_index(archive.get(), static_cast<zip_uint64_t>(i), 0, &st) == 0, path,
                fmt::format("zip entry {} cannot be read", i));
     const bool stored = st.comp_method == ZIP_CM_STORE;
-    const uint64_t fits = stored ? file_bytes : std::min<uint64_t>(st.comp_size, file_bytes) * 1032;
+    const bool fits =
+        st.comp_size <= file_bytes && st.size <= (stored ? file_bytes : st.comp_size * 1032);
     check_file(
-        st.comp_size <= file_bytes && st.size <= fits, path,
+        fits, path,
         fmt::format("zip entry '{}' declares {} bytes, more than the file's {} bytes can hold",
                     st.name ? st.name : "?", st.size, file_bytes));
   }
