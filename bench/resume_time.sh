@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Re-run time after a SIGKILL (issue: nothing lost): each stage runs once whole (T seconds),
-# then 3 times killed at a random fraction f of T (seeded) and re-run to completion. The
-# re-run must take at most the remaining work plus one checkpoint interval plus the fixed
-# start-up: (1 - f) T + interval + startup + setup, where startup = wall - the stage's own
-# seconds and setup = the stage's setup_seconds (inputs, model: before its first unit of work),
-# both of the whole run, since every run pays them again. Outputs are compared with the whole
-# run's (byte for byte). Fashion-MNIST, the teacher and images of bench/labels_frontier.sh's
-# fmnist-ipc10 base (made when missing).
-# Writes bench/results/resume-time.{md,json}. About 10 min.
+# Re-run time after a SIGKILL (issue: nothing lost): each stage runs WHOLE times uninterrupted
+# (default 3; T is the median wall time, since one run on this machine can be 1.24x off the
+# next: bench/results/relabel-spread.md), then 3 times killed at a fixed fraction f of T and
+# re-run to completion. The re-run must take at most the remaining work plus one checkpoint
+# interval plus the fixed start-up: (1 - f) T + interval + startup + setup, where startup =
+# wall - the stage's own seconds and setup = the stage's setup_seconds (inputs, model: before
+# its first unit of work), both of the median whole run, since every run pays them again.
+# Outputs are compared byte for byte with the median whole run's, and the whole runs with each
+# other. Fashion-MNIST, the teacher and images of bench/labels_frontier.sh's fmnist-ipc10 base
+# (made when missing).
+# Writes bench/results/resume-time.{md,json}. About 15 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lpld=$(realpath ${LPLD:-./build/lpld})
 w=$(pwd)/bench/work/resume-time
 b=$(pwd)/bench/work/frontier/fmnist-ipc10/base
 [ -f $b/teacher.safetensors ] || SETS=fmnist-ipc10 METHODS=none bench/labels_frontier.sh
+whole_runs=${WHOLE:-3}
 rm -rf $w && mkdir -p $w
 img=$b/images/class-ipc10
 [ -f $w/labels.lpld ] || "$lpld" --quiet relabel --teacher $b/teacher.safetensors --images $img \
@@ -40,10 +43,17 @@ echo '[' > $w/rows.json
 first=1
 for s in "${stages[@]}"; do
   IFS='|' read -r name interval cmp_path args <<< "$s"
-  d=$w/$name && mkdir -p $d/whole
-  t0=$(date +%s.%N)
-  (cd $d/whole && "$lpld" --quiet $args --out out --json whole.json > /dev/null)
-  T=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")  # (bc drops the leading 0)
+  d=$w/$name && walls=()
+  for i in $(seq $whole_runs); do
+    mkdir -p $d/whole-$i && t0=$(date +%s.%N)
+    (cd $d/whole-$i && "$lpld" --quiet $args --out out --json whole.json > /dev/null)
+    walls+=("$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)") $i")  # (bc drops the leading 0)
+  done
+  read -r T m <<< "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((whole_runs + 1) / 2))p")"
+  wholes_same=true
+  for i in $(seq $whole_runs); do same $d/whole-$m/$cmp_path $d/whole-$i/$cmp_path || wholes_same=false; done
+  all_walls=$(printf '%s\n' "${walls[@]}" | sort -n | cut -d' ' -f1 | paste -sd,)
+  ln -sfn whole-$m $d/whole
   work=$(field $d/whole/whole.json seconds) setup=$(field $d/whole/whole.json setup_seconds)
   for f in "${fracs[@]}"; do
     k=$d/kill-$f && mkdir -p $k
@@ -55,8 +65,8 @@ for s in "${stages[@]}"; do
     ok=false; same $d/whole/$cmp_path $k/$cmp_path && ok=true
     [ $first = 1 ] || echo ',' >> $w/rows.json; first=0
     rs=$(field $k/rerun.json setup_seconds)
-    printf '{"stage": "%s", "whole": %s, "work": %s, "setup": %s, "interval": %s, "kill_fraction": %s, "rerun": %s, "rerun_setup": %s, "identical": %s}\n' \
-      $name $T $work $setup $interval $f $R $rs $ok >> $w/rows.json
+    printf '{"stage": "%s", "whole": %s, "whole_runs": [%s], "wholes_identical": %s, "work": %s, "setup": %s, "interval": %s, "kill_fraction": %s, "rerun": %s, "rerun_setup": %s, "identical": %s}\n' \
+      $name $T $all_walls $wholes_same $work $setup $interval $f $R $rs $ok >> $w/rows.json
   done
 done
 echo ']' >> $w/rows.json
@@ -64,18 +74,21 @@ echo ']' >> $w/rows.json
 import json, sys
 rows = json.load(open(sys.argv[1]))
 md = ["# Re-run time after SIGKILL", "",
-      "Command: `bench/resume_time.sh` (Fashion-MNIST, 2 threads). Each stage whole once (T), then",
-      "killed at 0.23 / 0.51 / 0.78 of T and re-run to completion. Bound: (1 - f) T + one checkpoint",
-      "interval (as a share of the stage's own seconds) + start-up (T minus the stage's own seconds)",
-      "+ set-up (the whole run's setup_seconds: inputs and model, before the first unit of work).",
-      "Wall times on this machine vary by about 15 % between identical runs, and T is one run.", "",
-      "| stage | T s | set-up s (whole / re-run) | kill at | re-run s | bound s | within | output identical |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+      "Command: `bench/resume_time.sh` (Fashion-MNIST, 2 threads). Each stage runs whole "
+      f"{len(rows[0]['whole_runs'])} times; T is the",
+      "median wall time. Then the stage is killed at 0.23 / 0.51 / 0.78 of T and re-run to completion.",
+      "Bound: (1 - f) T + one checkpoint interval (as a share of the stage's own seconds) + start-up",
+      "(T minus the stage's own seconds) + set-up (setup_seconds: inputs and model, before the first",
+      "unit of work), both of the median whole run. Output identical: the re-run's output against",
+      "the median whole run's, byte for byte; the whole runs are also compared with each other.", "",
+      "| stage | whole runs s | T s | set-up s (whole / re-run) | kill at | re-run s | bound s | within | output identical |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 for r in rows:
     startup = r["whole"] - r["work"]
     r["bound"] = (1 - r["kill_fraction"]) * r["whole"] + r["interval"] * r["work"] + startup + r["setup"]
     r["within"] = r["rerun"] <= r["bound"]
-    md.append(f"| {r['stage']} | {r['whole']:.1f} | {r['setup']:.1f} / {r['rerun_setup']:.1f} | "
+    runs = " / ".join(f"{x:.1f}" for x in r["whole_runs"]) + ("" if r["wholes_identical"] else " (differ!)")
+    md.append(f"| {r['stage']} | {runs} | {r['whole']:.1f} | {r['setup']:.1f} / {r['rerun_setup']:.1f} | "
               f"{r['kill_fraction']:.2f} | {r['rerun']:.1f} | {r['bound']:.1f} | "
               f"{'yes' if r['within'] else 'NO'} | {'yes' if r['identical'] else 'NO'} |")
 md += open("bench/resume_time_findings.md").read().rstrip("\n").split("\n")

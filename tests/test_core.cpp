@@ -55,10 +55,13 @@ TEST(Safetensors, TruncatedFileIsAnErrorNamingIt) {
 }
 
 namespace {
-// A torch.save archive whose data.pkl is `pickle`, written by libtorch's own zip writer.
-std::string torch_zip(const std::string& path, const std::string& pickle) {
+// A torch.save archive whose data.pkl is `pickle` (and whose storage "0" is `storage`, when
+// given), written by libtorch's own zip writer.
+std::string torch_zip(const std::string& path, const std::string& pickle,
+                      const std::string& storage = "") {
   caffe2::serialize::PyTorchStreamWriter w(path);
   w.writeRecord("data.pkl", pickle.data(), pickle.size());
+  if (!storage.empty()) w.writeRecord("data/0", storage.data(), storage.size());
   w.writeEndOfFile();
   return path;
 }
@@ -98,6 +101,47 @@ TEST(TorchFile, RecordDeclaredLargerThanTheFileIsNamedInTheError) {
   write_file_atomic(path, bytes);
   test::expect_throw_with([&] { load_torch_file(path); },
                           {path + ": zip entry", "declares 2147483647 bytes"});
+}
+
+namespace {
+std::string pickle_str(const std::string& s) {  // BINUNICODE: length (4 bytes LE), UTF-8
+  const uint32_t n = s.size();
+  return "X" + std::string(reinterpret_cast<const char*>(&n), 4) + s;
+}
+std::string pickle_ints(const std::vector<int64_t>& v) {  // a tuple of LONG1 (8-byte) ints
+  std::string out = "(";
+  for (int64_t x : v) out += "\x8a\x08" + std::string(reinterpret_cast<const char*>(&x), 8);
+  return out + "t";
+}
+// {"w": _rebuild_tensor_v2(<float storage "0" of 4 elements>, 0, size, stride, False)}
+std::string tensor_pickle(const std::vector<int64_t>& size, const std::vector<int64_t>& stride) {
+  const std::string storage = "(" + pickle_str("storage") + "ctorch\nFloatStorage\n" +
+                              pickle_str("0") + pickle_str("cpu") + "K\x04tQ";
+  return "\x80\x02}" + pickle_str("w") + "ctorch._utils\n_rebuild_tensor_v2\n(" + storage +
+         std::string("K\0", 2) + pickle_ints(size) + pickle_ints(stride) + "\x89tRs.";
+}
+}  // namespace
+
+// Found by fuzzing (bench/fuzz_findings.md): a tensor whose stride is shorter than its size was
+// read past the stride's end (AddressSanitizer: heap-buffer-overflow; the fuzz smoke replays
+// fuzz/corpus/torch_file/regress-size-stride-lengths). The view is now checked whole, with
+// checked arithmetic, and may not hold more elements than its storage.
+TEST(TorchFile, TensorViewsAreCheckedAgainstTheirStorage) {
+  test::TempDir dir;
+  const std::string four_floats(16, '\0');
+  auto load = [&](const std::vector<int64_t>& size, const std::vector<int64_t>& stride) {
+    return load_torch_file(torch_zip(dir.path("t.pth"), tensor_pickle(size, stride), four_floats));
+  };
+  EXPECT_EQ(load({2, 2}, {2, 1}).at("w").sizes(), torch::IntArrayRef({2, 2}));  // a valid view
+  auto fails = [&](const std::vector<int64_t>& size, const std::vector<int64_t>& stride,
+                   const std::string& what) {
+    test::expect_throw_with([&] { load(size, stride); }, {dir.path("t.pth") + ": ", what});
+  };
+  fails({2, 2}, {1}, "size has 2 dimensions but its stride 1");
+  // stride 0 expands 4 floats into 25 M: they were copied out (100 MB)
+  fails({5000, 5000}, {0, 0}, "tensor view exceeds its storage");
+  // (2^62 - 1) * 4 overflows int64 (undefined behaviour before)
+  fails({int64_t{1} << 62, 1}, {4, 1}, "tensor view exceeds its storage");
 }
 
 TEST(AtomicFile, AbandonedWriteLeavesNothing) {

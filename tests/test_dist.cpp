@@ -17,10 +17,10 @@
 
 #include "core/dist.h"
 #include "core/io.h"
+#include "engine/data_parallel.h"
 #include "fixtures.h"
 #include "labels/label_store.h"
 #include "models/checkpoint.h"
-#include "engine/data_parallel.h"
 #include "process.h"
 
 using namespace lpld;

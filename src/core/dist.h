@@ -52,8 +52,8 @@ class Dist {
   void report_failure(const std::string& message) noexcept;
 
  private:
-  std::string peer_failure() const;
-  [[noreturn]] void fail_collective(const std::string& what, const std::exception& e) const;  // the first failure a rank recorded, or ""
+  std::string peer_failure() const;  // the first failure a rank recorded, or ""
+  [[noreturn]] void fail_collective(const std::string& what, const std::exception& e) const;
   struct Impl;  // the c10d TCPStore and ProcessGroupGloo (their headers stay in dist.cpp)
   DistEnv env_;
   std::unique_ptr<Impl> impl_;

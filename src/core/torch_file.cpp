@@ -187,6 +187,29 @@ ValuePtr Unpickler::persistent_load(const ValuePtr& pid) {
   return v;
 }
 
+// A tensor is a view (size, stride, offset) of its storage, and the view is copied out: every
+// element it touches must lie in the storage, and it may not hold more elements than the
+// storage (an expanded view, stride 0, would copy out far more than the file holds; model
+// checkpoints have none). Checked arithmetic: the numbers come from the file (found by
+// fuzzing: a stride shorter than the size was read past its end, bench/fuzz_findings.md).
+void check_view(const std::vector<int64_t>& size, const std::vector<int64_t>& stride,
+                int64_t offset, int64_t storage_numel) {
+  if (size.size() != stride.size())
+    throw std::runtime_error("tensor size has " + std::to_string(size.size()) +
+                             " dimensions but its stride " + std::to_string(stride.size()));
+  int64_t last = offset, count = 1;  // the highest element the view touches; its elements
+  for (size_t d = 0; d < size.size(); ++d) {
+    if (size[d] < 0 || stride[d] < 0) throw std::runtime_error("negative size or stride");
+    int64_t reach = 0;
+    if (__builtin_mul_overflow(count, size[d], &count) ||
+        (size[d] > 0 && (__builtin_mul_overflow(size[d] - 1, stride[d], &reach) ||
+                         __builtin_add_overflow(last, reach, &last))))
+      throw std::runtime_error("tensor view exceeds its storage");
+  }
+  if (offset < 0 || count > storage_numel || (count > 0 && last >= storage_numel))
+    throw std::runtime_error("tensor view exceeds its storage");
+}
+
 ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
   const std::string name = callable->kind == Value::Global ? callable->s : "";
   if (name == "collections.OrderedDict" || name == "builtins.dict") return container(Value::Dict);
@@ -198,14 +221,7 @@ ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
     const auto& storage = args->items[0]->tensor;
     const int64_t offset = as_int(args->items[1]);
     const auto size = as_ints(args->items[2]), stride = as_ints(args->items[3]);
-    int64_t last = offset;  // the highest element the view touches must lie in the storage
-    for (size_t d = 0; d < size.size(); ++d) {
-      if (size[d] < 0 || stride[d] < 0) throw std::runtime_error("negative size or stride");
-      if (size[d] > 0) last += (size[d] - 1) * stride[d];
-    }
-    const bool empty = std::find(size.begin(), size.end(), 0) != size.end();
-    if (offset < 0 || (!empty && last >= storage.numel()))
-      throw std::runtime_error("tensor view exceeds its storage");
+    check_view(size, stride, offset, storage.numel());
     auto v = make(Value::Tensor);
     v->tensor = storage.as_strided(size, stride, offset).clone();
     return v;

@@ -50,7 +50,7 @@ class EpochBatches {
   EpochOptions options_;
   torch::Device device_;
   std::vector<std::vector<int64_t>> batches_;
-  std::vector<int64_t> selected_;  // the batches this pass yields, in order
+  std::vector<int64_t> selected_;                     // the batches this pass yields, in order
   std::pair<int64_t, int64_t> rows(int64_t b) const;  // this shard's rows of batch b
   size_t next_ = 0;
   std::unique_ptr<BatchLoader> loader_;

@@ -108,8 +108,8 @@ class LabelStoreWriter {
   int fd_ = -1;
   LabelHeader header_;
   uint64_t data_offset_ = 0;
-  bool adopted_ = false;        // the partial file may hold records (a killed run's, a rank's)
-  std::vector<uint8_t> done_;   // per kept step: written here or found intact
+  bool adopted_ = false;       // the partial file may hold records (a killed run's, a rank's)
+  std::vector<uint8_t> done_;  // per kept step: written here or found intact
 };
 
 class LabelStore {

@@ -148,7 +148,7 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
   const data::NormTensors norm(h.norm, device);
   auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
   torch::NoGradGuard no_grad;
-  labels::StepPlanner planner(h);  // used by one planning thread at a time
+  labels::StepPlanner planner(h);   // used by one planning thread at a time
   auto prepare = [&](int64_t s0) {  // on a helper thread, ahead of the forward
     StepGroup g;
     for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
@@ -201,8 +201,9 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
   const labels::LabelHeader h = make_header(config, set, ck);
   // Several label batches per forward: the teacher is frozen, so batches are independent
   // and a larger forward uses the cores better (bench/relabel measures the choice).
-  // On CPU small forwards stay in cache and win (bench/results/relabel.md: 40 images
-  // beat 20, 100 and 320); on a GPU, fill it.
+  // On CPU, large forwards lose (bench/results/relabel.md: 320 images is clearly slowest);
+  // among 20, 40 and 100 the single runs there differ by less than relabel's run-to-run
+  // spread (results/relabel-spread.md), so 40 stays. On a GPU, fill it.
   const int64_t forward =
       config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
   const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
