@@ -49,10 +49,11 @@ for s in "${stages[@]}"; do
     (cd $d/whole-$i && "$lpld" --quiet $args --out out --json whole.json > /dev/null)
     walls+=("$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)") $i")  # (bc drops the leading 0)
   done
-  read -r T m <<< "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((whole_runs + 1) / 2))p")"
+  sorted=$(printf '%s\n' "${walls[@]}" | sort -n)  # "seconds run" lines, fastest first
+  read -r T m <<< "$(sed -n "$(((whole_runs + 1) / 2))p" <<< "$sorted")"
+  all_walls=$(cut -d' ' -f1 <<< "$sorted" | paste -sd,)
   wholes_same=true
   for i in $(seq $whole_runs); do same $d/whole-$m/$cmp_path $d/whole-$i/$cmp_path || wholes_same=false; done
-  all_walls=$(printf '%s\n' "${walls[@]}" | sort -n | cut -d' ' -f1 | paste -sd,)
   ln -sfn whole-$m $d/whole
   work=$(field $d/whole/whole.json seconds) setup=$(field $d/whole/whole.json setup_seconds)
   for f in "${fracs[@]}"; do

@@ -198,15 +198,15 @@ void check_view(const std::vector<int64_t>& size, const std::vector<int64_t>& st
     throw std::runtime_error("tensor size has " + std::to_string(size.size()) +
                              " dimensions but its stride " + std::to_string(stride.size()));
   int64_t last = offset, count = 1;  // the highest element the view touches; its elements
+  bool overflow = false;
   for (size_t d = 0; d < size.size(); ++d) {
     if (size[d] < 0 || stride[d] < 0) throw std::runtime_error("negative size or stride");
     int64_t reach = 0;
-    if (__builtin_mul_overflow(count, size[d], &count) ||
-        (size[d] > 0 && (__builtin_mul_overflow(size[d] - 1, stride[d], &reach) ||
-                         __builtin_add_overflow(last, reach, &last))))
-      throw std::runtime_error("tensor view exceeds its storage");
+    overflow = overflow || __builtin_mul_overflow(count, size[d], &count) ||
+               (size[d] > 0 && (__builtin_mul_overflow(size[d] - 1, stride[d], &reach) ||
+                                __builtin_add_overflow(last, reach, &last)));
   }
-  if (offset < 0 || count > storage_numel || (count > 0 && last >= storage_numel))
+  if (overflow || offset < 0 || count > storage_numel || (count > 0 && last >= storage_numel))
     throw std::runtime_error("tensor view exceeds its storage");
 }
 
