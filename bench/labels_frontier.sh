@@ -8,7 +8,8 @@
 # make the teacher and images (`lpld pipeline`, reused when present); each method relabels and
 # trains from them. Writes bench/results/labels-frontier.{md,json,png}. Resumable.
 # SETS="fmnist-ipc10 fmnist-ipc50 cifar10-ipc10" selects data sets; METHODS="prune prune+int4"
-# and RATIOS="0 0.98 0.99" keep only those methods and prune ratios (a partial run).
+# and RATIOS="0 0.98 0.99" keep only those methods and prune ratios (a partial run); NO_REPORT=1
+# leaves the results alone (other benches that only need a set's teacher and images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lpld=${LPLD:-./build/lpld}
@@ -63,4 +64,4 @@ for set in ${SETS:-fmnist-ipc10 fmnist-ipc50 cifar10-ipc10}; do
     done
   done
 done
-/usr/bin/python3 bench/labels_frontier_report.py $w
+[ -n "${NO_REPORT:-}" ] || /usr/bin/python3 bench/labels_frontier_report.py $w

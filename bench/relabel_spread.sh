@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 lpld=$(realpath ${LPLD:-./build/lpld})
 runs=${RUNS:-5}
 b=$(pwd)/bench/work/frontier/fmnist-ipc10/base
-[ -f $b/teacher.safetensors ] || SETS=fmnist-ipc10 METHODS=none bench/labels_frontier.sh
+[ -f $b/teacher.safetensors ] || NO_REPORT=1 SETS=fmnist-ipc10 METHODS=none bench/labels_frontier.sh
 w=$(pwd)/bench/work/relabel-spread
 rm -rf $w && mkdir -p $w bench/results
 settings=("default||" "passive|OMP_WAIT_POLICY=passive|" "threads-1||--threads 1")

@@ -5,7 +5,10 @@
 namespace lpld::cli {
 
 Progress& Context::progress() {
-  if (!progress_) progress_ = std::make_unique<ConsoleProgress>(quiet);
+  if (progress_) return *progress_;
+  progress_ = std::make_unique<ConsoleProgress>(quiet);
+  if (!progress_log.empty())
+    progress_ = std::make_unique<LoggedProgress>(std::move(progress_), progress_log);
   return *progress_;
 }
 

@@ -19,6 +19,7 @@ namespace lpld::cli {
 struct Context {
   int threads = 0;
   bool quiet = false;
+  std::string progress_log;   // --progress-log: also append progress events here (JSON lines)
   std::function<void()> run;  // set by the chosen subcommand
   Progress& progress();
   std::unique_ptr<Progress> progress_;

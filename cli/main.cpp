@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, kMaxThreads));
   app.add_flag("--quiet,-q", ctx.quiet, "no progress bars");
   app.add_flag("--verbose", verbose, "libtorch errors with their backtrace");
+  app.add_option("--progress-log", ctx.progress_log,
+                 "also append progress events to FILE as JSON lines (one per update: a trace "
+                 "to plot; survives a kill)");
   int status = 0;
   try {
     lpld::cli::add_stage_commands(app, ctx);

@@ -1,5 +1,5 @@
-// Core utilities: tensor files, atomic writes, the replayable RNG, declared options, the serial
-// worker.
+// Core utilities: tensor files, atomic writes, the progress log, the replayable RNG, declared
+// options, the serial worker.
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -7,9 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/io.h"
 #include "core/options.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/torch_file.h"
@@ -151,6 +153,69 @@ TEST(AtomicFile, AbandonedWriteLeavesNothing) {
   write_file_atomic(path, "abc");
   EXPECT_EQ(read_file(path), "abc");
   EXPECT_EQ(hash_file(path), hash_bytes("abc", 3));
+}
+
+namespace {
+// Counts what reaches the Progress a LoggedProgress wraps.
+struct CountingProgress : Progress {
+  int64_t done = 0, skipped = 0, events = 0;
+  void start(const std::string&, int64_t, const std::string&) override { ++events; }
+  void update(int64_t d, const std::string&) override { done = d, ++events; }
+  void skip(int64_t units) override { skipped += units, ++events; }
+  void finish(const std::string&) override { ++events; }
+  void message(const std::string&) override { ++events; }
+};
+
+std::vector<json> json_lines(const std::string& path) {
+  std::vector<json> out;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+  return out;
+}
+}  // namespace
+
+TEST(ProgressLog, AppendsEveryEventAsAJsonLineAndPassesItOn) {
+  test::TempDir dir;
+  const std::string path = dir.path("run.progress");
+  auto counting = std::make_unique<CountingProgress>();
+  const CountingProgress& inner = *counting;
+  {
+    LoggedProgress p(std::move(counting), path);
+    p.start("relabel \"x\"", 10, "step");
+    p.skip(4);
+    p.update(6, "");
+    p.update(10, "loss 0.5");
+    p.finish("");
+    p.message("a\nb");
+    EXPECT_EQ(inner.events, 6);
+    EXPECT_EQ(inner.done, 10);
+    EXPECT_EQ(inner.skipped, 4);
+  }
+  auto e = json_lines(path);
+  ASSERT_EQ(e.size(), 6u);
+  EXPECT_EQ(e[0]["event"], "start");
+  EXPECT_EQ(e[0]["task"], "relabel \"x\"");
+  EXPECT_EQ(e[0]["total"], 10);
+  EXPECT_EQ(e[0]["unit"], "step");
+  EXPECT_EQ(e[0]["pid"], ::getpid());
+  EXPECT_EQ(e[1]["units"], 4);
+  EXPECT_EQ(e[2]["done"], 6);
+  EXPECT_FALSE(e[2].contains("status"));
+  EXPECT_EQ(e[3]["status"], "loss 0.5");
+  EXPECT_EQ(e[4]["event"], "finish");
+  EXPECT_EQ(e[5]["text"], "a\nb");
+  for (size_t i = 1; i < e.size(); ++i)
+    EXPECT_GE(e[i]["t"].get<double>(), e[i - 1]["t"].get<double>());
+  {  // a resumed run appends after the killed run's lines
+    LoggedProgress again(std::make_unique<CountingProgress>(), path);
+    again.start("relabel", 4, "step");
+  }
+  e = json_lines(path);
+  ASSERT_EQ(e.size(), 7u);
+  EXPECT_EQ(e[6]["task"], "relabel");
+  test::expect_throw_with(
+      [&] { LoggedProgress bad(std::make_unique<CountingProgress>(), dir.path("no/such/dir/p")); },
+      {dir.path("no/such/dir/p"), "cannot open the progress log"});
 }
 
 TEST(Rng, StreamsAreDeterministicAndDistinct) {

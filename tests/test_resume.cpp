@@ -1,7 +1,9 @@
 // Kill tests (issue: nothing lost): every stage is run to completion once, then again with
 // SIGKILL at three points (after a few saved resume states, counts drawn from a fixed seed),
-// resumed each time; the final outputs must equal the uninterrupted run's byte for byte, and
-// nothing may be left behind (temp files, partial stores, resume states, locks). A disk-full
+// resumed each time; the final outputs must equal the uninterrupted run's byte for byte,
+// nothing may be left behind (temp files, partial stores, resume states, locks), and each kill
+// may lose at most one checkpoint interval of work, counted in the runs' progress logs
+// (--progress-log), not timed. A disk-full
 // test runs on a small tmpfs where mounting one is allowed (root), and is skipped otherwise.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "core/io.h"
 #include "fixtures.h"
@@ -80,6 +83,72 @@ void run_killed(const std::vector<std::string>& args, const std::string& watch, 
   finish(pid);
 }
 
+// `args` with --progress-log `log` after the program's path.
+std::vector<std::string> logged(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin() + 1, {"--progress-log", log});
+  return args;
+}
+
+// One task of a run, from the run's progress log: its total, the units its last update had
+// done, and those of them a killed run had done (skip events).
+struct TaskLog {
+  int64_t total = -1, done = 0, skipped = 0;
+};
+
+// The task whose name starts with `task` in the progress log `path` (the last one that
+// started), checking that its updates never go back and never pass its total.
+TaskLog task_log(const std::string& path, const std::string& task) {
+  TaskLog t;
+  bool in_task = false;
+  std::istringstream lines(read_file(path));
+  for (std::string line; std::getline(lines, line);) {
+    const json e = json::parse(line);
+    const std::string event = e.at("event");
+    if (event == "start") {
+      in_task = e.at("task").get<std::string>().rfind(task, 0) == 0;
+      if (in_task) t = TaskLog{e.at("total").get<int64_t>(), 0, 0};
+    } else if (in_task && event == "skip") {
+      t.skipped += e.at("units").get<int64_t>();
+    } else if (in_task && event == "update") {
+      const int64_t done = e.at("done");
+      EXPECT_GE(done, t.done) << path << ": " << line;
+      EXPECT_LE(done, t.total) << path << ": " << line;
+      t.done = done;
+    }
+  }
+  EXPECT_GE(t.total, 0) << path << ": no task '" << task << "'";
+  return t;
+}
+
+// How much work a kill may lose: `share` of the task's whole total plus `units`.
+struct Interval {
+  std::string task;
+  double share = 0;
+  int64_t units = 0;
+};
+
+// Each killed run's lost work: what it had done when killed less what the next run found done,
+// both counted from the whole run's start. A run that starts with `before` units done (the
+// whole total less its own total, plus what it skips) has done before - skipped + done when
+// it is killed.
+void expect_lost_within(const std::vector<std::string>& logs, const std::string& whole_log,
+                        const Interval& interval) {
+  const TaskLog whole = task_log(whole_log, interval.task);
+  EXPECT_EQ(whole.done, whole.total) << whole_log << ": the finished task's updates fall short";
+  const auto before = [&](const TaskLog& t) { return whole.total - t.total + t.skipped; };
+  const double bound = interval.share * static_cast<double>(whole.total) + interval.units;
+  for (size_t r = 0; r + 1 < logs.size(); ++r) {
+    const TaskLog killed = task_log(logs[r], interval.task),
+                  next = task_log(logs[r + 1], interval.task);
+    const int64_t lost = before(killed) - killed.skipped + killed.done - before(next);
+    EXPECT_GE(lost, 0) << logs[r] << ": the next run found more done than the log shows";
+    EXPECT_LE(static_cast<double>(lost), bound)
+        << logs[r] << ": the kill lost " << lost << " " << interval.task << " units";
+  }
+  const TaskLog last = task_log(logs.back(), interval.task);
+  EXPECT_EQ(last.done, last.total) << logs.back() << ": the resumed task's updates fall short";
+}
+
 // Files under `dir` (relative path -> bytes) whose names pass `keep`.
 std::map<std::string, std::string> files(const std::string& dir,
                                          const std::function<bool(const fs::path&)>& keep) {
@@ -107,30 +176,37 @@ void expect_no_leftovers(const std::string& dir) {
 // `marker` (relative to `out`, "" for `out` itself) exists only once the stage is done.
 // `watch` (relative to the directory holding `out`) is where the stage saves resume states;
 // `stride` changes of it count as one saved state (a label store grows record by record).
+// `interval` is the work one kill may lose.
 void kill_test(const std::function<std::vector<std::string>(const std::string&)>& args,
                const std::function<bool(const fs::path&)>& keep, uint32_t seed,
-               const std::string& marker, const std::string& watch, int stride = 1) {
+               const std::string& marker, const std::string& watch, const Interval& interval,
+               int stride = 1) {
   test::TempDir dir;
   // Both runs write the same path (outputs record their config, paths included); the
   // uninterrupted run's outputs are moved aside before the killed run starts.
   const std::string killed = dir.path("run"), out_killed = killed + "/out";
   const std::string out_whole = dir.path("whole-out");
   fs::create_directories(killed);
-  run_whole(args(out_killed), dir.path("whole.log"));
+  run_whole(logged(args(out_killed), dir.path("whole.progress")), dir.path("whole.log"));
   fs::rename(out_killed, out_whole);
   // Three kills (the issue's three random points), each after a few saved states and a
   // random part of the next interval.
   std::mt19937 gen(seed);
   std::uniform_int_distribution<int> saves(1, 3);
   std::uniform_real_distribution<double> extra(0.0, 0.9);
-  for (const char* log : {"k1.log", "k2.log", "k3.log"}) {
+  std::vector<std::string> progress;
+  for (const char* log : {"k1", "k2", "k3"}) {
     const int n = saves(gen) * stride;
-    run_killed(args(out_killed), killed + "/" + watch, n, extra(gen), dir.path(log));
+    progress.push_back(dir.path(log + std::string(".progress")));
+    run_killed(logged(args(out_killed), progress.back()), killed + "/" + watch, n, extra(gen),
+               dir.path(log + std::string(".log")));
   }
   EXPECT_FALSE(fs::exists(marker.empty() ? out_killed : out_killed + "/" + marker))
       << "the kills came too late: the stage was already done";
-  EXPECT_EQ(finish(spawn(args(out_killed), dir.path("resume.log"))), 0)
+  progress.push_back(dir.path("resume.progress"));
+  EXPECT_EQ(finish(spawn(logged(args(out_killed), progress.back()), dir.path("resume.log"))), 0)
       << read_file(dir.path("resume.log"));
+  expect_lost_within(progress, dir.path("whole.progress"), interval);
   const auto a = files(out_whole, keep), b = files(out_killed, keep);
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a.size(), b.size());
@@ -157,7 +233,8 @@ TEST(Resume, SqueezeKilledThriceWritesTheSameTeacher) {
         return cli({"squeeze", "--data", test::toy().train, "--val", test::toy().val, "--arch",
                     "convnet-d2-w8", "--epochs", "120", "--batch-size", "8", "--out", out});
       },
-      [](const fs::path&) { return true; }, 1, "", "out.state");
+      [](const fs::path&) { return true; }, 1, "", "out.state",
+      {"squeeze train", 1.0 / 120, 0});  // a resume state every epoch
 }
 
 TEST(Resume, RecoverKilledThriceInPackedGroupsWritesTheSameImages) {
@@ -168,7 +245,8 @@ TEST(Resume, RecoverKilledThriceInPackedGroupsWritesTheSameImages) {
                     "--iterations", "600", "--checkpoint-every", "25", "--pack", "2", "--out",
                     out});
       },
-      png, 2, "000_hstripes", "out/.units");
+      png, 2, "000_hstripes", "out/.units",
+      {"recover class", 0, 25 * 2});  // a group of 2 units saves every 25 iterations
 }
 
 TEST(Resume, TrainKilledThriceWritesTheSameStudent) {
@@ -190,7 +268,7 @@ TEST(Resume, TrainKilledThriceWritesTheSameStudent) {
                     "--out", out});
       },
       [](const fs::path& p) { return p.filename() == "student.safetensors"; }, 3, "result.json",
-      "out/train-state.safetensors");
+      "out/train-state.safetensors", {"train", 10.0 / 400, 0});  // every 10 epochs
 }
 
 // relabel resumes from the last verified record of its partial store; the kills land after
@@ -208,7 +286,8 @@ TEST(Resume, RelabelKilledThriceWritesTheSameStore) {
         return cli({"relabel", "--teacher", test::toy().teacher, "--images", images, "--epochs",
                     "6000", "--batch-size", "3", "--out", out});
       },
-      [](const fs::path&) { return true; }, 4, "", "out.partial", 20);
+      [](const fs::path&) { return true; }, 4, "", "out.partial", {"relabel", 0, 4 * 13},
+      20);  // the 4 groups of 13 steps queued behind the writer
 }
 
 // A full disk during recover fails with one line naming the file; once there is room, the

@@ -1,8 +1,12 @@
 // Squeeze: exact class statistics and a short teacher training that learns.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "core/io.h"
 #include "data/dataset.h"
 #include "data/image_io.h"
+#include "fixtures.h"
 #include "models/checkpoint.h"
 #include "models/registry.h"
 #include "squeeze/class_stats.h"
@@ -126,4 +130,50 @@ TEST(Squeeze, StreamsImageFoldersOfVaryingSize) {
   EXPECT_EQ(ck.meta.image_size, 16);
   EXPECT_EQ(ck.meta.channels, 3);
   EXPECT_EQ(ck.class_stats.count.sum().item<int64_t>(), 24);
+}
+
+namespace {
+// Names the tasks a run starts; throws when `stop_at` starts (a kill, for a library call).
+struct TaskRecorder : Progress {
+  std::string stop_at;
+  std::vector<std::string> started;
+  int64_t updates = 0;
+  void start(const std::string& label, int64_t, const std::string&) override {
+    if (label == stop_at) throw std::runtime_error("stopped at " + label);
+    started.push_back(label);
+  }
+  void update(int64_t, const std::string&) override { ++updates; }
+  void finish(const std::string&) override {}
+  void message(const std::string&) override {}
+};
+}  // namespace
+
+// Training and evaluation are saved before the class-statistics pass: a run stopped in that
+// pass resumes it without training its last epoch or evaluating again (both were redone
+// before), and writes the teacher an uninterrupted run writes.
+TEST(Squeeze, StoppedInTheStatsPassRedoesNeitherTrainingNorEvaluation) {
+  test::TempDir dir;
+  test::make_toy_folder(dir.path("toy"), 20, 10);
+  squeeze::SqueezeConfig c;
+  c.data = "imagefolder:" + dir.path("toy/train");
+  c.val = "imagefolder:" + dir.path("toy/val");
+  c.arch = "convnet-d2-w4";
+  c.epochs = 3;
+  c.batch_size = 16;
+  c.out = dir.path("t.safetensors");
+  const auto whole = squeeze::squeeze(c, Progress::null());
+  const std::string whole_bytes = read_file(c.out);
+  std::filesystem::remove(c.out);
+  TaskRecorder stopped;
+  stopped.stop_at = "class stats";
+  EXPECT_THROW(squeeze::squeeze(c, stopped), std::runtime_error);
+  EXPECT_EQ(stopped.started, (std::vector<std::string>{"squeeze train", "eval"}));
+  ASSERT_TRUE(std::filesystem::exists(c.out + ".state"));
+  TaskRecorder resumed;
+  const auto again = squeeze::squeeze(c, resumed);
+  EXPECT_EQ(resumed.started, std::vector<std::string>{"class stats"});
+  EXPECT_EQ(again.top1, whole.top1);
+  EXPECT_EQ(again.top5, whole.top5);
+  EXPECT_TRUE(read_file(c.out) == whole_bytes) << "the resumed teacher differs";
+  EXPECT_FALSE(std::filesystem::exists(c.out + ".state"));
 }

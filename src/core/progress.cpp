@@ -1,9 +1,15 @@
 #include "core/progress.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/io.h"
 
 namespace lpld {
 namespace {
@@ -39,7 +45,7 @@ void ConsoleProgress::start(const std::string& label, int64_t total, const std::
   label_ = label;
   unit_ = unit;
   total_ = total;
-  done_ = 0;
+  done_ = skipped_ = 0;
   status_.clear();
   start_ = last_draw_ = Clock::now();
 }
@@ -55,6 +61,11 @@ void ConsoleProgress::update(int64_t done, const std::string& status) {
   draw(false);
 }
 
+void ConsoleProgress::skip(int64_t units) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  skipped_ += units;
+}
+
 void ConsoleProgress::finish(const std::string& status) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!status.empty()) status_ = status;
@@ -68,7 +79,7 @@ void ConsoleProgress::warning(const std::string& text) { spdlog::warn("{}", text
 void ConsoleProgress::draw(bool final) {
   if (quiet_) return;
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-  const double rate = elapsed > 0 ? done_ / elapsed : 0;
+  const double rate = elapsed > 0 ? static_cast<double>(done_ - skipped_) / elapsed : 0;
   const double eta = rate > 0 ? (total_ - done_) / rate : -1;
   const double frac = total_ > 0 ? static_cast<double>(done_) / total_ : 1.0;
   const int width = 24, fill = static_cast<int>(frac * width);
@@ -81,6 +92,61 @@ void ConsoleProgress::draw(bool final) {
       final ? ("in " + format_duration(elapsed)).c_str() : ("eta " + format_duration(eta)).c_str(),
       status_.c_str(), (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
+}
+
+LoggedProgress::LoggedProgress(std::unique_ptr<Progress> inner, const std::string& path)
+    : inner_(std::move(inner)), path_(path), opened_(std::chrono::steady_clock::now()) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw std::runtime_error(path + ": cannot open the progress log: " + std::strerror(errno));
+}
+
+LoggedProgress::~LoggedProgress() { ::close(fd_); }
+
+void LoggedProgress::append(const std::string& event, const std::string& fields) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double t =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
+  char head[64];
+  std::snprintf(head, sizeof head, "{\"t\": %.4f, \"event\": \"%s\"", t, event.c_str());
+  const std::string line = head + fields + "}\n";
+  const ssize_t n = ::write(fd_, line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size()))
+    throw std::runtime_error(path_ + ": cannot write the progress log: " +
+                             (n < 0 ? std::strerror(errno) : "short write (disk full?)"));
+}
+
+void LoggedProgress::start(const std::string& label, int64_t total, const std::string& unit) {
+  inner_->start(label, total, unit);
+  append("start", ", \"task\": " + json(label).dump() + ", \"total\": " + std::to_string(total) +
+                      ", \"unit\": " + json(unit).dump() +
+                      ", \"pid\": " + std::to_string(::getpid()));
+}
+
+void LoggedProgress::update(int64_t done, const std::string& status) {
+  inner_->update(done, status);
+  append("update", ", \"done\": " + std::to_string(done) +
+                       (status.empty() ? "" : ", \"status\": " + json(status).dump()));
+}
+
+void LoggedProgress::skip(int64_t units) {
+  inner_->skip(units);
+  append("skip", ", \"units\": " + std::to_string(units));
+}
+
+void LoggedProgress::finish(const std::string& status) {
+  inner_->finish(status);
+  append("finish", status.empty() ? "" : ", \"status\": " + json(status).dump());
+}
+
+void LoggedProgress::message(const std::string& text) {
+  inner_->message(text);
+  append("message", ", \"text\": " + json(text).dump());
+}
+
+void LoggedProgress::warning(const std::string& text) {
+  inner_->warning(text);
+  append("warning", ", \"text\": " + json(text).dump());
 }
 
 }  // namespace lpld

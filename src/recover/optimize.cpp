@@ -247,6 +247,7 @@ std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vecto
   const int64_t K = static_cast<int64_t>(group.size());
   const int64_t first = run.resume();
   work_done += first * K;
+  if (first > 0) progress.skip(first * K);  // a killed run's iterations: done, not in the rate
   const int64_t window = trace_window(config.iterations);
   const std::string who = config.mode == "class" ? fmt::format("class {}", group.front().label)
                                                  : fmt::format("batch {}", group.front().chunk);
@@ -256,7 +257,7 @@ std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vecto
     if (run.in_window() == window || it + 1 == config.iterations) {
       const auto [ce, bn] = run.close_window(it + 1);
       progress.update(work_done, fmt::format("{} ce {:.3f} bn {:.3f}", who, ce, bn));
-    } else if (it % 10 == 0) {
+    } else {
       progress.update(work_done);
     }
     if (config.checkpoint_every > 0 && (it + 1) % config.checkpoint_every == 0 &&

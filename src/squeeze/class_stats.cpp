@@ -1,5 +1,7 @@
 #include "squeeze/class_stats.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "data/batches.h"
 
@@ -76,7 +78,8 @@ void ClassStatsAccumulator::restore(const std::map<std::string, torch::Tensor>& 
 void ClassStatsAccumulator::sum_over_ranks(Dist& dist) {
   // hw is a property of the model, but a rank that saw no batch never learned it
   auto hw = torch::tensor(hw_, torch::kFloat64);
-  std::vector<torch::Tensor> all = {samples_, hw, torch::tensor({hw_.empty() || hw_[0] > 0 ? 1.0 : 0.0}, torch::kFloat64)};
+  std::vector<torch::Tensor> all = {
+      samples_, hw, torch::tensor({hw_.empty() || hw_[0] > 0 ? 1.0 : 0.0}, torch::kFloat64)};
   for (size_t l = 0; l < names_.size(); ++l) all.push_back(sum_[l]), all.push_back(sum_sq_[l]);
   dist.all_reduce_sum(all, "squeeze: class statistics");
   const double seen = std::max(1.0, all[2].item<double>());
@@ -112,7 +115,10 @@ models::ClassStats compute_class_stats(models::ClassifierImpl& model,
   progress.start("class stats",
                  options.dist ? dataset->size() / options.dist->world_size() : dataset->size(),
                  "img");
-  int64_t seen = 0, done = options.start_batch;
+  // A resumed pass counts the killed pass's images as done (not in the rate).
+  int64_t seen = std::min(dataset->size(), options.start_batch * options.batch_size);
+  int64_t done = options.start_batch;
+  if (seen > 0) progress.skip(seen);
   while (auto batch = batches.next()) {
     model.forward(batch->first);
     acc.add(capture.inputs(), batch->second);

@@ -24,8 +24,12 @@ void save_squeeze_state(const std::string& path, const json& identity,
       {"stats_batches", s.stats_batches},
       {"train_images", s.train_images},
       {"train_seconds", s.train_seconds},
-      {"step_seconds",
-       s.step_seconds}}.dump();
+      {"step_seconds", s.step_seconds},
+      {"evaluated", s.evaluated},
+      {"top1", s.top1},
+      {"top5", s.top5},
+      {"eval_seconds",
+       s.eval_seconds}}.dump();
   save_safetensors(path, f);
 }
 
@@ -44,6 +48,9 @@ std::optional<SqueezeState> load_squeeze_state(const std::string& path, const js
     s.phase = j.at("phase"), s.epochs_done = j.at("epochs_done"), s.step = j.at("step");
     s.stats_batches = j.at("stats_batches"), s.train_images = j.at("train_images");
     s.train_seconds = j.at("train_seconds"), s.step_seconds = j.at("step_seconds");
+    if (j.value("evaluated", false))  // (states of lpld before 2026-11-22 lack it: evaluate again)
+      s.evaluated = true, s.top1 = j.at("top1"), s.top5 = j.at("top5"),
+      s.eval_seconds = j.at("eval_seconds");
     torch::NoGradGuard ng;
     for (auto& p : model.named_parameters()) p.value().copy_(f.tensors.at("model." + p.key()));
     for (auto& b : model.named_buffers()) b.value().copy_(f.tensors.at("model." + b.key()));

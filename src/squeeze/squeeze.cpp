@@ -199,7 +199,9 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
   const int64_t total = steps_per_epoch * config.epochs;
   const auto train_start = Clock::now();
   const double prior_seconds = state.train_seconds;
-  progress.start("squeeze train", (total - state.step) * config.batch_size, "img");
+  // The whole run's images, a resumed run's first ones counted as done (not in the rate).
+  progress.start("squeeze train", total * config.batch_size, "img");
+  if (state.step > 0) progress.skip(state.step * config.batch_size);
   model.train();
   for (int64_t epoch = state.epochs_done; epoch < config.epochs; ++epoch) {
     data::EpochOptions eo;
@@ -233,9 +235,8 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
       ++epoch_steps;
       state.step_seconds += seconds_since(t0);
       state.train_images += dist ? std::min(config.batch_size, n) : batch->second.size(0);
-      if (state.step % 20 == 0)
-        progress.update(state.step * config.batch_size,
-                        fmt::format("epoch {}/{}", epoch + 1, config.epochs));
+      progress.update(state.step * config.batch_size,
+                      fmt::format("epoch {}/{}", epoch + 1, config.epochs));
     }
     if (dist) {
       std::vector<torch::Tensor> l{loss_sum};
@@ -321,12 +322,22 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
   auto& model = *ck.model;
   model.eval();
-  auto ev = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress,
-                             100, dist);
-  result.top1 = ev.top1;
-  result.top5 = ev.top5;
-  result.eval_seconds = ev.seconds;
-  progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", ev.top1, ev.top5));
+  if (!state.evaluated) {
+    auto ev = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress,
+                               100, dist);
+    state.evaluated = true, state.top1 = ev.top1, state.top5 = ev.top5;
+    state.eval_seconds = ev.seconds;
+    // Training and evaluation are done: a kill in the stats pass must not redo them (the
+    // last epoch saves no state of its own).
+    if (config.class_stats && state.phase == "train") {
+      state.phase = "stats", state.stats_batches = 0, state.optimizer.clear();
+      save(state);
+    }
+  }
+  result.top1 = state.top1;
+  result.top5 = state.top5;
+  result.eval_seconds = state.eval_seconds;
+  progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", state.top1, state.top5));
 
   const auto stats_start = Clock::now();
   if (config.class_stats) {
@@ -340,7 +351,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
     if (dist) {
       so.dist = dist;  // a distributed pass is short next to training and starts over
     } else {
-      if (state.phase == "stats") {
+      if (state.phase == "stats" && state.stats_batches > 0) {
         so.start_batch = state.stats_batches;
         so.resume_sums = &state.stats;
       }
@@ -354,8 +365,10 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   }
   result.stats_seconds = seconds_since(stats_start);
 
-  ck.meta.info = {
-      {"stage", "squeeze"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
+  ck.meta.info = {{"stage", "squeeze"},
+                  {"config", config_json(config)},
+                  {"top1", state.top1},
+                  {"top5", state.top5}};
   if (writer) {
     models::save_checkpoint(config.out, ck);
     std::filesystem::remove(state_path);
