@@ -78,9 +78,16 @@ void add_launch_command(CLI::App& app, Context& ctx) {
     const int port = free_local_port();
     std::vector<std::string> stage = args;
     if (ctx.quiet) stage.insert(stage.begin(), "--quiet");
+    const std::string log = ctx.progress_log;
     ctx.run = [=] {
       std::vector<pid_t> pids;
-      for (int r = 0; r < *n; ++r) pids.push_back(start_rank(r, *n, port, threads, stage));
+      for (int r = 0; r < *n; ++r) {
+        std::vector<std::string> rank_stage = stage;  // one progress log per rank: FILE.rankN
+        if (!log.empty())
+          rank_stage.insert(rank_stage.begin(),
+                            {"--progress-log", log + ".rank" + std::to_string(r)});
+        pids.push_back(start_rank(r, *n, port, threads, rank_stage));
+      }
       const int status = supervise(pids);
       if (status != 0) std::exit(status);
     };

@@ -209,13 +209,16 @@ TEST(Dist, SqueezeAndTrainRunDataParallelOverTwoProcesses) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string teacher = dir.path("t.safetensors");
-  ASSERT_EQ(run({"launch", "-n", "2", "--", "squeeze", "--data", test::toy().train, "--val",
-                 test::toy().val, "--arch", "convnet-d2-w8", "--epochs", "8", "--batch-size", "16",
-                 "--lr", "0.05", "--checkpoint-every", "3", "--out", teacher, "--json",
-                 dir.path("t.json")},
+  ASSERT_EQ(run({"--progress-log", dir.path("p"), "launch", "-n", "2", "--", "squeeze", "--data",
+                 test::toy().train, "--val", test::toy().val, "--arch", "convnet-d2-w8",
+                 "--epochs", "8", "--batch-size", "16", "--lr", "0.05", "--checkpoint-every", "3",
+                 "--out", teacher, "--json", dir.path("t.json")},
                 dir.path("t.log")),
             0)
       << read_file(dir.path("t.log"));
+  for (const char* rank : {".rank0", ".rank1"})  // --progress-log under launch: one per rank
+    EXPECT_NE(read_file(dir.path("p") + rank).find("\"task\": \"squeeze train\""),
+              std::string::npos);
   EXPECT_GE(read_json(dir.path("t.json"))["top1"].get<double>(), 90.0);
   EXPECT_FALSE(models::load_checkpoint(teacher, torch::kCPU).class_stats.empty());
   EXPECT_FALSE(fs::exists(teacher + ".state"));

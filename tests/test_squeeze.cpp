@@ -1,7 +1,9 @@
 // Squeeze: exact class statistics and a short teacher training that learns.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/io.h"
 #include "data/dataset.h"
@@ -133,25 +135,27 @@ TEST(Squeeze, StreamsImageFoldersOfVaryingSize) {
 }
 
 namespace {
-// Names the tasks a run starts; throws when `stop_at` starts (a kill, for a library call).
+// Names the tasks a run starts and counts each one's updates; throws when `stop_at` starts
+// (a kill, for a library call).
 struct TaskRecorder : Progress {
-  std::string stop_at;
+  std::string stop_at, task;
   std::vector<std::string> started;
-  int64_t updates = 0;
+  std::map<std::string, int64_t> updates;
   void start(const std::string& label, int64_t, const std::string&) override {
     if (label == stop_at) throw std::runtime_error("stopped at " + label);
-    started.push_back(label);
+    started.push_back(task = label);
   }
-  void update(int64_t, const std::string&) override { ++updates; }
+  void update(int64_t, const std::string&) override { ++updates[task]; }
   void finish(const std::string&) override {}
   void message(const std::string&) override {}
 };
 }  // namespace
 
-// Training and evaluation are saved before the class-statistics pass: a run stopped in that
-// pass resumes it without training its last epoch or evaluating again (both were redone
-// before), and writes the teacher an uninterrupted run writes.
-TEST(Squeeze, StoppedInTheStatsPassRedoesNeitherTrainingNorEvaluation) {
+// Training is saved after its last epoch, and the evaluation before the class-statistics pass:
+// a run stopped in the evaluation or in the pass resumes without training again (it retrained
+// the last epoch before), and stopped in the pass without evaluating again; either way it
+// writes the teacher an uninterrupted run writes.
+TEST(Squeeze, StoppedAfterTrainingResumesWithoutTrainingAgain) {
   test::TempDir dir;
   test::make_toy_folder(dir.path("toy"), 20, 10);
   squeeze::SqueezeConfig c;
@@ -163,17 +167,22 @@ TEST(Squeeze, StoppedInTheStatsPassRedoesNeitherTrainingNorEvaluation) {
   c.out = dir.path("t.safetensors");
   const auto whole = squeeze::squeeze(c, Progress::null());
   const std::string whole_bytes = read_file(c.out);
-  std::filesystem::remove(c.out);
-  TaskRecorder stopped;
-  stopped.stop_at = "class stats";
-  EXPECT_THROW(squeeze::squeeze(c, stopped), std::runtime_error);
-  EXPECT_EQ(stopped.started, (std::vector<std::string>{"squeeze train", "eval"}));
-  ASSERT_TRUE(std::filesystem::exists(c.out + ".state"));
-  TaskRecorder resumed;
-  const auto again = squeeze::squeeze(c, resumed);
-  EXPECT_EQ(resumed.started, std::vector<std::string>{"class stats"});
-  EXPECT_EQ(again.top1, whole.top1);
-  EXPECT_EQ(again.top5, whole.top5);
-  EXPECT_TRUE(read_file(c.out) == whole_bytes) << "the resumed teacher differs";
-  EXPECT_FALSE(std::filesystem::exists(c.out + ".state"));
+  for (const std::string stop_at : {"eval", "class stats"}) {
+    SCOPED_TRACE("stopped at " + stop_at);
+    std::filesystem::remove(c.out);
+    TaskRecorder stopped;
+    stopped.stop_at = stop_at;
+    EXPECT_THROW(squeeze::squeeze(c, stopped), std::runtime_error);
+    ASSERT_TRUE(std::filesystem::exists(c.out + ".state"));
+    TaskRecorder resumed;
+    const auto again = squeeze::squeeze(c, resumed);
+    EXPECT_EQ(resumed.updates["squeeze train"], 0) << "the resumed run trained again";
+    const bool evaluated = std::count(resumed.started.begin(), resumed.started.end(), "eval") > 0;
+    EXPECT_EQ(evaluated, stop_at == "eval");
+    EXPECT_EQ(resumed.started.back(), "class stats");
+    EXPECT_EQ(again.top1, whole.top1);
+    EXPECT_EQ(again.top5, whole.top5);
+    EXPECT_TRUE(read_file(c.out) == whole_bytes) << "the resumed teacher differs";
+    EXPECT_FALSE(std::filesystem::exists(c.out + ".state"));
+  }
 }

@@ -103,8 +103,8 @@ LoggedProgress::LoggedProgress(std::unique_ptr<Progress> inner, const std::strin
 
 LoggedProgress::~LoggedProgress() { ::close(fd_); }
 
+// Called with mutex_ held, so the lines are in the order the inner progress saw the events.
 void LoggedProgress::append(const std::string& event, const std::string& fields) {
-  std::lock_guard<std::mutex> lock(mutex_);
   const double t =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
   char head[64];
@@ -117,6 +117,7 @@ void LoggedProgress::append(const std::string& event, const std::string& fields)
 }
 
 void LoggedProgress::start(const std::string& label, int64_t total, const std::string& unit) {
+  std::lock_guard<std::mutex> lock(mutex_);
   inner_->start(label, total, unit);
   append("start", ", \"task\": " + json(label).dump() + ", \"total\": " + std::to_string(total) +
                       ", \"unit\": " + json(unit).dump() +
@@ -124,27 +125,32 @@ void LoggedProgress::start(const std::string& label, int64_t total, const std::s
 }
 
 void LoggedProgress::update(int64_t done, const std::string& status) {
+  std::lock_guard<std::mutex> lock(mutex_);
   inner_->update(done, status);
   append("update", ", \"done\": " + std::to_string(done) +
                        (status.empty() ? "" : ", \"status\": " + json(status).dump()));
 }
 
 void LoggedProgress::skip(int64_t units) {
+  std::lock_guard<std::mutex> lock(mutex_);
   inner_->skip(units);
   append("skip", ", \"units\": " + std::to_string(units));
 }
 
 void LoggedProgress::finish(const std::string& status) {
+  std::lock_guard<std::mutex> lock(mutex_);
   inner_->finish(status);
   append("finish", status.empty() ? "" : ", \"status\": " + json(status).dump());
 }
 
 void LoggedProgress::message(const std::string& text) {
+  std::lock_guard<std::mutex> lock(mutex_);
   inner_->message(text);
   append("message", ", \"text\": " + json(text).dump());
 }
 
 void LoggedProgress::warning(const std::string& text) {
+  std::lock_guard<std::mutex> lock(mutex_);
   inner_->warning(text);
   append("warning", ", \"text\": " + json(text).dump());
 }

@@ -250,14 +250,15 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
         fmt::format("squeeze epoch {}/{}: loss {:.4f}", epoch + 1, config.epochs, mean_loss));
     state.epochs_done = epoch + 1;
     state.train_seconds = prior_seconds + seconds_since(train_start);
-    if (state.epochs_done % config.checkpoint_every == 0 && state.epochs_done < config.epochs) {
+    // The last epoch saves too: the evaluation and the class-statistics pass come after it,
+    // and a kill there must not train it again. (Its averaged buffers are the final ones.)
+    if (state.epochs_done % config.checkpoint_every == 0 || state.epochs_done == config.epochs) {
       if (dist) engine::average_buffers(*dist, model, "squeeze: BatchNorm statistics");
       state.optimizer = engine::optimizer_tensors(sgd);
       save(state);
     }
   }
   progress.finish();
-  if (dist) engine::average_buffers(*dist, model, "squeeze: BatchNorm statistics");
 }
 
 // What makes two squeeze runs the same (the resume state of one serves the other).
@@ -327,8 +328,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
                                100, dist);
     state.evaluated = true, state.top1 = ev.top1, state.top5 = ev.top5;
     state.eval_seconds = ev.seconds;
-    // Training and evaluation are done: a kill in the stats pass must not redo them (the
-    // last epoch saves no state of its own).
+    // Training and evaluation are done: a kill in the stats pass must not redo them.
     if (config.class_stats && state.phase == "train") {
       state.phase = "stats", state.stats_batches = 0, state.optimizer.clear();
       save(state);
