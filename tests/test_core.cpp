@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/io.h"
 #include "core/options.h"
@@ -165,13 +164,6 @@ struct CountingProgress : Progress {
   void finish(const std::string&) override { ++events; }
   void message(const std::string&) override { ++events; }
 };
-
-std::vector<json> json_lines(const std::string& path) {
-  std::vector<json> out;
-  std::istringstream in(read_file(path));
-  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-  return out;
-}
 }  // namespace
 
 TEST(ProgressLog, AppendsEveryEventAsAJsonLineAndPassesItOn) {
@@ -191,7 +183,7 @@ TEST(ProgressLog, AppendsEveryEventAsAJsonLineAndPassesItOn) {
     EXPECT_EQ(inner.done, 10);
     EXPECT_EQ(inner.skipped, 4);
   }
-  auto e = json_lines(path);
+  auto e = test::json_lines(path);
   ASSERT_EQ(e.size(), 6u);
   EXPECT_EQ(e[0]["event"], "start");
   EXPECT_EQ(e[0]["task"], "relabel \"x\"");
@@ -210,7 +202,7 @@ TEST(ProgressLog, AppendsEveryEventAsAJsonLineAndPassesItOn) {
     LoggedProgress again(std::make_unique<CountingProgress>(), path);
     again.start("relabel", 4, "step");
   }
-  e = json_lines(path);
+  e = test::json_lines(path);
   ASSERT_EQ(e.size(), 7u);
   EXPECT_EQ(e[6]["task"], "relabel");
   test::expect_throw_with(

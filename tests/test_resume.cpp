@@ -16,7 +16,6 @@
 #include <filesystem>
 #include <map>
 #include <random>
-#include <sstream>
 
 #include "core/io.h"
 #include "fixtures.h"
@@ -100,9 +99,7 @@ struct TaskLog {
 TaskLog task_log(const std::string& path, const std::string& task) {
   TaskLog t;
   bool in_task = false;
-  std::istringstream lines(read_file(path));
-  for (std::string line; std::getline(lines, line);) {
-    const json e = json::parse(line);
+  for (const json& e : test::json_lines(path)) {
     const std::string event = e.at("event");
     if (event == "start") {
       in_task = e.at("task").get<std::string>().rfind(task, 0) == 0;
@@ -111,8 +108,8 @@ TaskLog task_log(const std::string& path, const std::string& task) {
       t.skipped += e.at("units").get<int64_t>();
     } else if (in_task && event == "update") {
       const int64_t done = e.at("done");
-      EXPECT_GE(done, t.done) << path << ": " << line;
-      EXPECT_LE(done, t.total) << path << ": " << line;
+      EXPECT_GE(done, t.done) << path << ": " << e.dump();
+      EXPECT_LE(done, t.total) << path << ": " << e.dump();
       t.done = done;
     }
   }

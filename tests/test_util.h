@@ -1,14 +1,17 @@
 // Test helpers: a temporary directory removed at the end of the test; an expected exception
-// and what its message must say.
+// and what its message must say; the values of a JSON-lines file.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/io.h"
 
 namespace lpld::test {
 
@@ -40,6 +43,14 @@ void expect_throw_with(const std::function<void()>& fn, const std::vector<std::s
           << "'" << p << "' not in: " << e.what();
     }
   }
+}
+
+// The JSON values of a JSON-lines file (a progress log), one per line.
+inline std::vector<json> json_lines(const std::string& path) {
+  std::vector<json> out;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+  return out;
 }
 
 inline bool have_fashion_mnist() {

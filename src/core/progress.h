@@ -50,13 +50,12 @@ class ConsoleProgress : public Progress {
 };
 
 // Passes every event on to `inner` and appends it to `path` as one JSON line: {"t": seconds
-// since the log was opened, "event": start|update|skip|finish|message|warning,
-// ...}. A trace to plot
-// a run's speed by, and the record bench/resume_time.sh measures a killed run's work with:
-// each line is one write(2) to a file opened with O_APPEND, so a SIGKILL loses no line
-// written before it. (A log is appended to, not replaced atomically like lpld's outputs: a
-// resumed run adds its lines after the killed run's.) Throws runtime_error naming `path`
-// when it cannot be opened or written.
+// since the log was opened, "event": start|update|skip|finish|message|warning, ...}. A trace
+// to plot a run's speed by, and the record that the kill tests and bench/resume_time.sh
+// measure a killed run's work with: each line is one write(2) to a file opened with
+// O_APPEND, so a SIGKILL loses no line written before it. (A log is appended to, not replaced
+// atomically like lpld's outputs: a resumed run adds its lines after the killed run's.) Throws
+// runtime_error naming `path` when it cannot be opened or written.
 class LoggedProgress : public Progress {
  public:
   LoggedProgress(std::unique_ptr<Progress> inner, const std::string& path);

@@ -17,19 +17,18 @@ void save_squeeze_state(const std::string& path, const json& identity,
   for (const auto& [k, t] : s.optimizer) f.tensors[k] = t;
   for (const auto& [k, t] : s.stats) f.tensors["stats." + k] = t;
   f.metadata["identity"] = identity.dump();
-  f.metadata["state"] = json{
-      {"phase", s.phase},
-      {"epochs_done", s.epochs_done},
-      {"step", s.step},
-      {"stats_batches", s.stats_batches},
-      {"train_images", s.train_images},
-      {"train_seconds", s.train_seconds},
-      {"step_seconds", s.step_seconds},
-      {"evaluated", s.evaluated},
-      {"top1", s.top1},
-      {"top5", s.top5},
-      {"eval_seconds",
-       s.eval_seconds}}.dump();
+  f.metadata["state"] = json{{"phase", s.phase},
+                             {"epochs_done", s.epochs_done},
+                             {"step", s.step},
+                             {"stats_batches", s.stats_batches},
+                             {"train_images", s.train_images},
+                             {"train_seconds", s.train_seconds},
+                             {"step_seconds", s.step_seconds},
+                             {"evaluated", s.eval.has_value()},
+                             {"top1", s.eval ? s.eval->top1 : 0.0},
+                             {"top5", s.eval ? s.eval->top5 : 0.0},
+                             {"eval_seconds", s.eval ? s.eval->seconds : 0.0}}
+                            .dump();
   save_safetensors(path, f);
 }
 
@@ -48,9 +47,11 @@ std::optional<SqueezeState> load_squeeze_state(const std::string& path, const js
     s.phase = j.at("phase"), s.epochs_done = j.at("epochs_done"), s.step = j.at("step");
     s.stats_batches = j.at("stats_batches"), s.train_images = j.at("train_images");
     s.train_seconds = j.at("train_seconds"), s.step_seconds = j.at("step_seconds");
-    if (j.value("evaluated", false))  // (states of lpld before 2026-11-22 lack it: evaluate again)
-      s.evaluated = true, s.top1 = j.at("top1"), s.top5 = j.at("top5"),
-      s.eval_seconds = j.at("eval_seconds");
+    if (j.value("evaluated", false)) {  // (states of lpld before 2026-11-22 lack it: evaluate)
+      s.eval.emplace();
+      s.eval->top1 = j.at("top1"), s.eval->top5 = j.at("top5");
+      s.eval->seconds = j.at("eval_seconds");
+    }
     torch::NoGradGuard ng;
     for (auto& p : model.named_parameters()) p.value().copy_(f.tensors.at("model." + p.key()));
     for (auto& b : model.named_buffers()) b.value().copy_(f.tensors.at("model." + b.key()));

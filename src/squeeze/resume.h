@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/io.h"
+#include "engine/evaluate.h"
 #include "models/classifier.h"
 
 namespace lpld::squeeze {
@@ -16,9 +17,9 @@ struct SqueezeState {
   std::string phase = "train";  // train | stats
   int64_t epochs_done = 0, step = 0, stats_batches = 0, train_images = 0;
   double train_seconds = 0, step_seconds = 0;
-  // The teacher's evaluation, done before the stats pass: a resumed pass does not redo it.
-  bool evaluated = false;
-  double top1 = 0, top5 = 0, eval_seconds = 0;
+  // The teacher's evaluation, done before the stats pass: a resumed pass does not redo it
+  // (top1, top5 and seconds are saved).
+  std::optional<engine::EvalResult> eval;
   std::map<std::string, torch::Tensor> optimizer, stats;  // named tensors of each phase
 };
 

@@ -218,6 +218,7 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
     data::EpochBatches batches(train_set, ck.meta.norm, eo, device);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     int64_t epoch_steps = 0;
+    const std::string status = fmt::format("epoch {}/{}", epoch + 1, config.epochs);
     while (auto batch = batches.next()) {
       const auto t0 = Clock::now();
       engine::set_lr(sgd, engine::cosine_lr(config.lr, static_cast<double>(state.step), total,
@@ -235,8 +236,7 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
       ++epoch_steps;
       state.step_seconds += seconds_since(t0);
       state.train_images += dist ? std::min(config.batch_size, n) : batch->second.size(0);
-      progress.update(state.step * config.batch_size,
-                      fmt::format("epoch {}/{}", epoch + 1, config.epochs));
+      progress.update(state.step * config.batch_size, status);
     }
     if (dist) {
       std::vector<torch::Tensor> l{loss_sum};
@@ -323,21 +323,20 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
   auto& model = *ck.model;
   model.eval();
-  if (!state.evaluated) {
-    auto ev = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device, progress,
-                               100, dist);
-    state.evaluated = true, state.top1 = ev.top1, state.top5 = ev.top5;
-    state.eval_seconds = ev.seconds;
+  if (!state.eval) {
+    state.eval = engine::evaluate(model, val_set, ck.meta.norm, ck.meta.image_size, device,
+                                  progress, 100, dist);
     // Training and evaluation are done: a kill in the stats pass must not redo them.
     if (config.class_stats && state.phase == "train") {
       state.phase = "stats", state.stats_batches = 0, state.optimizer.clear();
       save(state);
     }
   }
-  result.top1 = state.top1;
-  result.top5 = state.top5;
-  result.eval_seconds = state.eval_seconds;
-  progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", state.top1, state.top5));
+  const engine::EvalResult& ev = *state.eval;
+  result.top1 = ev.top1;
+  result.top5 = ev.top5;
+  result.eval_seconds = ev.seconds;
+  progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", ev.top1, ev.top5));
 
   const auto stats_start = Clock::now();
   if (config.class_stats) {
@@ -365,10 +364,8 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   }
   result.stats_seconds = seconds_since(stats_start);
 
-  ck.meta.info = {{"stage", "squeeze"},
-                  {"config", config_json(config)},
-                  {"top1", state.top1},
-                  {"top5", state.top5}};
+  ck.meta.info = {
+      {"stage", "squeeze"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
   if (writer) {
     models::save_checkpoint(config.out, ck);
     std::filesystem::remove(state_path);
