@@ -1,6 +1,6 @@
 // Parity with PyTorch itself (as libtorch's C++ API is held to its Python API by
-// test/cpp_api_parity): each test runs one case of tests/parity/fixtures.py under Debian's
-// /usr/bin/python3 (python3-torch, python3-torchvision, python3-numpy; 2 threads), which
+// test/cpp_api_parity): each test runs one case of tests/parity/fixtures.py under the build.s
+// reference PyTorch (LPLD_PYTHON below: PyTorch 2.x of .venv by default; 2 threads), which
 // writes inputs and PyTorch's outputs into a temporary folder, and checks that lpld computes
 // the same from the same inputs. Without Python and those modules every test shows as SKIPPED.
 //
@@ -35,20 +35,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The reference PyTorch: the build's (CMakeLists.txt: LPLD_PYTHON, the .venv's Python for the
+// default build, /usr/bin/python3 for TORCH=debian).
+const std::string kPython = LPLD_PYTHON;
+
 bool have_torch() {
   static const bool ok =
-      std::system("/usr/bin/python3 -c 'import torch, torchvision, numpy' > /dev/null 2>&1") == 0;
+      std::system((kPython + " -c 'import torch, torchvision, numpy' > /dev/null 2>&1").c_str()) ==
+      0;
   return ok;
 }
 
 #define REQUIRE_TORCH() \
-  if (!have_torch()) GTEST_SKIP() << "no /usr/bin/python3 with torch, torchvision and numpy"
+  if (!have_torch()) GTEST_SKIP() << "no " << kPython << " with torch, torchvision and numpy"
 
 // Runs fixtures.py CASE DIR ARGS; fails the test when it fails.
 void fixtures(const std::string& which, const std::string& dir, const std::string& args = "") {
   const std::string src = LPLD_SOURCE_DIR;  // compile definition (CMakeLists.txt)
   const std::string log = dir + "/" + which + ".log";
-  const std::string cmd = "OMP_NUM_THREADS=2 /usr/bin/python3 " + src +
+  const std::string cmd = "OMP_NUM_THREADS=2 " + kPython + " " + src +
                           "/tests/parity/fixtures.py " + which + " " + dir + " " + args + " > " +
                           log + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);
@@ -414,7 +419,7 @@ TEST(Parity, PyTorchExampleTrainsFromAStore) {
   lc.logits = "int8", lc.out = dir.path("l.lpld");
   relabel::relabel(lc, Progress::null());
   const std::string log = dir.path("example.log");
-  const std::string cmd = "OMP_NUM_THREADS=2 /usr/bin/python3 " + std::string(LPLD_SOURCE_DIR) +
+  const std::string cmd = "OMP_NUM_THREADS=2 " + kPython + " " + std::string(LPLD_SOURCE_DIR) +
                           "/python/examples/train_from_store.py " + rc.out + " " + lc.out +
                           " --epochs 2 --val " + test::toy().val + " > " + log + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);

@@ -1,5 +1,6 @@
 #include "engine/optimizer_state.h"
 
+#include <sstream>
 #include <type_traits>
 
 #include "core/error.h"
@@ -12,10 +13,13 @@ namespace {
 template <typename Map>
 typename Map::key_type key_of(const Map&, const torch::Tensor& p) {
   using Key = typename Map::key_type;
-  if constexpr (std::is_same_v<Key, std::string>)
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;  // as libtorch 1.x's c10::guts::to_string writes the pointer
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
     return reinterpret_cast<Key>(p.unsafeGetTensorImpl());
+  }
 }
 
 template <typename State>
