@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   CLI::App app{"lpld: large-scale dataset distillation with pruned soft labels (LPLD, SRe2L)"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand
+  app.set_version_flag("--version", [] { return lpld::version_text(); });
   app.add_option("--threads", ctx.threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, kMaxThreads));
   app.add_flag("--quiet,-q", ctx.quiet, "no progress bars");

@@ -7,6 +7,8 @@ pkgs=(cmake ninja-build g++ pkg-config
       libpng-dev libjpeg-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       # the check of a torch.save archive's directory before libtorch reads it (core/torch_file.cpp)
       libzip-dev
+      # the heap allocator of every lpld program (src/core/runtime.cpp, bench/results/allocator.md)
+      libjemalloc-dev
       # the headers of the Gloo backend of c10d (multi-process runs, src/core/dist.h)
       libgloo-dev
       # an optimized BLAS behind libtorch's matrix products (the reference BLAS of a fresh
@@ -15,6 +17,8 @@ pkgs=(cmake ninja-build g++ pkg-config
       dataset-fashion-mnist gnuplot-nox
       # PyTorch itself, the reference of the parity suite (tests/test_parity.cpp) and of bench/
       python3-torch python3-torchvision python3-numpy
+      # the virtual environment of the default build (scripts/install-venv.sh) on a Python without pyenv
+      python3-venv
       # the libFuzzer targets (fuzz/, make fuzz): clang with its fuzzer and sanitizer runtimes
       clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 missing=()

@@ -2,16 +2,19 @@
 // options, the serial worker.
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "core/dist.h"
 #include "core/io.h"
 #include "core/options.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "core/runtime.h"
 #include "core/safetensors.h"
 #include "core/torch_file.h"
 #include "core/worker.h"
@@ -297,4 +300,32 @@ TEST(SerialWorker, RunsTasksInOrderOnOneThreadAndPassesExceptions) {
   for (int i = 0; i < 60; ++i) EXPECT_EQ(order[i], i);
   for (const auto& id : ids) EXPECT_EQ(id, ids.front());
   EXPECT_NE(ids.front(), std::this_thread::get_id());
+}
+
+// torchrun's LOCAL_RANK picks each process's GPU; an explicit other GPU is an error.
+TEST(Device, DistributedRunsTakeTheGpuOfTheirLocalRank) {
+  DistEnv one;
+  EXPECT_EQ(resolve_device("cuda", one), torch::Device(torch::kCUDA));
+  EXPECT_EQ(resolve_device("cuda:1", one), torch::Device("cuda:1"));
+  DistEnv env;
+  env.world_size = 4, env.rank = 3, env.local_rank = 1;
+  EXPECT_EQ(resolve_device("cuda", env), torch::Device("cuda:1"));
+  EXPECT_EQ(resolve_device("cuda:1", env), torch::Device("cuda:1"));
+  EXPECT_EQ(resolve_device("cpu", env), torch::Device(torch::kCPU));
+  test::expect_throw_with<std::invalid_argument>([&] { resolve_device("cuda:0", env); },
+                                                 {"--device", "LOCAL_RANK 1", "cuda:1"});
+  test::expect_throw_with<std::invalid_argument>([&] { resolve_device("tpu", env); },
+                                                 {"--device", "'tpu'"});
+  if (!torch::cuda::is_available())
+    test::expect_throw_with<std::invalid_argument>([] { parse_device("cuda"); },
+                                                   {"--device", "no CUDA device"});
+}
+
+// What computed a result is recorded: libtorch's version and the allocator among them.
+TEST(Runtime, RecordsLibtorchAndTheAllocator) {
+  const json r = runtime_info();
+  EXPECT_EQ(r.at("libtorch"), TORCH_VERSION);
+  EXPECT_EQ(r.at("allocator").at("name"), "jemalloc");  // linked by CMakeLists.txt
+  EXPECT_EQ(r.at("allocator").at("dirty_decay_ms"), -1);
+  EXPECT_NE(version_text().find("libtorch " TORCH_VERSION), std::string::npos) << version_text();
 }

@@ -1,6 +1,7 @@
 // Student training: the label pool and its draws (METHOD.md Stage 4), replay, resume,
 // input checks, online labels.
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <filesystem>
 #include <map>
@@ -8,11 +9,13 @@
 
 #include "core/io.h"
 #include "core/safetensors.h"
+#include "engine/precision.h"
 #include "fixtures.h"
 #include "labels/codec.h"
 #include "labels/label_pool.h"
 #include "labels/label_store.h"
 #include "labels/replay.h"
+#include "models/registry.h"
 #include "recover/recover.h"
 #include "relabel/relabel.h"
 #include "train/student.h"
@@ -358,4 +361,93 @@ TEST(Train, RefusesAStoreWhoseViewsDigestDiffers) {
     EXPECT_NE(std::string(e.what()).find("not those the labels were made for"), std::string::npos)
         << e.what();
   }
+}
+
+// --amp and --channels-last (engine/precision.h), on the CPU: what the GPU paths share.
+TEST(Precision, AmpNamesAndAutocastRegions) {
+  EXPECT_EQ(engine::parse_amp("bf16"), engine::Amp::bf16);
+  EXPECT_EQ(engine::amp_name(engine::parse_amp("fp16")), "fp16");
+  test::expect_throw_with<std::invalid_argument>([] { engine::parse_amp("fp8"); }, {"--amp: unknown precision 'fp8'"});
+  torch::nn::Linear lin(8, 4);
+  const auto x = torch::randn({2, 8});
+  {
+    engine::AutocastGuard outer(torch::kCPU, engine::Amp::bf16);
+    EXPECT_EQ(lin->forward(x).scalar_type(), torch::kBFloat16);
+    {
+      engine::AutocastGuard off(torch::kCPU, engine::Amp::off);  // changes nothing
+      EXPECT_EQ(lin->forward(x).scalar_type(), torch::kBFloat16);
+    }
+  }
+  EXPECT_EQ(lin->forward(x).scalar_type(), torch::kFloat);  // restored
+}
+
+TEST(Precision, ChannelsLastComputesTheSameLogits) {
+  torch::manual_seed(0);
+  auto model = models::make_model({"convnet-d2-w8", 3, 1, 16});
+  model->eval();
+  const auto x = torch::randn({4, 1, 16, 16});
+  const auto nchw = model->forward(x);
+  engine::to_channels_last(*model);
+  bool any_nhwc = false;
+  for (const auto& p : model->parameters())
+    any_nhwc = any_nhwc || (p.dim() == 4 && p.is_contiguous(torch::MemoryFormat::ChannelsLast) &&
+                            !p.is_contiguous());
+  EXPECT_TRUE(any_nhwc);
+  engine::Precision p{engine::Amp::off, true};
+  const auto nhwc = model->forward(engine::in_layout(x, p));
+  EXPECT_TRUE(torch::allclose(nhwc, nchw, 1e-4, 1e-5)) << (nhwc - nchw).abs().max();
+}
+
+TEST(Precision, Fp16LossScalingSkipsNonFiniteStepsAndAdaptsTheScale) {
+  torch::nn::Linear lin(2, 1);
+  torch::optim::SGD sgd(lin->parameters(), 0.1);
+  engine::GradScaler scaler(engine::Amp::fp16, torch::kCPU);
+  ASSERT_TRUE(scaler.active());
+  EXPECT_EQ(scaler.current_scale(), 65536.0);
+  const auto w0 = lin->weight.detach().clone();
+  try {  // an inf gradient: no step, the scale halves
+    lin->weight.mutable_grad() = torch::full_like(lin->weight, INFINITY);
+    lin->bias.mutable_grad() = torch::zeros_like(lin->bias);
+    EXPECT_FALSE(scaler.step(sgd));
+  } catch (const c10::Error& e) {
+    GTEST_SKIP() << "this libtorch has no CPU kernels for loss scaling: " << e.what_without_backtrace();
+  }
+  EXPECT_TRUE(torch::equal(lin->weight.detach(), w0));
+  EXPECT_EQ(scaler.current_scale(), 32768.0);
+  // a finite scaled gradient is unscaled before the step: 0.1 * (32768 / 32768)
+  lin->weight.mutable_grad() = torch::full_like(lin->weight, 32768.0);
+  EXPECT_TRUE(scaler.step(sgd));
+  EXPECT_TRUE(torch::allclose(lin->weight.detach(), w0 - 0.1));
+  EXPECT_TRUE(torch::equal(scaler.scale(torch::ones({})), torch::full({1}, 32768.0)));
+  // off: a pass-through
+  engine::GradScaler off(engine::Amp::off, torch::kCPU);
+  EXPECT_FALSE(off.active());
+  EXPECT_EQ(off.current_scale(), 1.0);
+}
+
+// bf16 autocast trains a student on the CPU within a stated tolerance of float32: finite
+// losses and top-1 within 10 points on the toy set (the FMNIST figure: bench/amp_cpu.sh).
+TEST(Precision, Bf16StudentTrainsLikeFloat32OnTheCpu) {
+  test::TempDir dir;
+  auto fp32 = small(dir.path("fp32"));
+  auto bf16 = fp32;
+  bf16.out = dir.path("bf16");
+  bf16.amp = "bf16";
+  bf16.channels_last = true;
+  const auto a = train::train_student(fp32, Progress::null());
+  const auto b = train::train_student(bf16, Progress::null());
+  EXPECT_GT(b.top1, 50.0) << "float32: " << a.top1;  // chance is 33%
+  EXPECT_NEAR(b.top1, a.top1, 10.0);  // (a non-finite loss stops train with an error)
+  // recorded with the result, with the libtorch that computed it
+  const json r = json::parse(read_file(dir.path("bf16/result.json")));
+  EXPECT_EQ(r.at("identity").at("amp"), "bf16");
+  EXPECT_EQ(r.at("identity").at("channels_last"), true);
+  EXPECT_EQ(r.at("runtime").at("libtorch"), TORCH_VERSION);
+  EXPECT_TRUE(r.at("runtime").at("allocator").contains("name"));
+  // the bf16 run differs from float32: autocast really ran
+  auto sa = load_safetensors(dir.path("fp32/student.safetensors"));
+  auto sb = load_safetensors(dir.path("bf16/student.safetensors"));
+  bool differ = false;
+  for (const auto& [k, t] : sa.tensors) differ = differ || !torch::equal(t, sb.tensors.at(k));
+  EXPECT_TRUE(differ);
 }

@@ -5,6 +5,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
+#ifdef LPLD_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include "core/error.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -68,6 +74,23 @@ int free_local_port() {
   return ntohs(a.sin_port);
 }
 
+torch::Device resolve_device(const std::string& spec, const DistEnv& env) {
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(spec);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("--device: unknown device '" + spec + "' (use cpu, cuda, cuda:N)");
+  }
+  check_arg(device.is_cpu() || device.is_cuda(), "--device", "only cpu and cuda are supported");
+  if (!device.is_cuda() || !env.distributed()) return device;
+  if (!device.has_index()) return {torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank)};
+  check_arg(device.index() == env.local_rank, "--device",
+            fmt::format("'{}' in a distributed run: {} has LOCAL_RANK {}, so its GPU is cuda:{} "
+                        "(pass --device cuda)",
+                        spec, env.where(), env.local_rank, env.local_rank));
+  return device;
+}
+
 std::string DistEnv::where() const {
   return fmt::format("rank {} of {} (store {}:{})", rank, world_size, master_addr, master_port);
 }
@@ -76,10 +99,69 @@ std::string DistEnv::where() const {
 
 struct Dist::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // on the CPU
+#ifdef LPLD_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // on CUDA
+#endif
+  torch::Device device{torch::kCPU};
+
+  // Runs `op` on the group of this process's device, with each tensor where that group wants
+  // it (Gloo: contiguous on the CPU; NCCL: contiguous on the device), copied back if moved.
+  template <typename Op>
+  void collective(std::vector<torch::Tensor>& tensors, Op&& op) {
+    const torch::Device where = nccl_active() ? device : torch::Device(torch::kCPU);
+    std::vector<torch::Tensor> moved;
+    moved.reserve(tensors.size());
+    for (auto& t : tensors)
+      moved.push_back(t.device() == where && t.is_contiguous() ? t : t.to(where).contiguous());
+    for (auto& t : moved) {
+      std::vector<torch::Tensor> one{t};
+#ifdef LPLD_WITH_NCCL
+      if (nccl_active()) {
+        op(*nccl, one)->wait();
+        continue;
+      }
+#endif
+      op(*group, one)->wait();
+    }
+    for (size_t i = 0; i < tensors.size(); ++i)
+      if (!moved[i].is_same(tensors[i])) tensors[i].copy_(moved[i]);
+  }
+  bool nccl_active() const {
+#ifdef LPLD_WITH_NCCL
+    return static_cast<bool>(nccl);
+#else
+    return false;
+#endif
+  }
 };
 
-Dist::Dist(const DistEnv& env) : env_(env), impl_(std::make_unique<Impl>()) {
+namespace {
+// NCCL's group on `device` (the store already set up), or an error saying why there is none.
+#ifdef LPLD_WITH_NCCL
+c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl_group(const c10::intrusive_ptr<c10d::Store>& store,
+                                                      const DistEnv& env,
+                                                      const torch::Device& device) {
+  c10::cuda::set_device(device.index());
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = kCollectiveTimeout;
+  // Its own key space in the store the Gloo group also uses (as torch.distributed prefixes
+  // each backend's keys).
+  auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lpld-nccl", store);
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, static_cast<int>(env.rank),
+                                                     static_cast<int>(env.world_size), options);
+}
+#endif
+}  // namespace
+
+Dist::Dist(const DistEnv& env, const torch::Device& device)
+    : env_(env), impl_(std::make_unique<Impl>()) {
+  impl_->device = device;
+#ifndef LPLD_WITH_NCCL
+  check_arg(!device.is_cuda(), "--device",
+            env.where() + ": this lpld was built without NCCL (a libtorch with CUDA and nccl.h), "
+                          "so a distributed run computes on the CPU only");
+#endif
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(env.master_port);
@@ -96,6 +178,9 @@ Dist::Dist(const DistEnv& env) : env_(env), impl_(std::make_unique<Impl>()) {
     options->threads = 2;
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(
         impl_->store, static_cast<int>(env.rank), static_cast<int>(env.world_size), options);
+#ifdef LPLD_WITH_NCCL
+    if (device.is_cuda()) impl_->nccl = nccl_group(impl_->store, env, device);
+#endif
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format(
         "{}: the rendezvous failed within {} s (is rank 0 running, and {}:{} reachable?): {}",
@@ -104,6 +189,8 @@ Dist::Dist(const DistEnv& env) : env_(env), impl_(std::make_unique<Impl>()) {
 }
 
 Dist::~Dist() = default;
+
+std::string Dist::backend() const { return impl_->nccl_active() ? "nccl" : "gloo"; }
 
 std::string Dist::peer_failure() const {
   try {
@@ -126,36 +213,19 @@ void Dist::barrier(const std::string& what) {
   try {
     c10d::BarrierOptions o;
     o.timeout = kCollectiveTimeout;
+    // On Gloo even in a CUDA run: a barrier carries no tensor, and Gloo's needs no device.
     impl_->group->barrier(o)->wait();
   } catch (const std::exception& e) {
     fail_collective(what, e);
   }
 }
 
-namespace {
-
-// Runs a c10d collective over CPU copies of `tensors` (Gloo's CPU path) and copies back.
-template <typename Op>
-void on_cpu(std::vector<torch::Tensor>& tensors, Op&& op) {
-  std::vector<torch::Tensor> cpu;
-  cpu.reserve(tensors.size());
-  for (auto& t : tensors) cpu.push_back(t.is_cpu() && t.is_contiguous() ? t : t.cpu().contiguous());
-  for (auto& t : cpu) {
-    std::vector<torch::Tensor> one{t};
-    op(one)->wait();
-  }
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (!cpu[i].is_same(tensors[i])) tensors[i].copy_(cpu[i]);
-}
-
-}  // namespace
-
 void Dist::all_reduce_sum(std::vector<torch::Tensor>& tensors, const std::string& what) {
   try {
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     o.timeout = kCollectiveTimeout;
-    on_cpu(tensors, [&](std::vector<torch::Tensor>& t) { return impl_->group->allreduce(t, o); });
+    impl_->collective(tensors, [&](auto& group, auto& t) { return group.allreduce(t, o); });
   } catch (const std::exception& e) {
     fail_collective(what, e);
   }
@@ -166,7 +236,7 @@ void Dist::broadcast_from_rank0(std::vector<torch::Tensor>& tensors, const std::
     c10d::BroadcastOptions o;
     o.rootRank = 0;
     o.timeout = kCollectiveTimeout;
-    on_cpu(tensors, [&](std::vector<torch::Tensor>& t) { return impl_->group->broadcast(t, o); });
+    impl_->collective(tensors, [&](auto& group, auto& t) { return group.broadcast(t, o); });
   } catch (const std::exception& e) {
     fail_collective(what, e);
   }
@@ -184,12 +254,13 @@ void Dist::report_failure(const std::string& message) noexcept {
 
 struct Dist::Impl {};
 
-Dist::Dist(const DistEnv& env) : env_(env) {
+Dist::Dist(const DistEnv& env, const torch::Device&) : env_(env) {
   throw std::runtime_error(env.where() +
                            ": this lpld was built without Gloo (libgloo-dev), so it runs as "
                            "one process only; unset WORLD_SIZE or rebuild with Gloo's headers");
 }
 Dist::~Dist() = default;
+std::string Dist::backend() const { return "none"; }
 std::string Dist::peer_failure() const { return ""; }
 void Dist::fail_collective(const std::string&, const std::exception& e) const {
   throw std::runtime_error(e.what());

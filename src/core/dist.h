@@ -27,15 +27,25 @@ struct DistEnv {
   std::string where() const;  // "rank R of N (store ADDR:PORT)"
 };
 
+// The device a process computes on, from --device and torchrun's environment: in a
+// distributed run, "cuda" is cuda:LOCAL_RANK (one GPU per process, as torchrun intends) and
+// "cuda:N" other than LOCAL_RANK is an error naming --device (ranks sharing a GPU would
+// serialize on it and NCCL refuses it). Availability is not checked here (runtime.h is).
+torch::Device resolve_device(const std::string& spec, const DistEnv& env);
+
 // A TCP port free on 127.0.0.1 now (the kernel's choice), for a one-machine rendezvous.
 int free_local_port();
 
-// One process's membership of the group. Collectives wait as long as the slowest rank's
+// One process's membership of the group, on the process's device: Gloo for the CPU, NCCL for
+// CUDA (where the build has it: LPLD_WITH_NCCL), whose collectives take device tensors as
+// they are. Collectives wait as long as the slowest rank's
 // work (a stage's barrier may wait hours) but fail at once when a peer's connection drops:
 // a rank that failed records its message in the store first, so the others can name it.
 class Dist {
  public:
-  explicit Dist(const DistEnv& env);
+  explicit Dist(const DistEnv& env, const torch::Device& device = torch::kCPU);
+  // "gloo" or "nccl"
+  std::string backend() const;
   ~Dist();
   const DistEnv& env() const { return env_; }
   int64_t rank() const { return env_.rank; }
@@ -43,8 +53,8 @@ class Dist {
 
   // Every rank reaches this point, or an error says which failed and why.
   void barrier(const std::string& what);
-  // Sums each tensor over the ranks, in place; every rank ends with the same values. Tensors
-  // off the CPU travel through a CPU copy (Gloo's CPU path; NCCL would take them as they are).
+  // Sums each tensor over the ranks, in place; every rank ends with the same values. With
+  // Gloo, tensors off the CPU travel through a CPU copy; NCCL takes device tensors as they are.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors, const std::string& what);
   // Replaces each tensor by rank 0's, in place.
   void broadcast_from_rank0(std::vector<torch::Tensor>& tensors, const std::string& what);
@@ -77,11 +87,13 @@ auto run_rank(Dist& dist, F&& part) -> decltype(part()) {
 
 // A stage's entry: `part(nullptr)` as one process, or, under torchrun's environment
 // (WORLD_SIZE > 1), `part(&dist)` as this process's rank of the group, through run_rank.
+// `device_spec` is the stage's --device: the group's backend follows it (Gloo or NCCL).
 template <typename F>
-auto run_distributed(F&& part) -> decltype(part(static_cast<Dist*>(nullptr))) {
+auto run_distributed(const std::string& device_spec, F&& part)
+    -> decltype(part(static_cast<Dist*>(nullptr))) {
   const DistEnv env = DistEnv::from_environment();
   if (!env.distributed()) return part(nullptr);
-  Dist dist(env);
+  Dist dist(env, resolve_device(device_spec, env));
   return run_rank(dist, [&] { return part(&dist); });
 }
 

@@ -8,18 +8,24 @@
 #include <fstream>
 #include <thread>
 
+#include "core/dist.h"
 #include "core/error.h"
+
+#ifndef LPLD_MALLOC_CONF
+#define LPLD_MALLOC_CONF "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+#endif
+#define LPLD_MALLOC_CONF_ATTR __attribute__((used, visibility("default")))
+
+// jemalloc's settings, read by jemalloc before main (MALLOC_CONF in the environment overrides
+// them; runtime_info records both). Why jemalloc at all: bench/results/allocator.md.
+extern "C" {
+LPLD_MALLOC_CONF_ATTR const char* malloc_conf = LPLD_MALLOC_CONF;
+}
 
 namespace lpld {
 
 torch::Device parse_device(const std::string& spec) {
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(spec);
-  } catch (const std::exception&) {
-    throw std::invalid_argument("--device: unknown device '" + spec + "' (use cpu, cuda, cuda:N)");
-  }
-  check_arg(device.is_cpu() || device.is_cuda(), "--device", "only cpu and cuda are supported");
+  const torch::Device device = resolve_device(spec, DistEnv::from_environment());
   if (device.is_cuda()) {
     check_arg(torch::cuda::is_available(), "--device",
               "'" + spec + "' requested but this build of libtorch has no CUDA device available");
@@ -29,10 +35,36 @@ torch::Device parse_device(const std::string& spec) {
   return device;
 }
 
+namespace {
+using MallCtl = int (*)(const char*, void*, size_t*, void*, size_t);
+MallCtl jemalloc_ctl() { return reinterpret_cast<MallCtl>(dlsym(RTLD_DEFAULT, "mallctl")); }
+template <typename T>
+bool jemalloc_read(const char* name, T& value) {
+  size_t size = sizeof value;
+  const MallCtl ctl = jemalloc_ctl();
+  return ctl != nullptr && ctl(name, &value, &size, nullptr, 0) == 0;
+}
+}  // namespace
+
 void tune_allocator() {
+  if (jemalloc_ctl() != nullptr) return;  // jemalloc is in use (below); these are glibc's knobs
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_TOP_PAD, 64 << 20);
+}
+
+nlohmann::json allocator_info() {
+  const char* version = nullptr;
+  if (!jemalloc_read("version", version)) return {{"name", "glibc"}};
+  ssize_t dirty = 0, muzzy = 0;
+  jemalloc_read("opt.dirty_decay_ms", dirty);
+  jemalloc_read("opt.muzzy_decay_ms", muzzy);
+  const char* env = std::getenv("MALLOC_CONF");
+  return {{"name", "jemalloc"},
+          {"version", version},
+          {"dirty_decay_ms", dirty},
+          {"muzzy_decay_ms", muzzy},
+          {"malloc_conf_env", env ? env : ""}};
 }
 
 namespace {
@@ -72,12 +104,23 @@ std::string blas_name() {
     if (path.find("/blas/") != std::string::npos) return "reference";
     return path;
   }
-  return "none loaded";
+  // PyPI's wheels link MKL into libtorch itself: no libblas.so is loaded.
+  return at::hasMKL() ? "mkl (in libtorch)" : "none loaded";
+}
+
+std::string version_text() {
+  const nlohmann::json a = allocator_info();
+  return "lpld " LPLD_VERSION "\nlibtorch " TORCH_VERSION "\nCUDA devices " +
+         std::to_string(torch::cuda::device_count()) + "\nBLAS " + blas_name() + "\nallocator " +
+         a["name"].get<std::string>() +
+         (a.contains("version") ? " " + a["version"].get<std::string>() : std::string());
 }
 
 nlohmann::json runtime_info() {
   nlohmann::json j = {
-      {"libtorch", TORCH_VERSION}, {"threads", torch::get_num_threads()}, {"blas", blas_name()}};
+      {"libtorch", TORCH_VERSION},        {"cuda_devices", torch::cuda::device_count()},
+      {"threads", torch::get_num_threads()}, {"blas", blas_name()},
+      {"allocator", allocator_info()}};
   if (auto get = blas_symbol<GetThreads>("openblas_get_num_threads")) j["blas_threads"] = get();
   return j;
 }

@@ -7,8 +7,9 @@
 
 namespace lpld {
 
-// Parses "cpu", "cuda" or "cuda:N"; throws invalid_argument naming --device when the
-// device is unknown or not available in this build.
+// Parses "cpu", "cuda" or "cuda:N" (under torchrun, "cuda" is cuda:LOCAL_RANK: dist.h's
+// resolve_device); throws invalid_argument naming --device when the device is unknown or not
+// available in this build.
 torch::Device parse_device(const std::string& spec);
 
 // Sets libtorch's intra-op threads: `threads` <= 0 means all cores (Debian's libtorch
@@ -21,6 +22,11 @@ int set_threads(int threads);
 // the BLAS library libtorch's matrix products go to (the system's libblas.so.3: Debian's
 // reference BLAS or OpenBLAS, which differ in the last bits of some results) with its threads.
 nlohmann::json runtime_info();
+// The heap allocator in use, with its settings: {"name": "jemalloc", "version", the decay
+// times, MALLOC_CONF} or {"name": "glibc"}.
+nlohmann::json allocator_info();
+// `lpld --version`: lpld's version, then libtorch's, CUDA devices, BLAS and allocator.
+std::string version_text();
 // Just the BLAS library's name ("openblas-pthread", "openblas-openmp", "reference", ...).
 std::string blas_name();
 

@@ -57,11 +57,17 @@ GroupLoss group_loss(const GroupContext& ctx, const torch::Tensor& xin, int64_t 
                      const std::vector<torch::Tensor>& target_var) {
   const auto& config = *ctx.config;
   models::BnCapture capture(*ctx.teacher);
-  auto logits = ctx.teacher->forward(xin);
+  torch::Tensor logits;
+  {  // the forward under autocast; the losses below in float32 (engine/precision.h)
+    engine::AutocastGuard autocast(ctx.device, ctx.precision.amp);
+    logits = ctx.teacher->forward(engine::in_layout(xin, ctx.precision)).to(torch::kFloat);
+  }
+  std::vector<torch::Tensor> bn_inputs;
+  for (const auto& t : capture.inputs()) bn_inputs.push_back(t.to(torch::kFloat));
   GroupLoss l;
   // CE is a mean within each unit (the official per-batch mean), summed over units.
   l.ce = torch::cross_entropy_loss(logits, target, {}, at::Reduction::None).view({K, -1}).mean(1);
-  l.bn = bn_matching_loss(capture.inputs(), K, target_mean, target_var, config.first_bn_multiplier);
+  l.bn = bn_matching_loss(bn_inputs, K, target_mean, target_var, config.first_bn_multiplier);
   l.total = l.ce + config.r_bn * l.bn;
   if (config.tv_l2 > 0) l.total = l.total + config.tv_l2 * tv_l2_prior(xin, K);
   if (config.l2 > 0) l.total = l.total + config.l2 * xin.reshape({K, -1}).norm(2, {1});
@@ -93,6 +99,8 @@ GroupContext make_group_context(const models::Checkpoint& ck, const RecoverConfi
   ctx.norm = ck.meta.norm;
   std::tie(ctx.lo, ctx.hi) = data::pixel_bounds(ck.meta.norm, device);
   ctx.device = device;
+  ctx.precision = engine::Precision::parse(config.amp, config.channels_last);
+  if (ctx.precision.channels_last) engine::to_channels_last(*ck.model);
   return ctx;
 }
 
@@ -164,8 +172,8 @@ class GroupRun {
     auto xin = apply_views(x_, draw_views(config_, aug_, b_, ctx_.size), b_, ctx_.size);
     auto loss = group_loss(ctx_, xin, K_, target_, mean_, var_);
     adam_->zero_grad();
-    loss.total.sum().backward();
-    adam_->step();
+    scaler_.scale(loss.total.sum()).backward();
+    scaler_.step(*adam_);
     torch::NoGradGuard ng;
     x_.copy_(torch::max(torch::min(x_, ctx_.hi), ctx_.lo));
     ce_sum_ += loss.ce.detach();
@@ -224,6 +232,7 @@ class GroupRun {
 
  private:
   const GroupContext& ctx_;
+  engine::GradScaler scaler_{ctx_.precision.amp, ctx_.device};
   const RecoverConfig& config_;
   const std::vector<Unit>& group_;
   const int64_t K_, b_;

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "engine/precision.h"
 #include "models/checkpoint.h"
 #include "recover/recover.h"
 #include "recover/units.h"
@@ -33,6 +34,7 @@ struct GroupContext {
   data::Normalization norm;
   torch::Tensor lo, hi;  // valid normalized pixel range, [1, C, 1, 1]
   torch::Device device{torch::kCPU};
+  engine::Precision precision;  // the teacher's forward under autocast (engine/precision.h)
 };
 GroupContext make_group_context(const models::Checkpoint& teacher, const RecoverConfig& config,
                                 const torch::Device& device);

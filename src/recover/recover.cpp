@@ -403,7 +403,9 @@ void RecoverConfig::declare(OptionSet& o) {
            "stall rule: final-window loss (CE + r_bn BN) above this x the first window's")
       .add("stall_accuracy", &stall_accuracy,
            "stall rule: fewer of a unit's saved images classified right than this fraction")
-      .add("device", &device, "cpu, cuda or cuda:N");
+      .add("device", &device, "cpu, cuda or cuda:N")
+      .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
+      .add("channels_last", &channels_last, "channels-last (NHWC) teacher and views");
 }
 
 void RecoverConfig::apply_recipe(const std::string& name) {
@@ -426,6 +428,7 @@ void RecoverConfig::apply_recipe(const std::string& name) {
 void RecoverConfig::validate() const {
   check_arg(!teacher.empty(), "--teacher", "a teacher checkpoint is required");
   check_arg(!out.empty(), "--out", "an output folder is required");
+  engine::parse_amp(amp);
   check_arg(mode == "class" || mode == "mixed", "--mode",
             "must be class or mixed, not '" + mode + "'");
   check_arg(ipc >= 1, "--ipc", "must be >= 1");
@@ -584,7 +587,7 @@ RecoverResult recover_distributed(const RecoverConfig& config, Progress& progres
                                   const DistEnv& env) {
   check_arg(config.classes.empty(), "--classes",
             "a distributed run (WORLD_SIZE > 1) divides the classes itself; leave it out");
-  Dist dist(env);
+  Dist dist(env, resolve_device(config.device, env));
   RecoverResult result;
   try {
     result = recover_part(config, progress, &dist);

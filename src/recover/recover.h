@@ -46,6 +46,8 @@ struct RecoverConfig {
   double stall_loss = 0.75;        // stall rule: last-window loss above this x the first's
   double stall_accuracy = 0.5;     // stall rule: fewer saved images classified right
   std::string device = "cpu";
+  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
+  bool channels_last = false;  // NHWC teacher and views
 
   void declare(OptionSet& o);
   // Official presets: "imagenet1k", "tiny", or "small" (our 28-32 px default).

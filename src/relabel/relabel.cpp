@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "core/worker.h"
+#include "engine/precision.h"
 #include "labels/image_set.h"
 #include "labels/label_store.h"
 #include "labels/replay.h"
@@ -34,7 +35,9 @@ void RelabelConfig::declare(OptionSet& o) {
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
       .add("seed", &seed, "random seed of the views")
       .add("forward_batch", &forward_batch, "images per teacher forward (0: automatic)")
-      .add("device", &device, "cpu, cuda or cuda:N");
+      .add("device", &device, "cpu, cuda or cuda:N")
+      .add("amp", &amp, "the teacher's forward in mixed precision: off, bf16 or fp16 (autocast)")
+      .add("channels_last", &channels_last, "channels-last (NHWC) teacher and views");
 }
 
 void RelabelConfig::validate() const {
@@ -48,6 +51,7 @@ void RelabelConfig::validate() const {
   labels::LabelCodec{topk, logits}.validate();
   check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(forward_batch >= 0, "--forward-batch", "must be >= 0");
+  engine::parse_amp(amp);
 }
 
 json RelabelConfig::identity() const {
@@ -143,7 +147,8 @@ Share groups_to_label(labels::LabelStoreWriter& writer, int64_t group, const Dis
 // another. Returns the views labelled.
 int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
                      labels::LabelStoreWriter& writer, const std::vector<int64_t>& todo,
-                     int64_t group, const torch::Device& device, Progress& progress) {
+                     int64_t group, const torch::Device& device,
+                     const engine::Precision& precision, Progress& progress) {
   const labels::LabelHeader& h = writer.header();
   const data::NormTensors norm(h.norm, device);
   auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
@@ -154,6 +159,8 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
     for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
       g.plans.push_back(planner.plan(s));
       g.images.push_back(set.read(g.plans.back().indices));
+      // Pinned, so the copy below can run without blocking this thread (CUDA only).
+      if (device.is_cuda()) g.images.back() = g.images.back().pin_memory();
     }
     return g;
   };
@@ -169,8 +176,14 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
     std::vector<torch::Tensor> batches;
     for (size_t k = 0; k < g.plans.size(); ++k)
       batches.push_back(
-          labels::render_step(g.images[k].to(device), norm, g.plans[k], h.image_size));
-    auto logits = teacher.forward(torch::cat(batches)).to(torch::kCPU);
+          labels::render_step(g.images[k].to(device, /*non_blocking=*/true), norm, g.plans[k],
+                              h.image_size));
+    torch::Tensor logits;
+    {  // the views are rendered on the device; the forward under autocast (engine/precision.h)
+      engine::AutocastGuard autocast(device, precision.amp);
+      logits = teacher.forward(engine::in_layout(torch::cat(batches), precision));
+    }
+    logits = logits.to(torch::kFloat).to(torch::kCPU);
     // The writer runs behind the next forwards, a few groups deep: waiting for each write
     // before the next forward left the main thread idle whenever the writer thread was not
     // scheduled at once.
@@ -219,7 +232,10 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
                                  config.out, share.steps_intact, share.steps_todo));
   const double setup_seconds = seconds_since(start);
   progress.start("relabel", share.steps_todo, "step");
-  int64_t views = label_groups(set, ck, *writer, share.todo, group, device, progress);
+  const auto precision = engine::Precision::parse(config.amp, config.channels_last);
+  if (precision.channels_last) engine::to_channels_last(*ck.model);
+  int64_t views =
+      label_groups(set, ck, *writer, share.todo, group, device, precision, progress);
   progress.finish();
   if (dist) {
     writer->sync();
@@ -253,7 +269,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
 
 RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   config.validate();
-  return run_distributed([&](Dist* dist) { return relabel_part(config, progress, dist); });
+  return run_distributed(config.device, [&](Dist* dist) { return relabel_part(config, progress, dist); });
 }
 
 }  // namespace lpld::relabel

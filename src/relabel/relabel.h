@@ -22,6 +22,8 @@ struct RelabelConfig {
   uint64_t seed = 0;
   int64_t forward_batch = 0;  // images per teacher forward (0: automatic)
   std::string device = "cpu";
+  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16 (the teacher's forward)
+  bool channels_last = false;  // NHWC teacher and views
 
   void declare(OptionSet& o);
   void validate() const;

@@ -11,6 +11,7 @@
 #include "engine/data_parallel.h"
 #include "engine/evaluate.h"
 #include "engine/optimizer_state.h"
+#include "engine/precision.h"
 #include "engine/schedule.h"
 #include "models/checkpoint.h"
 #include "models/registry.h"
@@ -42,6 +43,8 @@ void SqueezeConfig::declare(OptionSet& o) {
       .add("class_stats", &class_stats, "gather class-wise BN statistics")
       .add("seed", &seed, "random seed")
       .add("device", &device, "cpu, cuda or cuda:N")
+      .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
+      .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs")
       .add("workers", &workers, "decoding threads for streaming datasets (0: one per core)")
       .add("checkpoint_every", &checkpoint_every, "epochs between resume states");
 }
@@ -122,6 +125,7 @@ void SqueezeConfig::validate() const {
   check_arg(epochs > 0 || !init.empty(), "--epochs", "0 epochs needs --init");
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
   check_arg(lr > 0, "--lr", "must be > 0");
+  engine::parse_amp(amp);
   check_arg(momentum >= 0 && momentum < 1, "--momentum", "must be in [0, 1)");
   check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
   check_arg(warmup_epochs >= 0, "--warmup-epochs", "must be >= 0");
@@ -190,6 +194,9 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
                    Progress& progress, SqueezeState& state,
                    const std::function<void(const SqueezeState&)>& save, Dist* dist) {
   auto& model = *ck.model;
+  const auto precision = engine::Precision::parse(config.amp, config.channels_last);
+  if (precision.channels_last) engine::to_channels_last(model);
+  engine::GradScaler scaler(precision.amp, device);
   torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)
                                                 .momentum(config.momentum)
                                                 .weight_decay(config.weight_decay));
@@ -224,13 +231,18 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
       engine::set_lr(sgd, engine::cosine_lr(config.lr, static_cast<double>(state.step), total,
                                             config.warmup_epochs * steps_per_epoch));
       sgd.zero_grad();
-      auto loss = torch::cross_entropy_loss(model.forward(batch->first), batch->second);
+      torch::Tensor logits;
+      {  // the forward under autocast, the loss in float32 (engine/precision.h)
+        engine::AutocastGuard autocast(device, precision.amp);
+        logits = model.forward(engine::in_layout(batch->first, precision));
+      }
+      auto loss = torch::cross_entropy_loss(logits.to(torch::kFloat), batch->second);
       if (dist)  // this rank's mean, weighted by its share of the batch
         loss = loss * (static_cast<double>(batch->second.size(0)) /
                        static_cast<double>(std::min(config.batch_size, n)));
-      loss.backward();
+      scaler.scale(loss).backward();
       if (dist) engine::all_reduce_gradients(*dist, model, "squeeze: gradients");
-      sgd.step();
+      scaler.step(sgd);
       loss_sum += loss.detach();
       ++state.step;
       ++epoch_steps;
@@ -383,7 +395,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
 SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   config.validate();
-  return run_distributed([&](Dist* dist) { return squeeze_part(config, progress, dist); });
+  return run_distributed(config.device, [&](Dist* dist) { return squeeze_part(config, progress, dist); });
 }
 
 }  // namespace lpld::squeeze

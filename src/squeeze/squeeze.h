@@ -46,6 +46,8 @@ struct SqueezeConfig {
   bool class_stats = true;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
+  bool channels_last = false;  // NHWC model and inputs
   int64_t workers = 0;           // decoding threads for streaming sets (0: one per core)
   int64_t checkpoint_every = 1;  // epochs between resume states (squeeze/resume.h)
 

@@ -28,7 +28,11 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
     labels::LabelCodec::Rows rows;
     if (ctx.inputs->online()) {  // labels for this rank's rows only
       torch::NoGradGuard ng;
-      if (hi > lo) rows.values = ctx.inputs->teacher->model->forward(batch.slice(0, lo, hi));
+      engine::AutocastGuard autocast(ctx.device, ctx.precision.amp);
+      if (hi > lo)
+        rows.values = ctx.inputs->teacher->model
+                          ->forward(engine::in_layout(batch.slice(0, lo, hi), ctx.precision))
+                          .to(torch::kFloat);
     } else {
       auto rec = ctx.inputs->store->read_step(step);
       if (h.format_version >= 2 && rec.digest != labels::plan_digest(plan))
@@ -45,7 +49,12 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
     }
     ctx.optimizer->zero_grad();
     if (hi > lo) {
-      auto out = ctx.model->forward(batch.slice(0, lo, hi));
+      torch::Tensor out;
+      {  // the forward under autocast; the loss below in float32 (engine/precision.h)
+        engine::AutocastGuard autocast(ctx.device, ctx.precision.amp);
+        out = ctx.model->forward(engine::in_layout(batch.slice(0, lo, hi), ctx.precision));
+      }
+      out = out.to(torch::kFloat);
       torch::Tensor loss;
       if (!topk && Ts == T) {  // the plain KD loss (METHOD.md Stage 4), unchanged numerics
         loss = engine::kd_loss(out, rows.values, T, ctx.temperature_squared);
@@ -56,11 +65,14 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
         ctx.last_student = out.detach();
       }
       if (hi - lo < n) loss = loss * (static_cast<double>(hi - lo) / static_cast<double>(n));
-      loss.backward();
+      (ctx.scaler ? ctx.scaler->scale(loss) : loss).backward();
       loss_sum += loss.detach();
     }
     if (ctx.dist) engine::all_reduce_gradients(*ctx.dist, *ctx.model, "train: gradients");
-    ctx.optimizer->step();
+    if (ctx.scaler)
+      ctx.scaler->step(*ctx.optimizer);
+    else
+      ctx.optimizer->step();
     images_seen += n;
     ++steps_done;
   }

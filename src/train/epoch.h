@@ -5,6 +5,7 @@
 
 #include "core/dist.h"
 #include "data/augment.h"
+#include "engine/precision.h"
 #include "labels/replay.h"
 #include "models/classifier.h"
 #include "train/inputs.h"
@@ -21,6 +22,8 @@ struct EpochContext {
   double student_temperature = 0;  // 0: the teacher's (CA otherwise)
   bool temperature_squared = false;
   torch::Device device{torch::kCPU};
+  engine::Precision precision;              // autocast and layout of the forward passes
+  engine::GradScaler* scaler = nullptr;     // fp16's loss scaling (a pass-through otherwise)
   // A distributed run: this rank trains on its slice of every step's rows and the gradients
   // are summed over the ranks (engine/data_parallel.h).
   Dist* dist = nullptr;

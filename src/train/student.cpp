@@ -62,7 +62,9 @@ void TrainConfig::declare(OptionSet& o) {
       .add("cutmix_alpha", &cutmix_alpha, "online labels: CutMix Beta(alpha, alpha)")
       .add("crop_scale_min", &crop_scale_min, "online labels: crop minimum area fraction")
       .add("seed", &seed, "random seed (student init, pool draws)")
-      .add("device", &device, "cpu, cuda or cuda:N");
+      .add("device", &device, "cpu, cuda or cuda:N")
+      .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
+      .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs");
 }
 
 void TrainConfig::apply_recipe(const std::string& name) {
@@ -87,6 +89,7 @@ void TrainConfig::validate() const {
   check_arg(!val.empty(), "--val", "a validation set is required");
   check_arg(!out.empty(), "--out", "an output folder is required");
   check_arg(epochs >= 1, "--epochs", "must be >= 1");
+  engine::parse_amp(amp);
   check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
   check_arg(labels != "online" || prune_ratio == 0, "--prune-ratio",
             "online labels are never pruned");
@@ -218,7 +221,10 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
     result.rule_pool = choose_rule_pool(config.metric, *in.store, planner, in.pool);
   models::Checkpoint student = make_student(config, in, device);
   auto& model = *student.model;
+  const auto precision = engine::Precision::parse(config.amp, config.channels_last);
+  if (precision.channels_last) engine::to_channels_last(model);
   auto optimizer = make_optimizer(config, model);
+  engine::GradScaler scaler(precision.amp, device);
   ResumeState rs;
   if (file_exists(state_path)) {
     rs = load_resume_state(state_path, identity, model, *optimizer);
@@ -239,6 +245,8 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
                                                                 : 0.0;
   if (rs.student_temperature > 0) ctx.student_temperature = rs.student_temperature;
   ctx.device = device;
+  ctx.precision = precision;
+  ctx.scaler = &scaler;
   ctx.dist = dist;
   // BatchNorm's running statistics of every rank, averaged (collective: all ranks call it
   // at the same points) before the model is evaluated or saved.
@@ -303,6 +311,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
   models::save_checkpoint(config.out + "/student.safetensors", student);
   json rj = result.to_json();
   rj["identity"] = identity;
+  rj["runtime"] = runtime_info();
   write_json(result_path, rj);
   fs::remove(state_path);
   lock->release_and_remove();
@@ -313,7 +322,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
 
 TrainResult train_student(const TrainConfig& config, Progress& progress) {
   config.validate();
-  return run_distributed([&](Dist* dist) { return train_part(config, progress, dist); });
+  return run_distributed(config.device, [&](Dist* dist) { return train_part(config, progress, dist); });
 }
 
 }  // namespace lpld::train

@@ -55,6 +55,8 @@ struct TrainConfig {
   double crop_scale_min = 0.08;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
+  bool channels_last = false;  // NHWC model and inputs
 
   void declare(OptionSet& o);
   // "imagenet1k", "tiny", or "small" (our 28-32 px default: the ImageNet-1K recipe).
