@@ -17,6 +17,7 @@
 #include "labels/replay.h"
 #include "models/registry.h"
 #include "recover/recover.h"
+#include "squeeze/squeeze.h"
 #include "relabel/relabel.h"
 #include "train/student.h"
 
@@ -426,7 +427,7 @@ TEST(Precision, Fp16LossScalingSkipsNonFiniteStepsAndAdaptsTheScale) {
 }
 
 // bf16 autocast trains a student on the CPU within a stated tolerance of float32: finite
-// losses and top-1 within 10 points on the toy set (the FMNIST figure: bench/amp_cpu.sh).
+// losses and top-1 within 10 points on the toy set.
 TEST(Precision, Bf16StudentTrainsLikeFloat32OnTheCpu) {
   test::TempDir dir;
   auto fp32 = small(dir.path("fp32"));
@@ -450,4 +451,39 @@ TEST(Precision, Bf16StudentTrainsLikeFloat32OnTheCpu) {
   bool differ = false;
   for (const auto& [k, t] : sa.tensors) differ = differ || !torch::equal(t, sb.tensors.at(k));
   EXPECT_TRUE(differ);
+}
+
+// Every stage on the device the tests take (test::device(): LPLD_TEST_DEVICE, cpu unless set),
+// in float32 and under bf16 autocast with channels-last: squeeze (a fine-tuning epoch and
+// the class statistics), recover, relabel and train finish with finite losses and files.
+TEST(Device, EveryStageRunsOnTheTestDeviceInFloat32AndBf16) {
+  const std::string device = test::device();
+  test::TempDir dir;
+  for (const std::string amp : {"off", "bf16"}) {
+    const std::string at = dir.path(amp);
+    squeeze::SqueezeConfig sq;
+    sq.data = test::toy().train, sq.val = test::toy().val, sq.init = test::toy().teacher;
+    sq.epochs = 1, sq.batch_size = 16, sq.lr = 0.01, sq.out = at + "-teacher.safetensors";
+    sq.device = device, sq.amp = amp, sq.channels_last = amp != "off";
+    const auto s = squeeze::squeeze(sq, Progress::null());
+    EXPECT_GT(s.top1, 50.0) << amp;
+    recover::RecoverConfig rc;
+    rc.teacher = sq.out, rc.out = at + "-images", rc.ipc = 2, rc.iterations = 5;
+    rc.device = device, rc.amp = amp, rc.channels_last = sq.channels_last;
+    const auto r = recover::recover(rc, Progress::null());
+    EXPECT_EQ(test::png_bytes(rc.out).size(), 6u) << amp;  // 3 classes x 2
+    relabel::RelabelConfig lc;
+    lc.teacher = sq.out, lc.images = rc.out, lc.out = at + "-labels.lpld";
+    lc.epochs = 4, lc.batch_size = 3, lc.device = device, lc.amp = amp;
+    lc.channels_last = sq.channels_last;
+    relabel::relabel(lc, Progress::null());
+    const labels::LabelStore store(lc.out);
+    EXPECT_TRUE(torch::isfinite(store.rows(0).values).all().item<bool>()) << amp;
+    train::TrainConfig tc;
+    tc.images = rc.out, tc.labels = lc.out, tc.val = test::toy().val, tc.arch = "convnet-d2-w8";
+    tc.out = at + "-student", tc.epochs = 4, tc.device = device, tc.amp = amp;
+    tc.channels_last = sq.channels_last;
+    const auto t = train::train_student(tc, Progress::null());  // a non-finite loss throws
+    EXPECT_GE(t.steps, 4) << amp;
+  }
 }

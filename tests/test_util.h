@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <random>
@@ -30,6 +31,13 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The device of the tests that take one: LPLD_TEST_DEVICE (scripts/gpu-check.sh sets cuda),
+// cpu when unset.
+inline std::string device() {
+  const char* d = std::getenv("LPLD_TEST_DEVICE");
+  return d != nullptr && *d != '\0' ? d : "cpu";
+}
 
 // Expects fn to throw E whose message contains every string in `parts`.
 template <typename E = std::runtime_error>
