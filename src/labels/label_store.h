@@ -114,7 +114,7 @@ class LabelStoreWriter {
 
 class LabelStore {
  public:
-  // Maps and validates the file: magic, header checksum and fields, exact size.
+  // Opens and validates the file: magic, header checksum and fields, exact size.
   // Throws runtime_error naming `path` and the problem.
   explicit LabelStore(const std::string& path);
   ~LabelStore();
