@@ -188,6 +188,12 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
     // before the next forward left the main thread idle whenever the writer thread was not
     // scheduled at once.
     while (writes.size() >= 4) writes.front().get(), writes.pop_front();
+    // Counted before the write is queued, so a progress log never lags the store (a kill
+    // between a write and its update would show more on disk than was logged); it leads it by
+    // at most the 4 groups queued behind the writer.
+    for (const auto& p : g.plans) views += static_cast<int64_t>(p.indices.size());
+    steps_done += static_cast<int64_t>(g.plans.size());
+    progress.update(steps_done);
     writes.push_back(writing.submit([&writer, logits, plans = g.plans] {
       int64_t row = 0;
       for (const auto& p : plans) {
@@ -196,9 +202,6 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
         row += n;
       }
     }));
-    for (const auto& p : g.plans) views += static_cast<int64_t>(p.indices.size());
-    steps_done += static_cast<int64_t>(g.plans.size());
-    progress.update(steps_done);
   }
   for (auto& w : writes) w.get();
   return views;
