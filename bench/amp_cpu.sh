@@ -9,7 +9,7 @@ RUN=${RUN:-runs/demo}
 SEEDS=${SEEDS:-"0 1 2"}
 L=${BUILD:-build}/lpld
 images=$(ls -d $RUN/images/*/ | head -1)
-labels=$(ls $RUN/labels/*-1x.lpld 2>/dev/null | head -1 || true)
+labels=$(ls $RUN/labels/*-r0.lpld 2>/dev/null | head -1 || true)  # the 1x store
 [ -n "$labels" ] || labels=$(ls $RUN/labels/*.lpld | head -1)
 w=bench/work/amp-cpu
 rm -rf $w && mkdir -p $w
