@@ -63,7 +63,12 @@ def train_rate(device, size, batch, steps, amp):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    for _ in range(3):
+    return images_per_second(step, device, batch, steps, warm=3)
+
+
+def images_per_second(step, device, batch, steps, warm):
+    """`steps` calls of `step` of `batch` images each, after `warm` untimed ones."""
+    for _ in range(warm):
         step()
     sync(device)
     t = time.perf_counter()
@@ -87,13 +92,7 @@ def relabel_rate(device, size, batch, steps):
         views = torch.stack([aug(im) for im in images]).to(device)
         with torch.no_grad():
             return model(views).float().cpu()
-    step()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return batch * steps / (time.perf_counter() - t)
+    return images_per_second(step, device, batch, steps, warm=1)
 
 
 def torch_bench(device, size, batch, steps, out):
