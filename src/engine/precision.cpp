@@ -90,6 +90,7 @@ GradScaler::GradScaler(Amp amp, const torch::Device& device) : active_(amp == Am
   const auto f = torch::TensorOptions().device(device).dtype(torch::kFloat);
   scale_ = torch::full({1}, 65536.0, f);  // torch.amp.GradScaler's init_scale
   growth_tracker_ = torch::zeros({1}, f.dtype(torch::kInt));
+  found_inf_ = torch::zeros({1}, f);
 }
 
 torch::Tensor GradScaler::scale(const torch::Tensor& loss) const {
@@ -105,12 +106,12 @@ bool GradScaler::step(torch::optim::Optimizer& optimizer) {
   for (const auto& group : optimizer.param_groups())
     for (const auto& p : group.params())
       if (p.grad().defined()) grads.push_back(p.grad());
-  auto found_inf = torch::zeros({1}, scale_.options());
+  found_inf_.zero_();
   const auto inv_scale = scale_.to(torch::kDouble).reciprocal().to(torch::kFloat);
-  if (!grads.empty()) at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale);
-  const bool finite = found_inf.item<float>() == 0.0f;  // the step's one host sync (above)
+  if (!grads.empty()) at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf_, inv_scale);
+  const bool finite = found_inf_.item<float>() == 0.0f;  // the step's one host sync (above)
   if (finite) optimizer.step();
-  at::_amp_update_scale_(scale_, growth_tracker_, found_inf, 2.0, 0.5, 2000);
+  at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, 2.0, 0.5, 2000);
   return finite;
 }
 

@@ -61,7 +61,7 @@ class GradScaler {
 
  private:
   bool active_;
-  torch::Tensor scale_, growth_tracker_;
+  torch::Tensor scale_, growth_tracker_, found_inf_;
 };
 
 }  // namespace lpld::engine

@@ -65,14 +65,11 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
         ctx.last_student = out.detach();
       }
       if (hi - lo < n) loss = loss * (static_cast<double>(hi - lo) / static_cast<double>(n));
-      (ctx.scaler ? ctx.scaler->scale(loss) : loss).backward();
+      ctx.scaler.scale(loss).backward();
       loss_sum += loss.detach();
     }
     if (ctx.dist) engine::all_reduce_gradients(*ctx.dist, *ctx.model, "train: gradients");
-    if (ctx.scaler)
-      ctx.scaler->step(*ctx.optimizer);
-    else
-      ctx.optimizer->step();
+    ctx.scaler.step(*ctx.optimizer);
     images_seen += n;
     ++steps_done;
   }

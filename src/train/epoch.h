@@ -23,7 +23,7 @@ struct EpochContext {
   bool temperature_squared = false;
   torch::Device device{torch::kCPU};
   engine::Precision precision;              // autocast and layout of the forward passes
-  engine::GradScaler* scaler = nullptr;     // fp16's loss scaling (a pass-through otherwise)
+  engine::GradScaler scaler{engine::Amp::off, torch::kCPU};  // fp16's loss scaling
   // A distributed run: this rank trains on its slice of every step's rows and the gradients
   // are summed over the ranks (engine/data_parallel.h).
   Dist* dist = nullptr;

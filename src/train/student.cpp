@@ -224,7 +224,6 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
   const auto precision = engine::Precision::parse(config.amp, config.channels_last);
   if (precision.channels_last) engine::to_channels_last(model);
   auto optimizer = make_optimizer(config, model);
-  engine::GradScaler scaler(precision.amp, device);
   ResumeState rs;
   if (file_exists(state_path)) {
     rs = load_resume_state(state_path, identity, model, *optimizer);
@@ -246,7 +245,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
   if (rs.student_temperature > 0) ctx.student_temperature = rs.student_temperature;
   ctx.device = device;
   ctx.precision = precision;
-  ctx.scaler = &scaler;
+  ctx.scaler = engine::GradScaler(precision.amp, device);
   ctx.dist = dist;
   // BatchNorm's running statistics of every rank, averaged (collective: all ranks call it
   // at the same points) before the model is evaluated or saved.
