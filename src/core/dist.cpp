@@ -7,10 +7,9 @@
 #endif
 #ifdef LPLD_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
-
-#include "core/error.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +18,8 @@
 
 #include <cstdlib>
 #include <stdexcept>
+
+#include "core/error.h"
 
 namespace lpld {
 
@@ -159,8 +160,9 @@ Dist::Dist(const DistEnv& env, const torch::Device& device)
   impl_->device = device;
 #ifndef LPLD_WITH_NCCL
   check_arg(!device.is_cuda(), "--device",
-            env.where() + ": this lpld was built without NCCL (a libtorch with CUDA and nccl.h), "
-                          "so a distributed run computes on the CPU only");
+            env.where() +
+                ": this lpld was built without NCCL (a libtorch with CUDA and nccl.h), "
+                "so a distributed run computes on the CPU only");
 #endif
   try {
     c10d::TCPStoreOptions o;
@@ -189,8 +191,6 @@ Dist::Dist(const DistEnv& env, const torch::Device& device)
 }
 
 Dist::~Dist() = default;
-
-std::string Dist::backend() const { return impl_->nccl_active() ? "nccl" : "gloo"; }
 
 std::string Dist::peer_failure() const {
   try {
@@ -260,7 +260,6 @@ Dist::Dist(const DistEnv& env, const torch::Device&) : env_(env) {
                            "one process only; unset WORLD_SIZE or rebuild with Gloo's headers");
 }
 Dist::~Dist() = default;
-std::string Dist::backend() const { return "none"; }
 std::string Dist::peer_failure() const { return ""; }
 void Dist::fail_collective(const std::string&, const std::exception& e) const {
   throw std::runtime_error(e.what());

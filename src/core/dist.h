@@ -44,8 +44,6 @@ int free_local_port();
 class Dist {
  public:
   explicit Dist(const DistEnv& env, const torch::Device& device = torch::kCPU);
-  // "gloo" or "nccl"
-  std::string backend() const;
   ~Dist();
   const DistEnv& env() const { return env_; }
   int64_t rank() const { return env_.rank; }

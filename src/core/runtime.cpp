@@ -11,15 +11,11 @@
 #include "core/dist.h"
 #include "core/error.h"
 
-#ifndef LPLD_MALLOC_CONF
-#define LPLD_MALLOC_CONF "dirty_decay_ms:-1,muzzy_decay_ms:-1"
-#endif
-#define LPLD_MALLOC_CONF_ATTR __attribute__((used, visibility("default")))
-
 // jemalloc's settings, read by jemalloc before main (MALLOC_CONF in the environment overrides
 // them; runtime_info records both). Why jemalloc at all: bench/results/allocator.md.
 extern "C" {
-LPLD_MALLOC_CONF_ATTR const char* malloc_conf = LPLD_MALLOC_CONF;
+__attribute__((used, visibility("default"))) const char* malloc_conf =
+    "dirty_decay_ms:-1,muzzy_decay_ms:-1";
 }
 
 namespace lpld {
@@ -117,10 +113,11 @@ std::string version_text() {
 }
 
 nlohmann::json runtime_info() {
-  nlohmann::json j = {
-      {"libtorch", TORCH_VERSION},        {"cuda_devices", torch::cuda::device_count()},
-      {"threads", torch::get_num_threads()}, {"blas", blas_name()},
-      {"allocator", allocator_info()}};
+  nlohmann::json j = {{"libtorch", TORCH_VERSION},
+                      {"cuda_devices", torch::cuda::device_count()},
+                      {"threads", torch::get_num_threads()},
+                      {"blas", blas_name()},
+                      {"allocator", allocator_info()}};
   if (auto get = blas_symbol<GetThreads>("openblas_get_num_threads")) j["blas_threads"] = get();
   return j;
 }

@@ -16,9 +16,12 @@ Amp parse_amp(const std::string& name) {
 
 std::string amp_name(Amp amp) {
   switch (amp) {
-    case Amp::bf16: return "bf16";
-    case Amp::fp16: return "fp16";
-    default: return "off";
+    case Amp::bf16:
+      return "bf16";
+    case Amp::fp16:
+      return "fp16";
+    default:
+      return "off";
   }
 }
 

@@ -147,8 +147,8 @@ Share groups_to_label(labels::LabelStoreWriter& writer, int64_t group, const Dis
 // another. Returns the views labelled.
 int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
                      labels::LabelStoreWriter& writer, const std::vector<int64_t>& todo,
-                     int64_t group, const torch::Device& device,
-                     const engine::Precision& precision, Progress& progress) {
+                     int64_t group, const torch::Device& device, const engine::Precision& precision,
+                     Progress& progress) {
   const labels::LabelHeader& h = writer.header();
   const data::NormTensors norm(h.norm, device);
   auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
@@ -175,9 +175,8 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
     if (i + 1 < todo.size()) next = planning.submit([&, s0 = todo[i + 1]] { return prepare(s0); });
     std::vector<torch::Tensor> batches;
     for (size_t k = 0; k < g.plans.size(); ++k)
-      batches.push_back(
-          labels::render_step(g.images[k].to(device, /*non_blocking=*/true), norm, g.plans[k],
-                              h.image_size));
+      batches.push_back(labels::render_step(g.images[k].to(device, /*non_blocking=*/true), norm,
+                                            g.plans[k], h.image_size));
     torch::Tensor logits;
     {  // the views are rendered on the device; the forward under autocast (engine/precision.h)
       engine::AutocastGuard autocast(device, precision.amp);
@@ -237,8 +236,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
   progress.start("relabel", share.steps_todo, "step");
   const auto precision = engine::Precision::parse(config.amp, config.channels_last);
   if (precision.channels_last) engine::to_channels_last(*ck.model);
-  int64_t views =
-      label_groups(set, ck, *writer, share.todo, group, device, precision, progress);
+  int64_t views = label_groups(set, ck, *writer, share.todo, group, device, precision, progress);
   progress.finish();
   if (dist) {
     writer->sync();
@@ -272,7 +270,8 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
 
 RelabelResult relabel(const RelabelConfig& config, Progress& progress) {
   config.validate();
-  return run_distributed(config.device, [&](Dist* dist) { return relabel_part(config, progress, dist); });
+  return run_distributed(config.device,
+                         [&](Dist* dist) { return relabel_part(config, progress, dist); });
 }
 
 }  // namespace lpld::relabel

@@ -395,7 +395,8 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
 SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   config.validate();
-  return run_distributed(config.device, [&](Dist* dist) { return squeeze_part(config, progress, dist); });
+  return run_distributed(config.device,
+                         [&](Dist* dist) { return squeeze_part(config, progress, dist); });
 }
 
 }  // namespace lpld::squeeze

@@ -22,7 +22,7 @@ struct EpochContext {
   double student_temperature = 0;  // 0: the teacher's (CA otherwise)
   bool temperature_squared = false;
   torch::Device device{torch::kCPU};
-  engine::Precision precision;              // autocast and layout of the forward passes
+  engine::Precision precision;  // autocast and layout of the forward passes
   engine::GradScaler scaler{engine::Amp::off, torch::kCPU};  // fp16's loss scaling
   // A distributed run: this rank trains on its slice of every step's rows and the gradients
   // are summed over the ranks (engine/data_parallel.h).

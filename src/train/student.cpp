@@ -164,8 +164,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& confi
 // In a distributed run every rank evaluates its share; rank 0 writes the log.
 engine::EvalResult evaluate_and_log(const TrainConfig& config, const TrainInputs& in,
                                     models::ClassifierImpl& model, const torch::Device& device,
-                                    int64_t epoch, double seconds, json& evals,
-                                    Progress& progress, Dist* dist) {
+                                    int64_t epoch, double seconds, json& evals, Progress& progress,
+                                    Dist* dist) {
   auto ev = engine::evaluate(model, in.val, in.header.norm, in.header.image_size, device,
                              Progress::null(), 100, dist);
   if (dist && dist->rank() > 0) return ev;
@@ -321,7 +321,8 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
 
 TrainResult train_student(const TrainConfig& config, Progress& progress) {
   config.validate();
-  return run_distributed(config.device, [&](Dist* dist) { return train_part(config, progress, dist); });
+  return run_distributed(config.device,
+                         [&](Dist* dist) { return train_part(config, progress, dist); });
 }
 
 }  // namespace lpld::train
