@@ -116,15 +116,15 @@ void add_stage_commands(CLI::App& app, Context& ctx) {
       app, ctx, "squeeze",
       "train a teacher, evaluate it, gather class-wise BN statistics (Stage 1)",
       "auto, small, official, tiny or imagenet1k", run_squeeze);
-  add_stage<recover::RecoverConfig>(app, ctx, "recover",
-                                    "synthesize IPC images per class from the teacher (Stage 2)",
-                                    "imagenet1k, tiny or small", run_recover);
+  add_stage<recover::RecoverConfig>(
+      app, ctx, "recover", "synthesize IPC images per class from the teacher (Stage 2)",
+      "auto (from the teacher), imagenet1k, tiny or small", run_recover);
   add_stage<relabel::RelabelConfig>(
-      app, ctx, "relabel", "soft labels for the label pool, into one label store (Stage 3)", "",
-      run_relabel);
+      app, ctx, "relabel", "soft labels for the label pool, into one label store (Stage 3)",
+      "auto (from the teacher), imagenet1k, tiny or small", run_relabel);
   add_stage<train::TrainConfig>(
       app, ctx, "train", "train a student on the synthetic set with pruned soft labels (Stage 4)",
-      "imagenet1k, tiny or small", run_train);
+      "auto (from the labels), imagenet1k, tiny or small", run_train);
   add_stage<import::ImportConfig>(
       app, ctx, "import",
       "a teacher from published weights (torch.save or safetensors): then squeeze --init", "",

@@ -5,6 +5,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "core/io.h"
 #include "core/options.h"
 #include "core/progress.h"
+#include "core/read_ahead.h"
 #include "core/rng.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
@@ -300,6 +302,30 @@ TEST(SerialWorker, RunsTasksInOrderOnOneThreadAndPassesExceptions) {
   for (int i = 0; i < 60; ++i) EXPECT_EQ(order[i], i);
   for (const auto& id : ids) EXPECT_EQ(id, ids.front());
   EXPECT_NE(ids.front(), std::this_thread::get_id());
+}
+
+TEST(ReadAhead, HandsItemsOutInOrderAtMostDepthAheadAndRethrowsAtTheItem) {
+  SerialWorker worker;
+  std::atomic<int64_t> made{0};
+  int64_t consumed = 0;
+  {
+    ReadAhead<int64_t> ahead(worker, 20, 3, [&](int64_t i) -> int64_t {
+      if (i == 12) throw std::runtime_error("item 12 is unreadable");
+      ++made;
+      return i * 10;
+    });
+    for (int64_t i = 0; i < 12; ++i) {
+      auto v = ahead.next();
+      ASSERT_TRUE(v.has_value());
+      EXPECT_EQ(*v, i * 10);
+      ++consumed;
+      EXPECT_LE(made.load(), consumed + 3);  // never more than `depth` beyond the consumer
+    }
+    test::expect_throw_with([&] { ahead.next(); }, {"item 12"});
+    for (int64_t i = 13; i < 20; ++i) EXPECT_EQ(*ahead.next(), i * 10);
+    EXPECT_FALSE(ahead.next().has_value());
+  }
+  EXPECT_EQ(made.load(), 19);
 }
 
 // torchrun's LOCAL_RANK picks each process's GPU; an explicit other GPU is an error.

@@ -18,6 +18,7 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/loader.h"
+#include "imagenet_layout.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -369,6 +370,89 @@ TEST_F(DataTest, TinyImageNet) {
   write_file_atomic(d + "/val/val_annotations.txt", ann + "val_7.JPEG\tn01\t0\t0\t1\t1\n");
   expect_throw_with([&] { open_dataset("tiny-imagenet:" + d + ":val"); }, {"val_7.JPEG"});
   EXPECT_THROW(open_dataset("tiny-imagenet:" + d + ":test"), std::invalid_argument);
+}
+
+// ---- ImageNet's own layout ----
+
+TEST_F(DataTest, ImageNetFlatValLabelledByLocValSolutionAndClassesBySortedWnid) {
+  const lpld::test::ImageNetLayout net;
+  const std::string d = path("imagenet");
+  net.write(d);
+  auto train = open_dataset("imagenet:" + d + ":train");
+  EXPECT_EQ(train->class_names(), net.wnids);
+  EXPECT_EQ(train->size(), 6);
+  EXPECT_EQ(train->channels(), 3);
+  EXPECT_EQ(train->fixed_size(), (std::array<int64_t, 2>{0, 0}));  // sizes vary
+  EXPECT_TRUE(torch::equal(train->labels(), torch::tensor({0, 0, 1, 1, 2, 2}, torch::kInt64)));
+  EXPECT_FLOAT_EQ(normalization_for(*train).mean[0], 0.485f);  // ImageNet's, not estimated
+  EXPECT_EQ(open_dataset("imagenet:" + d)->size(), 6);         // train by default
+
+  auto val = open_dataset("imagenet:" + d + ":val");
+  ASSERT_EQ(val->size(), net.val_images);
+  for (int i = 0; i < net.val_images; ++i) {  // sorted file names: image i is the i-th
+    EXPECT_EQ(fs::path(val->source(i)).stem().string(), net.val_name(i));
+    EXPECT_EQ(val->label(i), net.val_class(i)) << i;
+  }
+  EXPECT_EQ(val->image(2).sizes(), (std::vector<int64_t>{3, 44, 44}));
+
+  // The same images sorted into class folders: each file keeps its label.
+  const std::string sorted = path("sorted");
+  net.write(sorted, /*sorted_val=*/true);
+  auto val2 = open_dataset("imagenet:" + sorted + ":val");
+  ASSERT_EQ(val2->size(), net.val_images);
+  for (int64_t k = 0; k < val2->size(); ++k) {
+    const int i = std::stoi(fs::path(val2->source(k)).stem().string().substr(15)) - 1;
+    EXPECT_EQ(val2->label(k), net.val_class(i));
+  }
+
+  // The Kaggle release: images under ILSVRC/Data/CLS-LOC, the labels at the top.
+  const std::string kaggle = path("kaggle");
+  fs::create_directories(kaggle + "/ILSVRC/Data");
+  fs::rename(d + "/train", d + "/ILSVRC-train");
+  fs::create_directories(kaggle + "/ILSVRC/Data/CLS-LOC");
+  fs::rename(d + "/ILSVRC-train", kaggle + "/ILSVRC/Data/CLS-LOC/train");
+  fs::copy(d + "/val", kaggle + "/ILSVRC/Data/CLS-LOC/val");
+  fs::copy(d + "/LOC_val_solution.csv", kaggle + "/LOC_val_solution.csv");
+  EXPECT_TRUE(torch::equal(open_dataset("imagenet:" + kaggle + ":val")->labels(), val->labels()));
+  EXPECT_EQ(open_dataset("imagenet:" + kaggle + ":train")->size(), 6);
+}
+
+TEST_F(DataTest, ImageNetLabelGapsAreErrorsNamingTheFile) {
+  const lpld::test::ImageNetLayout net;
+  const std::string d = path("imagenet");
+  net.write(d);
+  const std::string csv = d + "/LOC_val_solution.csv";
+  const std::string good = lpld::read_file(csv);
+  const auto open_val = [&] { open_dataset("imagenet:" + d + ":val"); };
+  // an image without a label
+  write_file_atomic(csv, good.substr(0, good.rfind("ILSVRC2012_val_00000006")));
+  expect_throw_with(open_val, {"ILSVRC2012_val_00000006.JPEG", "no label", "LOC_val_solution.csv"});
+  // a label of an unknown class
+  write_file_atomic(csv, good.substr(0, good.rfind("ILSVRC2012_val_00000006")) +
+                             "ILSVRC2012_val_00000006,n99999999 1 1 2 2\n");
+  expect_throw_with(open_val, {"LOC_val_solution.csv", "line 7", "n99999999"});
+  // a label without its image
+  write_file_atomic(csv, good + "ILSVRC2012_val_00000009,n01440764 1 1 2 2\n");
+  expect_throw_with(open_val, {"ILSVRC2012_val_00000009.JPEG", "missing", "line 8"});
+  // a line that is not a label, a file labelled twice
+  write_file_atomic(csv, good + "ILSVRC2012_val_00000009\n");
+  expect_throw_with(open_val, {"LOC_val_solution.csv", "line 8"});
+  write_file_atomic(csv, good + "ILSVRC2012_val_00000001,n01440764\n");
+  expect_throw_with(open_val, {"LOC_val_solution.csv", "labelled twice"});
+  // the plain list format
+  fs::remove(csv);
+  expect_throw_with(open_val, {"LOC_val_solution.csv", "not found"});
+  std::string list;
+  for (int i = 0; i < net.val_images; ++i)
+    list += net.val_name(i) + ".JPEG " + net.wnids[static_cast<size_t>(net.val_class(i))] + "\n";
+  write_file_atomic(d + "/val_labels.txt", list);
+  auto val = open_dataset("imagenet:" + d + ":val");
+  for (int i = 0; i < net.val_images; ++i) EXPECT_EQ(val->label(i), net.val_class(i));
+  // a class folder in val/ that train does not have
+  fs::create_directories(d + "/val/n00000001");
+  expect_throw_with(open_val, {"n00000001", "not one of the classes"});
+  EXPECT_THROW(open_dataset("imagenet:" + d + ":test"), std::invalid_argument);
+  expect_throw_with([&] { open_dataset("imagenet:" + path("none") + ":val"); }, {"none"});
 }
 
 // ---- Specs, samples ----

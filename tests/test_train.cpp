@@ -17,8 +17,9 @@
 #include "labels/replay.h"
 #include "models/registry.h"
 #include "recover/recover.h"
-#include "squeeze/squeeze.h"
+#include "recover/units.h"
 #include "relabel/relabel.h"
+#include "squeeze/squeeze.h"
 #include "train/student.h"
 
 using namespace lpld;
@@ -191,6 +192,24 @@ TEST(Train, LearnsAndResumesToTheSameResult) {
   EXPECT_TRUE(train::train_student(small(dir.path("whole")), Progress::null()).reused);
 }
 
+TEST(Train, ReadingAheadChangesNoNumber) {
+  test::TempDir dir;
+  auto inline_read = small(dir.path("inline"));
+  inline_read.epochs = 6;
+  inline_read.read_ahead = 0;
+  auto ahead = inline_read;
+  ahead.out = dir.path("ahead");
+  ahead.read_ahead = 3;
+  const auto a = train::train_student(inline_read, Progress::null());
+  const auto b = train::train_student(ahead, Progress::null());
+  EXPECT_EQ(a.top1, b.top1);
+  EXPECT_GE(b.input_wait_seconds, 0.0);
+  EXPECT_LE(b.input_wait_seconds, b.train_seconds);
+  auto wa = load_safetensors(dir.path("inline/student.safetensors"));
+  auto wb = load_safetensors(dir.path("ahead/student.safetensors"));
+  for (const auto& [k, t] : wa.tensors) EXPECT_TRUE(torch::equal(t, wb.tensors.at(k))) << k;
+}
+
 TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {
   test::TempDir dir;
   auto c = small(dir.path("x"));
@@ -208,6 +227,105 @@ TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {
   c.prune_ratio = 0.2;  // needs more steps than the store (pruned at 0.5) holds
   EXPECT_THROW(train::train_student(c, Progress::null()), std::invalid_argument);
   EXPECT_FALSE(fs::exists(dir.path("x/student.safetensors")));
+}
+
+// `--recipe auto` in recover, relabel and train: the authors' settings for the teacher's scale
+// (METHOD.md; issue: recipes follow the data), what was set kept.
+TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
+  for (int64_t px : {28, 32}) {  // our 28-32 px default: the fields' defaults
+    const auto rc = resolve_recipe(recover::RecoverConfig{}, px, "recover");
+    EXPECT_EQ(rc.recipe, "small");
+    EXPECT_EQ(rc.iterations, 1000);
+    EXPECT_EQ(rc.jitter, 2);
+    const auto lc = resolve_recipe(relabel::RelabelConfig{}, px, "relabel");
+    EXPECT_EQ(lc.batch_size, 20);
+    const auto tc = resolve_recipe(train::TrainConfig{}, px, "train");
+    EXPECT_EQ(tc.recipe, "small");
+    EXPECT_EQ(tc.optimizer, "adamw");
+    EXPECT_EQ(tc.epochs, 300);
+  }
+  // 64 px: SRe2L's Tiny-ImageNet recipe
+  const auto r64 = resolve_recipe(recover::RecoverConfig{}, 64, "recover");
+  EXPECT_EQ(r64.recipe, "tiny");
+  EXPECT_EQ(r64.iterations, 4000);
+  EXPECT_DOUBLE_EQ(r64.lr, 0.1);
+  EXPECT_DOUBLE_EQ(r64.r_bn, 0.05);
+  EXPECT_EQ(r64.jitter, 4);
+  EXPECT_EQ(r64.batch_size, 100);
+  const auto l64 = resolve_recipe(relabel::RelabelConfig{}, 64, "relabel");
+  EXPECT_EQ(l64.batch_size, 64);
+  EXPECT_EQ(l64.epochs, 100);
+  EXPECT_FALSE(l64.cutmix);
+  const auto t64 = resolve_recipe(train::TrainConfig{}, 64, "train");
+  EXPECT_EQ(t64.optimizer, "sgd");
+  EXPECT_DOUBLE_EQ(t64.lr, 0.2);
+  EXPECT_EQ(t64.warmup_epochs, 5);
+  EXPECT_TRUE(t64.temperature_squared);
+  // 224 px: ImageNet-1K's official settings
+  auto r224 = resolve_recipe(recover::RecoverConfig{}, 224, "recover");
+  EXPECT_EQ(r224.recipe, "imagenet1k");
+  EXPECT_EQ(r224.iterations, 4000);
+  EXPECT_DOUBLE_EQ(r224.lr, 0.25);
+  EXPECT_DOUBLE_EQ(r224.r_bn, 0.01);
+  EXPECT_EQ(r224.jitter, 32);
+  EXPECT_FALSE(r224.jitter_signed);
+  r224.ipc = 50;
+  EXPECT_EQ(recover::unit_batch(r224, 1000), 50);  // class-wise batch = IPC
+  r224.mode = "mixed";
+  EXPECT_EQ(recover::unit_batch(r224, 1000), 100);  // SRe2L's mixed batch: 100 classes
+  EXPECT_EQ(resolve_recipe(relabel::RelabelConfig{}, 224, "relabel").batch_size, 128);
+  const auto t224 = resolve_recipe(train::TrainConfig{}, 224, "train");
+  EXPECT_EQ(t224.optimizer, "adamw");
+  EXPECT_DOUBLE_EQ(t224.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(t224.weight_decay, 0.01);
+  EXPECT_EQ(t224.batch_size, 128);
+  EXPECT_DOUBLE_EQ(t224.temperature, 20);
+  EXPECT_FALSE(t224.temperature_squared);
+  // what was set is kept and said; a named recipe is not re-resolved
+  recover::RecoverConfig mine;
+  mine.iterations = 50;
+  mine.ipc = 3;
+  std::string note;
+  const auto kept = resolve_recipe(mine, 224, "recover", &note);
+  EXPECT_EQ(kept.iterations, 50);
+  EXPECT_EQ(kept.ipc, 3);
+  EXPECT_DOUBLE_EQ(kept.lr, 0.25);
+  EXPECT_NE(note.find("'imagenet1k' for a 224 px teacher, with iterations 50"), std::string::npos)
+      << note;
+  mine.apply_recipe("small");
+  EXPECT_EQ(resolve_recipe(mine, 224, "recover").iterations, 1000);
+  EXPECT_THROW(mine.apply_recipe("huge"), std::invalid_argument);
+}
+
+// A store fixes its views: a view option set otherwise would be ignored, so it is an error.
+TEST(Train, ViewOptionsThatDifferFromTheStoresAreErrorsNotIgnored) {
+  test::TempDir dir;
+  const labels::LabelStore store(labelled().labels);
+  const auto& h = store.header();
+  ASSERT_EQ(h.batch_size, 4);
+  ASSERT_TRUE(h.cutmix);
+  auto c = small(dir.path("x"));
+  c.batch_size = 7;
+  test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
+                                                 {"--batch-size", "7", "4", labelled().labels});
+  c = small(dir.path("x"));
+  c.apply_recipe("imagenet1k");  // batch 128: the recipe's setting is not silently dropped
+  test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
+                                                 {"--batch-size", "128"});
+  c = small(dir.path("x"));
+  c.cutmix = false;
+  test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
+                                                 {"--cutmix", "false"});
+  c = small(dir.path("x"));
+  c.crop_scale_min = 0.5;
+  test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
+                                                 {"--crop-scale-min", "0.5", "0.08"});
+  EXPECT_FALSE(fs::exists(dir.path("x/student.safetensors")));
+  c = small(dir.path("x"));  // the store's own values, given explicitly, are accepted
+  c.batch_size = 4;
+  c.epochs = 2;
+  c.prune_ratio = 0.9;
+  EXPECT_NO_THROW(train::train_student(c, Progress::null()));
 }
 
 // Rule-based pruning (METHOD.md "Analysis"): the pool a run reports is the top (easy) or
@@ -368,7 +486,8 @@ TEST(Train, RefusesAStoreWhoseViewsDigestDiffers) {
 TEST(Precision, AmpNamesAndAutocastRegions) {
   EXPECT_EQ(engine::parse_amp("bf16"), engine::Amp::bf16);
   EXPECT_EQ(engine::amp_name(engine::parse_amp("fp16")), "fp16");
-  test::expect_throw_with<std::invalid_argument>([] { engine::parse_amp("fp8"); }, {"--amp: unknown precision 'fp8'"});
+  test::expect_throw_with<std::invalid_argument>([] { engine::parse_amp("fp8"); },
+                                                 {"--amp: unknown precision 'fp8'"});
   torch::nn::Linear lin(8, 4);
   const auto x = torch::randn({2, 8});
   {
@@ -411,7 +530,8 @@ TEST(Precision, Fp16LossScalingSkipsNonFiniteStepsAndAdaptsTheScale) {
     lin->bias.mutable_grad() = torch::zeros_like(lin->bias);
     EXPECT_FALSE(scaler.step(sgd));
   } catch (const c10::Error& e) {
-    GTEST_SKIP() << "this libtorch has no CPU kernels for loss scaling: " << e.what_without_backtrace();
+    GTEST_SKIP() << "this libtorch has no CPU kernels for loss scaling: "
+                 << e.what_without_backtrace();
   }
   EXPECT_TRUE(torch::equal(lin->weight.detach(), w0));
   EXPECT_EQ(scaler.current_scale(), 32768.0);

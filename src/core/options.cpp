@@ -137,12 +137,30 @@ void OptionSet::apply_yaml(const YAML::Node& node, const std::string& where,
   }
 }
 
+std::string recipe_for_image_size(int64_t image_size) {
+  if (image_size <= 32) return "small";
+  return image_size <= 64 ? "tiny" : "imagenet1k";
+}
+
 YAML::Node load_yaml_file(const std::string& path) {
   try {
     return YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     fail_file(path, std::string("cannot read YAML: ") + e.what());
   }
+}
+
+void OptionSet::copy(const OptionSet& from, const std::string& name) const {
+  const Option* to = find(options_, name);
+  const Option* src = find(from.options_, name);
+  check_arg(to != nullptr && src != nullptr && to->target.index() == src->target.index(), name,
+            "not an option of both configs");
+  std::visit(
+      [&](auto* field) {
+        using Ptr = std::decay_t<decltype(field)>;
+        *field = *std::get<Ptr>(src->target);
+      },
+      to->target);
 }
 
 json OptionSet::to_json() const {

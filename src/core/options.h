@@ -48,6 +48,8 @@ class OptionSet {
                   const std::vector<std::string>& skip = {}) const;
   // Sets one field from a string, as a flag would ("true"/"false" for bools, "a,b" lists).
   void set(const std::string& name, const std::string& value) const;
+  // Sets option `name` to its value in `from` (a set declared by the same config type).
+  void copy(const OptionSet& from, const std::string& name) const;
   json to_json() const;
 
  private:
@@ -94,6 +96,46 @@ template <typename Config>
 json config_json(const Config& config) {
   Config copy = config;
   return options_of(copy).to_json();
+}
+
+// The recipe `--recipe auto` resolves to for a teacher of `image_size` px (recover, relabel and
+// train; squeeze has teacher recipes of its own): the authors' settings for that scale
+// (METHOD.md) -- small (our 28-32 px default, the ImageNet-1K recipe where it applies) up to
+// 32 px, tiny up to 64 px, imagenet1k above.
+std::string recipe_for_image_size(int64_t image_size);
+
+// Applies recipe `name` to `config` except the options `config` sets away from their defaults
+// (by a flag or a YAML key): a recipe picked for the data never overrides what was asked for.
+// Returns those options as "name value, ..." ("" when none).
+template <typename Config>
+std::string apply_recipe_keeping_set(Config& config, const std::string& name) {
+  Config requested = config;
+  const json asked = config_json(requested), defaults = config_json(Config{});
+  config.apply_recipe(name);
+  const json recipe = config_json(config);
+  const OptionSet to = options_of(config), from = options_of(requested);
+  std::string kept;
+  for (const auto& [key, value] : asked.items()) {
+    if (key == "recipe" || value == defaults[key] || recipe[key] == value) continue;
+    to.copy(from, key);
+    kept += (kept.empty() ? "" : ", ") + key + " " + value.dump();
+  }
+  return kept;
+}
+
+// `config` with `recipe: auto` resolved for a teacher of `image_size` px (other recipes:
+// unchanged). `note`, when given, says what was resolved, for the stage's log.
+template <typename Config>
+Config resolve_recipe(const Config& config, int64_t image_size, const std::string& stage,
+                      std::string* note = nullptr) {
+  if (config.recipe != "auto") return config;
+  Config r = config;
+  const std::string name = recipe_for_image_size(image_size);
+  const std::string kept = apply_recipe_keeping_set(r, name);
+  if (note)
+    *note = stage + ": --recipe auto: '" + name + "' for a " + std::to_string(image_size) +
+            " px teacher" + (kept.empty() ? "" : ", with " + kept + " as set");
+  return r;
 }
 
 }  // namespace lpld

@@ -49,6 +49,7 @@ EpochBatches::EpochBatches(std::shared_ptr<Dataset> dataset, Normalization norm,
   };
   LoaderOptions lo;
   lo.workers = options_.workers;
+  lo.pin_memory = device_.is_cuda();
   // Evaluation needs no more than the short side that eval_resize_crop resizes to, so a JPEG
   // may be decoded at a reduced scale; training crops need the full resolution.
   if (!augment) lo.min_side = static_cast<int64_t>(static_cast<double>(size) / 0.875);
@@ -94,8 +95,8 @@ std::optional<std::pair<torch::Tensor, torch::Tensor>> EpochBatches::next() {
   // Streaming sets: decoded and rendered to [0, 1] by the loader's workers.
   auto batch = loader_->next();
   if (!batch) return std::nullopt;
-  return std::make_pair(normalize_unit(batch->images.to(device_), norm_),
-                        batch->labels.to(device_));
+  return std::make_pair(normalize_unit(batch->images.to(device_, /*non_blocking=*/true), norm_),
+                        batch->labels.to(device_, /*non_blocking=*/true));
 }
 
 }  // namespace lpld::data

@@ -22,8 +22,8 @@
 namespace lpld::data {
 namespace {
 
-const std::vector<std::string> kKinds = {"fashion-mnist", "mnist",       "cifar10",
-                                         "cifar100",      "imagefolder", "tiny-imagenet"};
+const std::vector<std::string> kKinds = {"fashion-mnist", "mnist",         "cifar10", "cifar100",
+                                         "imagefolder",   "tiny-imagenet", "imagenet"};
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
@@ -80,7 +80,7 @@ std::shared_ptr<Dataset> open_base(const std::string& spec) {
     throw std::invalid_argument("dataset: unknown kind '" + kind + "' in '" + spec +
                                 "' (valid: " + join(kKinds, ", ") + ")");
   }
-  const std::vector<std::string> splits = kind == "tiny-imagenet"
+  const std::vector<std::string> splits = kind == "tiny-imagenet" || kind == "imagenet"
                                               ? std::vector<std::string>{"train", "val"}
                                               : std::vector<std::string>{"train", "test"};
   // rest = DIR[:split]; a DIR containing ':' is not supported.
@@ -108,6 +108,7 @@ std::shared_ptr<Dataset> open_base(const std::string& spec) {
   if (kind == "cifar10") return read_cifar10(dir, train, spec);
   if (kind == "cifar100") return read_cifar100(dir, train, spec);
   if (kind == "imagefolder") return open_image_folder(dir, spec);
+  if (kind == "imagenet") return open_imagenet(dir, train, spec);
   return open_tiny_imagenet(dir, train, spec);
 }
 

@@ -10,6 +10,8 @@
 //   cifar100:DIR[:train|test]         CIFAR-100 binary version (train.bin, test.bin; fine labels)
 //   imagefolder:DIR                   DIR/<class>/<image>.{png,jpg,jpeg}
 //   tiny-imagenet:DIR[:train|val]     DIR/train/<wnid>/images/*, DIR/val/images + val_annotations.txt
+//   imagenet:DIR[:train|val]          DIR/train/<wnid>/*, DIR/val/* + LOC_val_solution.csv (or
+//                                     val_labels.txt, or DIR/val/<wnid>/*); ImageNet-1K and 21K
 // clang-format on
 // Any spec may end in "@N": a fixed, seeded sample of N images (for quick runs and tests).
 #pragma once
@@ -82,7 +84,7 @@ std::shared_ptr<Dataset> open_dataset(const std::string& spec);
 // Returns `dataset` itself when it already is a TensorDataset.
 std::shared_ptr<TensorDataset> load_into_memory(std::shared_ptr<Dataset> dataset, int workers = 0);
 
-// The standard mean/std for known sets (fashion-mnist, mnist, cifar10, cifar100;
+// The standard mean/std for known sets (fashion-mnist, mnist, cifar10, cifar100, imagenet;
 // tiny-imagenet uses ImageNet's); otherwise (image folders) estimated from up to
 // `max_images` evenly spaced images of the set.
 Normalization normalization_for(const Dataset& dataset, int64_t max_images = 2000);
@@ -116,6 +118,8 @@ std::shared_ptr<TensorDataset> read_cifar100(const std::string& dir, bool train,
 std::shared_ptr<Dataset> open_image_folder(const std::string& dir, const std::string& spec);
 std::shared_ptr<Dataset> open_tiny_imagenet(const std::string& dir, bool train,
                                             const std::string& spec);
+// ImageNet's own layout (data/imagenet.cpp): classes by sorted wnid, as torchvision's.
+std::shared_ptr<Dataset> open_imagenet(const std::string& dir, bool train, const std::string& spec);
 
 // The images `indices` of `base`, in that order. An in-memory base gives a TensorDataset.
 std::shared_ptr<Dataset> subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices,

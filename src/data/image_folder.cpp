@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/dataset.h"
+#include "data/folder.h"
 #include "data/image_io.h"
 
 namespace lpld::data {
@@ -38,57 +39,6 @@ bool is_image_name(const fs::path& p) {
   if (name.empty() || name[0] == '.') return false;  // hidden files, macOS "._x.jpg" junk
   const std::string ext = lower(p.extension().string());
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
-
-void check_dir(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) fail_file(dir, "not found");
-  if (!fs::is_directory(dir, ec)) fail_file(dir, "not a directory");
-}
-
-// Sorted entries of `dir` that are directories (want_dirs) or image files.
-std::vector<std::string> list_sorted(const std::string& dir, bool want_dirs) {
-  check_dir(dir);
-  std::vector<std::string> out;
-  std::error_code ec;
-  fs::directory_iterator it(dir, ec), end;
-  if (ec) fail_file(dir, "cannot list directory: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) fail_file(dir, "cannot list directory: " + ec.message());
-    const fs::path& p = it->path();
-    const std::string name = p.filename().string();
-    if (name.empty() || name[0] == '.') continue;  // hidden entries are not data
-    // An entry that cannot be resolved (a symlink loop, a dangling link, no permission) is an
-    // error: skipping it would silently drop a class or an image.
-    std::error_code ec2;
-    const auto status = fs::status(p, ec2);
-    if (ec2 && (want_dirs || is_image_name(p)))
-      fail_file(p.string(), "cannot read this entry: " + ec2.message());
-    if (want_dirs) {
-      if (fs::is_directory(status)) out.push_back(name);
-    } else if (is_image_name(p)) {
-      if (!fs::is_regular_file(status))
-        fail_file(p.string(), "is named as an image but is not a file");
-      out.push_back(p.string());
-    }
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// Non-empty, trimmed lines of a text file.
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail_file(path, "cannot open (missing or unreadable)");
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    size_t start = 0;
-    while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
-    lines.push_back(line.substr(start));
-  }
-  return lines;
 }
 
 // gray [1, H, W] <-> color [3, H, W].
@@ -177,6 +127,72 @@ class FolderDataset : public Dataset {
 };
 
 }  // namespace
+
+namespace folder {
+
+void check_dir(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) fail_file(dir, "not found");
+  if (!fs::is_directory(dir, ec)) fail_file(dir, "not a directory");
+}
+
+// Sorted entries of `dir` that are directories (want_dirs) or image files.
+std::vector<std::string> list_sorted(const std::string& dir, bool want_dirs) {
+  check_dir(dir);
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) fail_file(dir, "cannot list directory: " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) fail_file(dir, "cannot list directory: " + ec.message());
+    const fs::path& p = it->path();
+    const std::string name = p.filename().string();
+    if (name.empty() || name[0] == '.') continue;  // hidden entries are not data
+    // An entry that cannot be resolved (a symlink loop, a dangling link, no permission) is an
+    // error: skipping it would silently drop a class or an image.
+    std::error_code ec2;
+    const auto status = fs::status(p, ec2);
+    if (ec2 && (want_dirs || is_image_name(p)))
+      fail_file(p.string(), "cannot read this entry: " + ec2.message());
+    if (want_dirs) {
+      if (fs::is_directory(status)) out.push_back(name);
+    } else if (is_image_name(p)) {
+      if (!fs::is_regular_file(status))
+        fail_file(p.string(), "is named as an image but is not a file");
+      out.push_back(p.string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Non-empty, trimmed lines of a text file.
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail_file(path, "cannot open (missing or unreadable)");
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    size_t start = 0;
+    while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
+    lines.push_back(line.substr(start));
+  }
+  return lines;
+}
+
+std::shared_ptr<Dataset> make_dataset(std::vector<std::string> paths, std::vector<int64_t> labels,
+                                      std::vector<std::string> class_names, std::string spec,
+                                      std::optional<std::array<int64_t, 3>> known_shape) {
+  return std::make_shared<FolderDataset>(std::move(paths), std::move(labels),
+                                         std::move(class_names), std::move(spec), known_shape);
+}
+
+}  // namespace folder
+
+using folder::check_dir;
+using folder::list_sorted;
+using folder::read_lines;
 
 std::shared_ptr<Dataset> open_image_folder(const std::string& dir, const std::string& spec) {
   const std::vector<std::string> classes = list_sorted(dir, /*want_dirs=*/true);

@@ -27,6 +27,7 @@ struct BatchLoader::State {
   SampleTransform transform;
   int64_t prefetch = 1;
   int64_t min_side = 0;
+  bool pin_memory = false;
 
   std::mutex mutex;
   std::condition_variable work_cv;   // workers: a batch may be claimed, or stop
@@ -62,7 +63,12 @@ struct BatchLoader::State {
       outputs.push_back(std::move(out));
       lp[j] = dataset->label(index);
     }
-    return Batch{torch::stack(outputs), labels, indices};
+    auto images = torch::stack(outputs);
+    if (pin_memory) {
+      images = images.pin_memory();
+      labels = labels.pin_memory();
+    }
+    return Batch{images, labels, indices};
   }
 
   void work() {
@@ -113,6 +119,7 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset,
   state_->transform = std::move(transform);
   state_->prefetch = std::max(1, options.prefetch);
   state_->min_side = options.min_side;
+  state_->pin_memory = options.pin_memory;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t workers =
       std::min<int64_t>(options.workers > 0 ? options.workers : cores, state_->count());

@@ -23,6 +23,9 @@ struct LoaderOptions {
   int workers = 0;       // decoding threads (0: one per core)
   int prefetch = 4;      // batches kept ready ahead of the consumer
   int64_t min_side = 0;  // images may be decoded down to this short side (Dataset::image)
+  // Batches in page-locked memory, so that their copies to a GPU can be non-blocking (needs
+  // CUDA at run time: set it only when the batches go to a GPU).
+  bool pin_memory = false;
 };
 
 // transform(image uint8 [C,H,W], position of the sample in the whole stream) -> tensor;

@@ -85,6 +85,16 @@ void list_by_reading(const std::string& dir, Listed& out) {
 
 }  // namespace
 
+struct ImageSet::OpenFile {
+  explicit OpenFile(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd < 0) fail_file(path, std::string("cannot open image cache: ") + std::strerror(errno));
+  }
+  ~OpenFile() { ::close(fd); }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  int fd;
+};
+
 ImageSet ImageSet::open(const std::string& dir, int workers) {
   check_file(fs::is_directory(dir), dir, "image folder not found");
   Listed l;
@@ -119,8 +129,10 @@ void ImageSet::open_cache(int workers) {
     int64_t dims[4];
     std::memcpy(dims, head.data() + 8, 32);
     if (std::memcmp(head.data(), kCacheMagic, 8) == 0 && dims[0] == size() &&
-        dims[1] == shape_[0] && dims[2] == shape_[1] && dims[3] == shape_[2])
+        dims[1] == shape_[0] && dims[2] == shape_[1] && dims[3] == shape_[2]) {
+      cache_file_ = std::make_shared<const OpenFile>(cache_);
       return;
+    }
   }
   // (Re)build: decode every image once, on worker threads, into a temp file renamed in place.
   make_dirs(cache_dir);
@@ -139,25 +151,22 @@ void ImageSet::open_cache(int workers) {
                static_cast<size_t>(image_bytes));
   });
   f.commit();
+  cache_file_ = std::make_shared<const OpenFile>(cache_);
 }
 
 torch::Tensor ImageSet::read(const std::vector<int64_t>& indices) const {
   const int64_t n = static_cast<int64_t>(indices.size());
   const int64_t image_bytes = shape_[0] * shape_[1] * shape_[2];
   auto out = torch::empty({n, shape_[0], shape_[1], shape_[2]}, torch::kUInt8);
-  const int fd = ::open(cache_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_file(cache_, std::string("cannot open image cache: ") + std::strerror(errno));
+  const int fd = cache_file_->fd;
   auto* dst = static_cast<char*>(out.data_ptr());
   for (int64_t k = 0; k < n; ++k) {
     check_file(indices[k] >= 0 && indices[k] < size(), cache_, "image index out of range");
     const ssize_t got = ::pread(fd, dst + k * image_bytes, static_cast<size_t>(image_bytes),
                                 static_cast<off_t>(40 + indices[k] * image_bytes));
-    if (got != image_bytes) {
-      ::close(fd);
+    if (got != image_bytes)
       fail_file(cache_, "image cache is truncated (delete it: it is rebuilt)");
-    }
   }
-  ::close(fd);
   return out;
 }
 

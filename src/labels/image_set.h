@@ -10,14 +10,16 @@
 // recover's) is listed and hashed in full, once per open.
 //
 // Pixels: a uint8 cache [N, C, H, W] in <dir>/.lpld-cache/, written once (decoded by worker
-// threads) and named by the set's hash, read with pread per step. Why a cache rather than
-// decoding PNGs per step: decoding a 224 px PNG costs ~2 ms, a step of 128 images ~0.25 s of
-// CPU, every step of every epoch; the cache costs one pass and 1 byte per pixel on disk, and
-// reading a step from it is a page-cache copy. Why pread rather than mmap: a mapping's touched
+// threads) and named by the set's hash, opened once and read with pread per step (pread on one
+// descriptor is safe from several threads: read-ahead threads read while others compute). Why a
+// cache rather than decoding PNGs per step: decoding a 224 px PNG costs ~2 ms, a step of 128 images
+// ~0.25 s of CPU, every step of every epoch; the cache costs one pass and 1 byte per pixel on disk,
+// and reading a step from it is a page-cache copy. Why pread rather than mmap: a mapping's touched
 // pages count in the process's resident set, so an epoch over a 30 GB set would show 30 GB.
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,7 +51,9 @@ class ImageSet {
 
  private:
   void open_cache(int workers);
+  struct OpenFile;  // the cache's descriptor, closed with the last copy of the set
   std::string dir_, hash_, cache_;
+  std::shared_ptr<const OpenFile> cache_file_;
   std::vector<std::string> paths_, class_names_;
   std::vector<int64_t> labels_;
   std::array<int64_t, 3> shape_{0, 0, 0};

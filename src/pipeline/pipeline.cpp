@@ -11,6 +11,7 @@
 #include "core/runtime.h"
 #include "labels/image_set.h"
 #include "labels/label_store.h"
+#include "models/checkpoint.h"
 #include "pipeline/image_grid.h"
 
 namespace lpld::pipeline {
@@ -141,6 +142,7 @@ class PipelineRun {
       progress_.message(fmt::format("squeeze: teacher top-1 {:.2f}%", r.top1));
     }
     t_squeeze_ = teacher_info_["seconds"].get<double>();
+    teacher_size_ = models::load_checkpoint(teacher_, torch::kCPU).meta.image_size;
   }
 
   // The image set of one mode and IPC (recover resumes class by class by itself), then its
@@ -196,7 +198,8 @@ class PipelineRun {
   // One label store per ratio, generating only its pool; reused when its header records the
   // same config, teacher and images. Then one student per seed.
   void students_of_ratio(double ratio) {
-    relabel::RelabelConfig lc = config_.relabel;
+    // resolved here too, so that a store is compared with what relabel would make
+    relabel::RelabelConfig lc = resolve_recipe(config_.relabel, teacher_size_, "relabel");
     lc.teacher = teacher_;
     lc.images = images_;
     lc.prune_ratio = ratio;
@@ -242,11 +245,12 @@ class PipelineRun {
       train::TrainConfig tc = config_.train;
       tc.labels = "online";
       tc.teacher = teacher_;
-      tc.epochs = config_.relabel.epochs;
-      tc.batch_size = config_.relabel.batch_size;
-      tc.cutmix = config_.relabel.cutmix;
-      tc.cutmix_alpha = config_.relabel.cutmix_alpha;
-      tc.crop_scale_min = config_.relabel.crop_scale_min;
+      const auto lc = resolve_recipe(config_.relabel, teacher_size_, "relabel");
+      tc.epochs = lc.epochs;
+      tc.batch_size = lc.batch_size;
+      tc.cutmix = lc.cutmix;
+      tc.cutmix_alpha = lc.cutmix_alpha;
+      tc.crop_scale_min = lc.crop_scale_min;
       tc.prune_ratio = 0;
       train_and_record(tc, seed, -1.0, 0, "online");
     }
@@ -278,6 +282,7 @@ class PipelineRun {
   const PipelineConfig& config_;
   std::string out_, costs_path_, teacher_;
   Progress& progress_;
+  int64_t teacher_size_ = 0;  // the teacher's resolution: what `recipe: auto` follows
   json costs_, teacher_info_, runs_ = json::array(), image_sets_ = json::object();
   double t_squeeze_ = 0, t_recover_ = 0, t_relabel_ = 0, t_train_ = 0;
   // the image set in progress

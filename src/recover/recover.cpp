@@ -374,7 +374,8 @@ void write_manifest(const RecoverConfig& config, const models::ModelMeta& meta,
 }  // namespace
 
 void RecoverConfig::declare(OptionSet& o) {
-  o.add("teacher", &teacher, "teacher checkpoint from squeeze")
+  o.add("recipe", &recipe, "auto (from the teacher's resolution), small, tiny or imagenet1k")
+      .add("teacher", &teacher, "teacher checkpoint from squeeze")
       .add("out", &out, "output folder (ImageFolder of PNGs)")
       .add("mode", &mode, "class (LPLD: one class per batch, class BN stats) or mixed (SRe2L)")
       .add("ipc", &ipc, "images per class")
@@ -387,7 +388,7 @@ void RecoverConfig::declare(OptionSet& o) {
            "roll offsets in [-jitter, jitter] instead of [0, jitter]")
       .add("batch_size", &batch_size,
            "class mode: images per class batch (0: ipc); mixed mode: classes per batch, one "
-           "image each (0: every class; SRe2L's ImageNet-1K: 100)")
+           "image each (0: up to 100, SRe2L's)")
       .add("per_image_augment", &per_image_augment, "a crop/flip per image instead of per batch")
       .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
       .add("tv_l2", &tv_l2, "total-variation L2 prior weight")
@@ -409,20 +410,19 @@ void RecoverConfig::declare(OptionSet& o) {
 }
 
 void RecoverConfig::apply_recipe(const std::string& name) {
-  if (name == "imagenet1k") {
-    iterations = 4000, lr = 0.25, r_bn = 0.01, jitter = 32, jitter_signed = false, batch_size = 0;
-    per_image_augment = false;
+  const RecoverConfig small;
+  iterations = small.iterations, lr = small.lr, r_bn = small.r_bn, jitter = small.jitter;
+  jitter_signed = small.jitter_signed, batch_size = small.batch_size;
+  per_image_augment = small.per_image_augment;
+  if (name == "imagenet1k") {  // class mode: batch = IPC; mixed: 100 classes (batch_size 0)
+    iterations = 4000, lr = 0.25, r_bn = 0.01, jitter = 32, jitter_signed = false;
   } else if (name == "tiny") {
     iterations = 4000, lr = 0.1, r_bn = 0.05, jitter = 4, jitter_signed = true, batch_size = 100;
-    per_image_augment = false;
-  } else if (name == "small") {
-    RecoverConfig fresh;
-    fresh.teacher = teacher, fresh.out = out;
-    *this = fresh;
-  } else {
+  } else if (name != "small" && name != "auto") {
     throw std::invalid_argument("--recipe: unknown recipe '" + name +
-                                "' (use imagenet1k, tiny or small)");
+                                "' (use auto, imagenet1k, tiny or small)");
   }
+  recipe = name;
 }
 
 void RecoverConfig::validate() const {
@@ -449,7 +449,9 @@ void RecoverConfig::validate() const {
 
 json RecoverConfig::identity() const {
   json j = config_json(*this);
-  for (const char* k : {"teacher", "out", "classes", "pack", "device", "checkpoint_every"})
+  // (the recipe's name too: its values are what count, and "auto" names none)
+  for (const char* k :
+       {"recipe", "teacher", "out", "classes", "pack", "device", "checkpoint_every"})
     j.erase(k);
   // The TV prior changed from 2 to DeepInversion's 4 neighbour differences: folders made
   // with the old one (tv_l2 > 0) must not be resumed with the new one.
@@ -486,7 +488,8 @@ ClassRecord ClassRecord::from_json(const json& j) {
 json RecoverResult::to_json() const {
   json cls = json::array();
   for (const auto& c : classes) cls.push_back(c.to_json());
-  return {{"seconds", seconds},
+  return {{"recipe", recipe},
+          {"seconds", seconds},
           {"setup_seconds", setup_seconds},
           {"iterations_per_second", iterations_per_second},
           {"image_iterations_per_second", image_iterations_per_second},
@@ -502,11 +505,14 @@ json RecoverResult::to_json() const {
 
 namespace {
 
-RecoverResult recover_part(const RecoverConfig& config, Progress& progress, Dist* dist) {
-  config.validate();
+RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, Dist* dist) {
+  requested.validate();
   const auto start = Clock::now();
-  const torch::Device device = parse_device(config.device);
-  auto ck = models::load_checkpoint(config.teacher, device);  // eval mode
+  const torch::Device device = parse_device(requested.device);
+  auto ck = models::load_checkpoint(requested.teacher, device);  // eval mode
+  std::string note;
+  const RecoverConfig config = resolve_recipe(requested, ck.meta.image_size, "recover", &note);
+  if (!note.empty()) progress.message(note);
   for (auto& p : ck.model->parameters()) p.set_requires_grad(false);
   const bool class_mode = config.mode == "class";
   check_arg(!class_mode || !ck.class_stats.empty(), "--teacher",
@@ -556,6 +562,7 @@ RecoverResult recover_part(const RecoverConfig& config, Progress& progress, Dist
   const int64_t pack =
       config.pack > 0 ? config.pack : std::max<int64_t>(1, (device.is_cuda() ? 256 : 32) / bs);
   RecoverResult result;
+  result.recipe = config.recipe;
   result.pack = pack;
   const auto optimize_start = Clock::now();
   result.setup_seconds = seconds_since(start);

@@ -24,6 +24,9 @@
 namespace lpld::recover {
 
 struct RecoverConfig {
+  // auto (default): from the teacher's resolution when the run starts (core/options.h
+  // recipe_for_image_size), options set away from their defaults kept; or a recipe by name.
+  std::string recipe = "auto";
   std::string teacher;
   std::string out;
   std::string mode = "class";  // class | mixed
@@ -34,7 +37,8 @@ struct RecoverConfig {
   double first_bn_multiplier = 10;
   int64_t jitter = 2;         // circular roll offsets
   bool jitter_signed = true;  // offsets in [-jitter, jitter] (tiny) or [0, jitter] (imagenet)
-  int64_t batch_size = 0;  // class mode: images per unit (0: ipc); mixed: classes per batch (0: C)
+  // class mode: images per unit (0: ipc); mixed: classes per batch (0: up to 100, SRe2L's)
+  int64_t batch_size = 0;
   bool per_image_augment = false;  // official: one crop/flip per batch
   double crop_scale_min = 0.08;
   double tv_l2 = 0, l2 = 0;  // priors (ImageNet script; 0 by default)
@@ -50,7 +54,8 @@ struct RecoverConfig {
   bool channels_last = false;  // NHWC teacher and views
 
   void declare(OptionSet& o);
-  // Official presets: "imagenet1k", "tiny", or "small" (our 28-32 px default).
+  // Official presets: "imagenet1k", "tiny", or "small" (our 28-32 px default); "auto" is
+  // resolved when the teacher is known (resolve_recipe).
   void apply_recipe(const std::string& name);
   void validate() const;
   // The options that determine the images (not classes, pack, device).
@@ -71,6 +76,7 @@ struct ClassRecord {
 };
 
 struct RecoverResult {
+  std::string recipe;  // the recipe the run used ("auto" resolved)
   std::vector<ClassRecord> classes;
   double seconds = 0;
   double setup_seconds = 0;                // before the first unit of work (core/clock.h)

@@ -17,7 +17,7 @@ json UnitResult::to_json() const {
 
 int64_t unit_batch(const RecoverConfig& c, int64_t num_classes) {
   if (c.mode != "class")
-    return c.batch_size > 0 ? std::min(c.batch_size, num_classes) : num_classes;
+    return std::min(c.batch_size > 0 ? c.batch_size : 100, num_classes);  // SRe2L: 100
   return c.batch_size > 0 ? std::min(c.batch_size, c.ipc) : c.ipc;
 }
 

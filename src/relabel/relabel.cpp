@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/read_ahead.h"
 #include "core/runtime.h"
 #include "core/worker.h"
 #include "engine/precision.h"
@@ -17,7 +18,8 @@
 namespace lpld::relabel {
 
 void RelabelConfig::declare(OptionSet& o) {
-  o.add("teacher", &teacher, "teacher checkpoint")
+  o.add("recipe", &recipe, "auto (from the teacher's resolution), small, tiny or imagenet1k")
+      .add("teacher", &teacher, "teacher checkpoint")
       .add("images", &images, "synthetic image folder from recover")
       .add("out", &out, "label store file to write")
       .add("epochs", &epochs, "relabel epochs E (= student training epochs)")
@@ -40,6 +42,20 @@ void RelabelConfig::declare(OptionSet& o) {
       .add("channels_last", &channels_last, "channels-last (NHWC) teacher and views");
 }
 
+void RelabelConfig::apply_recipe(const std::string& name) {
+  const RelabelConfig small;
+  epochs = small.epochs, batch_size = small.batch_size, cutmix = small.cutmix;
+  if (name == "imagenet1k") {
+    batch_size = 128;
+  } else if (name == "tiny") {
+    epochs = 100, batch_size = 64, cutmix = false;
+  } else if (name != "small" && name != "auto") {
+    throw std::invalid_argument("--recipe: unknown recipe '" + name +
+                                "' (use auto, imagenet1k, tiny or small)");
+  }
+  recipe = name;
+}
+
 void RelabelConfig::validate() const {
   check_arg(!teacher.empty(), "--teacher", "a teacher checkpoint is required");
   check_arg(!images.empty(), "--images", "the synthetic image folder is required");
@@ -56,12 +72,13 @@ void RelabelConfig::validate() const {
 
 json RelabelConfig::identity() const {
   json j = config_json(*this);
-  for (const char* k : {"device", "forward_batch", "out"}) j.erase(k);
+  for (const char* k : {"recipe", "device", "forward_batch", "out"}) j.erase(k);
   return j;
 }
 
 json RelabelResult::to_json() const {
-  return {{"total_steps", total_steps},
+  return {{"recipe", recipe},
+          {"total_steps", total_steps},
           {"steps_kept", steps_kept},
           {"images", images},
           {"labelled_views", labelled_views},
@@ -167,12 +184,11 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
   // (after everything their tasks use, so they finish first on the way out)
   SerialWorker planning, writing;
   std::deque<std::future<void>> writes;  // in flight, oldest first
-  std::future<StepGroup> next;
-  if (!todo.empty()) next = planning.submit([&, s0 = todo[0]] { return prepare(s0); });
+  ReadAhead<StepGroup> ahead(planning, static_cast<int64_t>(todo.size()), 1,
+                             [&](int64_t i) { return prepare(todo[static_cast<size_t>(i)]); });
   int64_t views = 0, steps_done = 0;
-  for (size_t i = 0; i < todo.size(); ++i) {
-    StepGroup g = next.get();
-    if (i + 1 < todo.size()) next = planning.submit([&, s0 = todo[i + 1]] { return prepare(s0); });
+  while (auto next = ahead.next()) {
+    StepGroup g = std::move(*next);
     std::vector<torch::Tensor> batches;
     for (size_t k = 0; k < g.plans.size(); ++k)
       batches.push_back(labels::render_step(g.images[k].to(device, /*non_blocking=*/true), norm,
@@ -208,10 +224,13 @@ int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
 
 // One process's part of a relabel run (`dist` null: the whole run). Rank 0 owns the store
 // file; the other ranks write their records into it (docs/distributed.md).
-RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist* dist) {
+RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, Dist* dist) {
   const auto start = Clock::now();
-  const torch::Device device = parse_device(config.device);
-  auto ck = models::load_checkpoint(config.teacher, device);
+  const torch::Device device = parse_device(requested.device);
+  auto ck = models::load_checkpoint(requested.teacher, device);
+  std::string note;
+  const RelabelConfig config = resolve_recipe(requested, ck.meta.image_size, "relabel", &note);
+  if (!note.empty()) progress.message(note);
   const labels::ImageSet set = labels::ImageSet::open(config.images);
   const labels::LabelHeader h = make_header(config, set, ck);
   // Several label batches per forward: the teacher is frozen, so batches are independent
@@ -249,6 +268,7 @@ RelabelResult relabel_part(const RelabelConfig& config, Progress& progress, Dist
   if (dist) dist->barrier("relabel: waiting for rank 0 to publish " + config.out);
 
   RelabelResult r;
+  r.recipe = config.recipe;
   r.total_steps = h.total_steps();
   r.steps_kept = h.steps_kept;
   r.images = h.num_images;

@@ -9,6 +9,10 @@
 namespace lpld::relabel {
 
 struct RelabelConfig {
+  // auto (default): from the teacher's resolution when the run starts (core/options.h), options
+  // set away from their defaults kept; or small (batch 20), tiny (batch 64, 100 epochs, no
+  // CutMix) or imagenet1k (batch 128): the views of the matching student recipe (METHOD.md).
+  std::string recipe = "auto";
   std::string teacher, images, out;
   int64_t epochs = 300;
   int64_t batch_size = 20;
@@ -26,6 +30,7 @@ struct RelabelConfig {
   bool channels_last = false;  // NHWC teacher and views
 
   void declare(OptionSet& o);
+  void apply_recipe(const std::string& name);
   void validate() const;
   // The options that determine the labels (not device, forward batch or output path):
   // what a label store records as its config, and what reuse compares.
@@ -33,6 +38,7 @@ struct RelabelConfig {
 };
 
 struct RelabelResult {
+  std::string recipe;  // the recipe the run used ("auto" resolved)
   int64_t total_steps = 0, steps_kept = 0, images = 0, labelled_views = 0;
   double seconds = 0, views_per_second = 0;
   double setup_seconds = 0;  // before the first unit of work (core/clock.h)

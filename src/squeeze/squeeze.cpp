@@ -49,19 +49,6 @@ void SqueezeConfig::declare(OptionSet& o) {
       .add("checkpoint_every", &checkpoint_every, "epochs between resume states");
 }
 
-namespace {
-// The options a recipe sets, as JSON (to tell whether a user changed one).
-json recipe_fields(const SqueezeConfig& c) {
-  return {{"epochs", c.epochs},
-          {"batch_size", c.batch_size},
-          {"lr", c.lr},
-          {"momentum", c.momentum},
-          {"weight_decay", c.weight_decay},
-          {"warmup_epochs", c.warmup_epochs},
-          {"crop_scale_min", c.crop_scale_min}};
-}
-}  // namespace
-
 void SqueezeConfig::apply_recipe(const std::string& name) {
   const SqueezeConfig small;
   epochs = small.epochs, batch_size = small.batch_size, lr = small.lr;
@@ -98,21 +85,7 @@ std::string auto_recipe(int64_t size, int64_t channels) {
 SqueezeConfig SqueezeConfig::resolved(int64_t size, int64_t channels, std::string* note) const {
   if (recipe != "auto") return *this;
   SqueezeConfig r = *this;
-  r.apply_recipe(auto_recipe(size, channels));
-  // Recipe options set away from their defaults override the recipe's values.
-  const json mine = recipe_fields(*this), defaults = recipe_fields(SqueezeConfig{});
-  std::string set;
-  for (const auto& [key, value] : mine.items()) {
-    if (value == defaults[key]) continue;
-    set += (set.empty() ? "" : ", ") + key + " " + value.dump();
-    if (key == "epochs") r.epochs = epochs;
-    if (key == "batch_size") r.batch_size = batch_size;
-    if (key == "lr") r.lr = lr;
-    if (key == "momentum") r.momentum = momentum;
-    if (key == "weight_decay") r.weight_decay = weight_decay;
-    if (key == "warmup_epochs") r.warmup_epochs = warmup_epochs;
-    if (key == "crop_scale_min") r.crop_scale_min = crop_scale_min;
-  }
+  const std::string set = apply_recipe_keeping_set(r, auto_recipe(size, channels));
   if (note && !set.empty())
     *note = fmt::format("squeeze: the '{}' recipe for {} px, {} channel(s), with {} as set",
                         r.recipe, size, channels, set);

@@ -3,11 +3,47 @@
 #include <fmt/format.h>
 
 #include <limits>
+#include <optional>
 
+#include "core/clock.h"
+#include "core/read_ahead.h"
 #include "engine/data_parallel.h"
 #include "engine/losses.h"
 
 namespace lpld::train {
+
+namespace {
+
+// A label step's inputs, made ahead of its compute: the plan, the images and the stored labels,
+// on the host (pinned when the compute is on a GPU, so their copies do not block).
+struct StepInput {
+  labels::StepPlan plan;
+  torch::Tensor images;           // uint8 [n, C, H, W]
+  labels::LabelCodec::Rows rows;  // stored labels (online: none)
+};
+
+StepInput read_step_input(const EpochContext& ctx, int64_t step) {
+  const auto& h = ctx.inputs->header;
+  StepInput in;
+  in.plan = ctx.planner->plan(step);
+  in.images = ctx.inputs->set.read(in.plan.indices);  // only this step's
+  if (!ctx.inputs->online()) {
+    auto rec = ctx.inputs->store->read_step(step);
+    if (h.format_version >= 2 && rec.digest != labels::plan_digest(in.plan))
+      throw std::runtime_error(fmt::format(
+          "{}: step {}: the views this lpld renders are not those the labels were made for "
+          "(the store's replay version is {}, this lpld's {}); relabel with this lpld",
+          ctx.inputs->store->path(), step, h.replay_version, labels::kReplayVersion));
+    in.rows = std::move(rec.rows);
+  }
+  if (ctx.device.is_cuda()) {
+    in.images = in.images.pin_memory();
+    if (in.rows.values.defined()) in.rows.values = in.rows.values.pin_memory();
+  }
+  return in;
+}
+
+}  // namespace
 
 double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& images_seen,
                  int64_t& steps_done) {
@@ -16,12 +52,20 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
   const double T = ctx.temperature;
   const double Ts = ctx.student_temperature > 0 ? ctx.student_temperature : T;
   const bool topk = !ctx.inputs->online() && h.codec.indexed(h.num_classes);
-  for (int64_t step : steps) {
-    // Plan and stored labels are cheap (RNG draws, one record); a helper thread per step cost
-    // more in thread and OpenMP-team start-up than it saved.
-    auto plan = ctx.planner->plan(step);
-    auto images = ctx.inputs->set.read(plan.indices).to(ctx.device);  // only this step's
-    auto batch = labels::render_step(images, *ctx.norm, plan, h.image_size);
+  // The planner and the store are used by the reading thread only, one step at a time.
+  auto read = [&](int64_t i) { return read_step_input(ctx, steps[static_cast<size_t>(i)]); };
+  std::optional<ReadAhead<StepInput>> ahead;
+  if (ctx.reader && ctx.read_ahead > 0)
+    ahead.emplace(*ctx.reader, static_cast<int64_t>(steps.size()), ctx.read_ahead, read);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto wait_start = Clock::now();
+    StepInput in = ahead ? *ahead->next() : read(static_cast<int64_t>(i));
+    ctx.input_wait_seconds += seconds_since(wait_start);
+    // Rendering stays on this thread: on a GPU it is the device's work (queued behind the
+    // copy); on the CPU a second thread's OpenMP team would compete with the step's
+    // (data/batches.cpp measured it slower).
+    auto images = in.images.to(ctx.device, /*non_blocking=*/true);
+    auto batch = labels::render_step(images, *ctx.norm, in.plan, h.image_size);
     // This rank's rows (all of them in one process), its mean loss weighted by its share.
     const int64_t n = batch.size(0);
     const auto [lo, hi] = engine::shard_rows(n, ctx.dist);
@@ -34,14 +78,8 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
                           ->forward(engine::in_layout(batch.slice(0, lo, hi), ctx.precision))
                           .to(torch::kFloat);
     } else {
-      auto rec = ctx.inputs->store->read_step(step);
-      if (h.format_version >= 2 && rec.digest != labels::plan_digest(plan))
-        throw std::runtime_error(fmt::format(
-            "{}: step {}: the views this lpld renders are not those the labels were made for "
-            "(the store's replay version is {}, this lpld's {}); relabel with this lpld",
-            ctx.inputs->store->path(), step, h.replay_version, labels::kReplayVersion));
-      rows = std::move(rec.rows);
-      rows.values = rows.values.to(ctx.device);
+      rows = std::move(in.rows);
+      rows.values = rows.values.to(ctx.device, /*non_blocking=*/true);
       if (hi - lo < n) {  // this rank's rows of the stored labels
         rows.values = rows.values.slice(0, lo, hi);
         if (rows.indices.defined()) rows.indices = rows.indices.slice(0, lo, hi);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/dist.h"
+#include "core/worker.h"
 #include "data/augment.h"
 #include "engine/precision.h"
 #include "labels/replay.h"
@@ -27,6 +28,11 @@ struct EpochContext {
   // A distributed run: this rank trains on its slice of every step's rows and the gradients
   // are summed over the ranks (engine/data_parallel.h).
   Dist* dist = nullptr;
+  // The input side of each step (plan, image read, stored labels, host staging) runs on this
+  // thread, `read_ahead` steps ahead of the compute (core/read_ahead.h); null or 0: inline.
+  SerialWorker* reader = nullptr;
+  int read_ahead = 2;
+  double input_wait_seconds = 0;  // summed time the compute waited for its inputs
   // The last step's student logits and teacher distribution (for the CA search).
   torch::Tensor last_student, last_teacher;
 };

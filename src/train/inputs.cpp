@@ -52,22 +52,58 @@ labels::PoolSpec pool_spec(const TrainConfig& config, const labels::LabelHeader&
   return pool;
 }
 
+// Stored labels fix their views: a view option set here (away from its default, by a flag or a
+// recipe) that differs from the store's would be silently ignored, so it is an error naming it
+// (issue: no silent settings).
+void check_store_views(const TrainConfig& config, const labels::LabelHeader& h) {
+  const TrainConfig defaults;
+  const auto clash = [&](bool set, bool differs, const std::string& option, const std::string& mine,
+                         const std::string& theirs) {
+    check_arg(!set || !differs, option,
+              fmt::format("{} here, but {} was relabelled with {}: a store's views fix it (leave "
+                          "{} out, or relabel with {} {})",
+                          mine, config.labels, theirs, option, option, mine));
+  };
+  clash(config.batch_size != defaults.batch_size, config.batch_size != h.batch_size, "--batch-size",
+        std::to_string(config.batch_size), std::to_string(h.batch_size));
+  clash(config.cutmix != defaults.cutmix, config.cutmix != h.cutmix, "--cutmix",
+        config.cutmix ? "true" : "false", h.cutmix ? "true" : "false");
+  clash(config.cutmix_alpha != defaults.cutmix_alpha,
+        h.cutmix && config.cutmix_alpha != h.cutmix_alpha, "--cutmix-alpha",
+        fmt::format("{}", config.cutmix_alpha), fmt::format("{}", h.cutmix_alpha));
+  clash(config.crop_scale_min != defaults.crop_scale_min, config.crop_scale_min != h.crop.scale_lo,
+        "--crop-scale-min", fmt::format("{}", config.crop_scale_min),
+        fmt::format("{}", h.crop.scale_lo));
+}
+
 }  // namespace
 
-TrainInputs open_inputs(const TrainConfig& config, const torch::Device& device) {
+TrainInputs open_inputs(const TrainConfig& requested, const torch::Device& device,
+                        Progress& progress) {
   TrainInputs in;
-  in.set = labels::ImageSet::open(config.images);
-  if (config.labels == "online") {
-    in.teacher = models::load_checkpoint(config.teacher, device);
-    in.header = online_header(config, in.set, *in.teacher);
+  in.set = labels::ImageSet::open(requested.images);
+  std::string note;
+  if (requested.labels == "online") {
+    in.teacher = models::load_checkpoint(requested.teacher, device);
+    in.config = resolve_recipe(requested, in.teacher->meta.image_size, "train", &note);
+    in.header = online_header(in.config, in.set, *in.teacher);
   } else {
-    in.store = std::make_unique<labels::LabelStore>(config.labels);
+    in.store = std::make_unique<labels::LabelStore>(requested.labels);
     in.header = in.store->header();
     check_arg(in.header.image_set_hash == in.set.hash() && in.header.images == in.set.paths(),
               "--labels",
-              config.labels + " was made for other images than " + config.images +
+              requested.labels + " was made for other images than " + requested.images +
                   " (image set hash differs)");
+    check_store_views(requested, in.header);
+    in.config = resolve_recipe(requested, in.header.image_size, "train", &note);
+    // the views are the store's: recorded as they are, whatever the recipe would have chosen
+    in.config.batch_size = in.header.batch_size;
+    in.config.cutmix = in.header.cutmix;
+    in.config.cutmix_alpha = in.header.cutmix_alpha;
+    in.config.crop_scale_min = in.header.crop.scale_lo;
   }
+  if (!note.empty()) progress.message(note);
+  const TrainConfig& config = in.config;
   const auto& h = in.header;
   check_arg(in.set.num_classes() == h.num_classes, "--images",
             "class count differs from the labels'");
@@ -82,7 +118,8 @@ TrainInputs open_inputs(const TrainConfig& config, const torch::Device& device) 
 
 json run_identity(const TrainConfig& config, const TrainInputs& in) {
   json identity = config_json(config);
-  for (const char* k : {"device", "eval_every", "checkpoint_every", "out"}) identity.erase(k);
+  for (const char* k : {"recipe", "device", "eval_every", "checkpoint_every", "out", "read_ahead"})
+    identity.erase(k);
   const std::string header_text = in.header.to_json().dump();
   identity["label_header_hash"] =
       in.online() ? in.header.teacher_hash : hash_bytes(header_text.data(), header_text.size());

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "core/progress.h"
 #include "labels/image_set.h"
 #include "labels/label_pool.h"
 #include "labels/label_store.h"
@@ -14,6 +15,7 @@
 namespace lpld::train {
 
 struct TrainInputs {
+  TrainConfig config;  // the run's: `recipe: auto` resolved, a store's views in place
   labels::ImageSet set;
   std::unique_ptr<labels::LabelStore> store;  // stored labels
   std::optional<models::Checkpoint> teacher;  // online labels
@@ -23,8 +25,10 @@ struct TrainInputs {
   bool online() const { return teacher.has_value(); }
 };
 
-// Throws invalid_argument naming the option when the inputs do not fit together.
-TrainInputs open_inputs(const TrainConfig& config, const torch::Device& device);
+// Throws invalid_argument naming the option when the inputs do not fit together. Logs what
+// `recipe: auto` resolved to.
+TrainInputs open_inputs(const TrainConfig& requested, const torch::Device& device,
+                        Progress& progress);
 
 // What makes two runs the same run (config without device / output knobs, the label header's
 // hash, the image set's): a finished run in `out` with this identity is reused.

@@ -58,6 +58,8 @@ std::optional<TrainResult> finished_run(const std::string& result_path, const js
   r.train_seconds = done["train_seconds"], r.images_per_second = done["images_per_second"];
   r.steps = done["steps"], r.pool_steps = done["pool_steps"], r.evals = done["evals"];
   r.rule_pool = done.value("rule_pool", json());
+  r.recipe = done.value("recipe", std::string());
+  r.input_wait_seconds = done.value("input_wait_seconds", 0.0);
   r.reused = true;
   return r;
 }

@@ -25,7 +25,8 @@ namespace lpld::train {
 namespace fs = std::filesystem;
 
 void TrainConfig::declare(OptionSet& o) {
-  o.add("images", &images, "synthetic image folder (recover output)")
+  o.add("recipe", &recipe, "auto (from the labels' resolution), small, tiny or imagenet1k")
+      .add("images", &images, "synthetic image folder (recover output)")
       .add("labels", &labels, "label store (relabel output) or 'online'")
       .add("teacher", &teacher, "teacher checkpoint (online labels)")
       .add("val", &val, "real validation set spec")
@@ -64,11 +65,14 @@ void TrainConfig::declare(OptionSet& o) {
       .add("seed", &seed, "random seed (student init, pool draws)")
       .add("device", &device, "cpu, cuda or cuda:N")
       .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
-      .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs");
+      .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs")
+      .add("read_ahead", &read_ahead,
+           "label steps whose images and labels are read ahead of the compute (0: inline)");
 }
 
 void TrainConfig::apply_recipe(const std::string& name) {
-  if (name == "imagenet1k" || name == "small") {
+  if (name == "auto") {  // resolved by open_inputs
+  } else if (name == "imagenet1k" || name == "small") {
     epochs = 300, optimizer = "adamw", lr = 1e-3, weight_decay = 0.01, warmup_epochs = 0;
     temperature = 20, temperature_squared = false, cutmix = true,
     batch_size = name == "small" ? 20 : 128;
@@ -78,8 +82,9 @@ void TrainConfig::apply_recipe(const std::string& name) {
     batch_size = 64;
   } else {
     throw std::invalid_argument("--recipe: unknown recipe '" + name +
-                                "' (use imagenet1k, tiny or small)");
+                                "' (use auto, imagenet1k, tiny or small)");
   }
+  recipe = name;
 }
 
 void TrainConfig::validate() const {
@@ -109,16 +114,19 @@ void TrainConfig::validate() const {
   check_arg(eval_every >= 0, "--eval-every", "must be >= 0");
   check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
+  check_arg(read_ahead >= 0 && read_ahead <= 64, "--read-ahead", "must be in [0, 64]");
   check_arg(cutmix_alpha > 0, "--cutmix-alpha", "must be > 0");
 }
 
 json TrainResult::to_json() const {
-  json j = {{"top1", top1},
+  json j = {{"recipe", recipe},
+            {"top1", top1},
             {"top5", top5},
             {"seconds", seconds},
             {"train_seconds", train_seconds},
             {"setup_seconds", setup_seconds},
             {"images_per_second", images_per_second},
+            {"input_wait_seconds", input_wait_seconds},
             {"steps", steps},
             {"pool_steps", pool_steps},
             {"resumed_from_epoch", resumed_from_epoch},
@@ -194,13 +202,24 @@ double teacher_temperature(const TrainConfig& c, int64_t epoch, int64_t epochs) 
 
 namespace {
 
+// LPQLD's dynamic CA after an epoch: the searched temperature, rank 0's in a distributed run
+// (so that every rank trains the same model).
+double next_student_temperature(const EpochContext& ctx) {
+  const double t = search_student_temperature(ctx);
+  if (!ctx.dist) return t;
+  std::vector<torch::Tensor> v{torch::tensor({t}, torch::kFloat64)};
+  ctx.dist->broadcast_from_rank0(v, "train: student temperature");
+  return v[0].item<double>();
+}
+
 // One process's part of a training run (`dist` null: the whole run). In a distributed run
 // every rank trains the same model on its slice of each step (engine/data_parallel.h); rank 0
 // alone holds the output folder, evaluates and writes.
-TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist) {
+TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* dist) {
   const auto start = Clock::now();
-  const torch::Device device = parse_device(config.device);
-  TrainInputs in = open_inputs(config, device);
+  const torch::Device device = parse_device(requested.device);
+  TrainInputs in = open_inputs(requested, device, progress);
+  const TrainConfig& config = in.config;  // the recipe resolved, a store's views
   const json identity = run_identity(config, in);
   const bool writer = !dist || dist->rank() == 0;
   std::unique_ptr<FileLock> lock;
@@ -216,6 +235,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
   const auto& h = in.header;
   labels::StepPlanner planner(h);
   TrainResult result;
+  result.recipe = config.recipe;
   result.pool_steps = in.pool.pool_steps;
   if (labels::is_rule_metric(config.metric))
     result.rule_pool = choose_rule_pool(config.metric, *in.store, planner, in.pool);
@@ -232,7 +252,10 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
   result.steps = rs.steps, result.evals = rs.evals, result.resumed_from_epoch = rs.epochs_done;
 
   const data::NormTensors norm(h.norm, device);
+  SerialWorker reader;  // the steps' input side, ahead of their compute (before ctx: outlives it)
   EpochContext ctx;
+  ctx.reader = &reader;
+  ctx.read_ahead = static_cast<int>(config.read_ahead);
   ctx.model = &model;
   ctx.optimizer = optimizer.get();
   ctx.inputs = &in;
@@ -267,14 +290,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
                                                  static_cast<double>(config.warmup_epochs)));
     ctx.temperature = teacher_temperature(config, epoch + 1, config.epochs);
     const double loss = run_epoch(ctx, epoch_steps(in, epoch), rs.images_seen, result.steps);
-    if (config.student_temperature_search) {
-      ctx.student_temperature = search_student_temperature(ctx);
-      if (dist) {  // rank 0's choice, so that every rank trains the same model
-        std::vector<torch::Tensor> t{torch::tensor({ctx.student_temperature}, torch::kFloat64)};
-        dist->broadcast_from_rank0(t, "train: student temperature");
-        ctx.student_temperature = t[0].item<double>();
-      }
-    }
+    if (config.student_temperature_search) ctx.student_temperature = next_student_temperature(ctx);
     if (!std::isfinite(loss))
       throw std::runtime_error("train: loss is not finite at epoch " + std::to_string(epoch + 1) +
                                "; lower --lr");
@@ -298,6 +314,7 @@ TrainResult train_part(const TrainConfig& config, Progress& progress, Dist* dist
   sync_buffers();
   result.train_seconds = train_seconds();
   result.images_per_second = result.train_seconds > 0 ? rs.images_seen / result.train_seconds : 0;
+  result.input_wait_seconds = ctx.input_wait_seconds;
   auto ev = evaluate_and_log(config, in, model, device, config.epochs, seconds_since(start),
                              result.evals, progress, dist);
   result.top1 = ev.top1;

@@ -14,6 +14,9 @@
 namespace lpld::train {
 
 struct TrainConfig {
+  // auto (default): from the teacher's resolution when the run starts (core/options.h), options
+  // set away from their defaults kept; or imagenet1k, tiny or small by name.
+  std::string recipe = "auto";
   std::string images;   // synthetic image folder
   std::string labels;   // label store, or "online"
   std::string teacher;  // online labels only
@@ -57,17 +60,25 @@ struct TrainConfig {
   std::string device = "cpu";
   std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
   bool channels_last = false;  // NHWC model and inputs
+  // Label steps whose inputs (images, stored labels) are read ahead of the compute on a helper
+  // thread (0: read inline). Not part of a run's identity: it changes no number.
+  int64_t read_ahead = 2;
 
   void declare(OptionSet& o);
-  // "imagenet1k", "tiny", or "small" (our 28-32 px default: the ImageNet-1K recipe).
+  // "imagenet1k", "tiny", or "small" (our 28-32 px default: the ImageNet-1K recipe); "auto"
+  // is resolved when the labels' resolution is known (train/inputs.h).
   void apply_recipe(const std::string& name);
   void validate() const;
 };
 
 struct TrainResult {
+  std::string recipe;  // the recipe the run used ("auto" resolved)
   double top1 = 0, top5 = 0;
   double seconds = 0, train_seconds = 0, images_per_second = 0;
   double setup_seconds = 0;  // before the first unit of work (core/clock.h)
+  // Of train_seconds, the time the steps waited for their inputs (this process; this run only,
+  // not the epochs before a resume): with read-ahead it approaches 0 when input < compute.
+  double input_wait_seconds = 0;
   int64_t steps = 0, pool_steps = 0, resumed_from_epoch = 0;
   bool reused = false;  // an identical finished run was found in `out`
   json evals = json::array();
