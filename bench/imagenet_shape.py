@@ -92,7 +92,7 @@ def report(w, out_dir, classes):
                     f"{r['disk_mb']:.1f} |\n")
         wait, ts = train.get("input_wait_seconds", 0), train.get("train_seconds", 0)
         f.write(f"\nTrain: {ts:.1f} s of epochs, of which the steps waited {wait:.2f} s for their "
-                f"inputs (read ahead): wall / compute = {ts / max(ts - wait, 1e-9):.3f}.\n\n")
+                f"inputs (--read-ahead: inline on the CPU by default): wall / compute = {ts / max(ts - wait, 1e-9):.3f}.\n\n")
         f.write("Extrapolated to ImageNet-1K on this CPU (hours; per-unit costs above times the "
                 "full recipe's counts):\n\n| IPC | squeeze stats | recover | relabel 40x | train |\n"
                 "|---|---|---|---|---|\n")

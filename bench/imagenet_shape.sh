@@ -9,8 +9,8 @@
 # cores to itself; about 10 minutes with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CLASSES=${CLASSES:-100} TRAIN=${TRAIN:-5} VAL=${VAL:-3} IPC=${IPC:-1}
-ITERATIONS=${ITERATIONS:-10} EPOCHS=${EPOCHS:-3}
+CLASSES=${CLASSES:-100} TRAIN=${TRAIN:-5} VAL=${VAL:-3} IPC=${IPC:-2}
+ITERATIONS=${ITERATIONS:-10} EPOCHS=${EPOCHS:-4}
 L=build/lpld PY=.venv/bin/python
 w=bench/work/imagenet-shape D=bench/work/imagenet-shape/imagenet
 rm -rf $w && mkdir -p $w

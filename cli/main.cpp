@@ -90,6 +90,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, kMaxThreads));
   app.add_flag("--quiet,-q", ctx.quiet, "no progress bars");
   app.add_flag("--verbose", verbose, "libtorch errors with their backtrace");
+  bool deterministic = false;
+  app.add_flag("--deterministic", deterministic,
+               "deterministic algorithms only (bitwise repeats on one GPU; README)");
   app.add_option("--progress-log", ctx.progress_log,
                  "also append progress events to FILE as JSON lines (one per update: a trace "
                  "to plot; survives a kill)");
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
   if (ctx.quiet) spdlog::set_level(spdlog::level::warn);
   return guarded(verbose, [&] {
     lpld::set_threads(ctx.threads);
+    lpld::set_deterministic(deterministic);
     if (ctx.run) ctx.run();
   });
 }

@@ -100,10 +100,15 @@ for amp in off bf16; do
     --batch-size $batch --device $dev --amp $amp --channels-last --out "$w/labels-$amp.lpld" \
     --json "$w/relabel-$amp.json" >>"$out/pipeline.log"
   $L --quiet train --images "$w/images-$amp" --labels "$w/labels-$amp.lpld" --val "imagefolder:$w/data" \
-    --arch resnet18-imagenet --recipe imagenet1k --epochs $epochs --device $dev --amp $amp \
+    --arch resnet18-imagenet --epochs $epochs --device $dev --amp $amp \
     --channels-last --out "$w/student-$amp" --json "$w/train-$amp.json" >>"$out/pipeline.log"
   log "pipeline with --amp $amp done"
 done
+# what --deterministic costs (README "CUDA and mixed precision"): the float32 training again
+$L --quiet --deterministic train --images "$w/images-off" --labels "$w/labels-off.lpld" \
+  --val "imagefolder:$w/data" --arch resnet18-imagenet --epochs $epochs --device $dev \
+  --channels-last --out "$w/student-det" --json "$w/train-det.json" >>"$out/pipeline.log"
+log "deterministic training done"
 "$python" bench/gpu_check.py torch $dev $size $batch $tsteps "$w/torch.json"
 printf '{"mode": "%s", "size": %s, "classes": %s, "ipc": %s, "iterations": %s, "epochs": %s, "batch": %s, "build_seconds": %s, "ctest_rc": %s}\n' \
   "$([ $cpu = 1 ] && echo --cpu || echo gpu)" $size $classes $ipc $iterations $epochs $batch $build_s $ctest_rc >"$w/setup.json"

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/io.h"
+#include "core/runtime.h"
 #include "core/safetensors.h"
 #include "engine/precision.h"
 #include "fixtures.h"
@@ -208,6 +209,30 @@ TEST(Train, ReadingAheadChangesNoNumber) {
   auto wa = load_safetensors(dir.path("inline/student.safetensors"));
   auto wb = load_safetensors(dir.path("ahead/student.safetensors"));
   for (const auto& [k, t] : wa.tensors) EXPECT_TRUE(torch::equal(t, wb.tensors.at(k))) << k;
+}
+
+// --deterministic: PyTorch's deterministic algorithms on; on the CPU every kernel lpld uses has
+// one, so a run neither fails nor changes (on CUDA it is what makes repeats bitwise).
+TEST(Train, DeterministicAlgorithmsRunAndChangeNothingOnTheCpu) {
+  test::TempDir dir;
+  auto plain = small(dir.path("plain"));
+  plain.epochs = 4;
+  auto strict = plain;
+  strict.out = dir.path("strict");
+  train::train_student(plain, Progress::null());
+  set_deterministic(true);
+  EXPECT_EQ(runtime_info().at("deterministic"), true);
+  try {
+    train::train_student(strict, Progress::null());
+  } catch (...) {
+    set_deterministic(false);
+    throw;
+  }
+  set_deterministic(false);
+  EXPECT_EQ(runtime_info().at("deterministic"), false);
+  auto a = load_safetensors(dir.path("plain/student.safetensors"));
+  auto b = load_safetensors(dir.path("strict/student.safetensors"));
+  for (const auto& [k, t] : a.tensors) EXPECT_TRUE(torch::equal(t, b.tensors.at(k))) << k;
 }
 
 TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {

@@ -112,9 +112,19 @@ std::string version_text() {
          (a.contains("version") ? " " + a["version"].get<std::string>() : std::string());
 }
 
+void set_deterministic(bool on) {
+  // cuBLAS picks reduction orders by workspace unless it is fixed (NVIDIA's cuBLAS guide,
+  // "Results reproducibility"); read when CUDA starts, so set before any CUDA call.
+  if (on) setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
+  at::globalContext().setDeterministicCuDNN(on);
+  if (on) at::globalContext().setBenchmarkCuDNN(false);
+}
+
 nlohmann::json runtime_info() {
   nlohmann::json j = {{"libtorch", TORCH_VERSION},
                       {"cuda_devices", torch::cuda::device_count()},
+                      {"deterministic", at::globalContext().deterministicAlgorithms()},
                       {"threads", torch::get_num_threads()},
                       {"blas", blas_name()},
                       {"allocator", allocator_info()}};

@@ -18,8 +18,14 @@ torch::Device parse_device(const std::string& spec);
 // OpenMP regions. Returns the number in use.
 int set_threads(int threads);
 
+// `--deterministic`: PyTorch's deterministic algorithms (an op without a deterministic kernel
+// is then an error naming it), cuDNN's deterministic convolutions without autotuning, and a
+// fixed cuBLAS workspace (CUBLAS_WORKSPACE_CONFIG, unless set). What it promises and costs:
+// README "CUDA and mixed precision". The CPU kernels lpld uses are deterministic already.
+void set_deterministic(bool on);
+
 // What computed a result, as every result records it: libtorch's version, its threads, and
-// the BLAS library libtorch's matrix products go to (the system's libblas.so.3: Debian's
+// whether deterministic algorithms were on, the BLAS library libtorch's matrix products go to (the system's libblas.so.3: Debian's
 // reference BLAS or OpenBLAS, which differ in the last bits of some results) with its threads.
 nlohmann::json runtime_info();
 // The heap allocator in use, with its settings: {"name": "jemalloc", "version", the decay

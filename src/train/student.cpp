@@ -67,7 +67,8 @@ void TrainConfig::declare(OptionSet& o) {
       .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
       .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs")
       .add("read_ahead", &read_ahead,
-           "label steps whose images and labels are read ahead of the compute (0: inline)");
+           "label steps whose images and labels are read ahead of the compute (0: inline; "
+           "-1: 2 on a GPU, 0 on the CPU)");
 }
 
 void TrainConfig::apply_recipe(const std::string& name) {
@@ -114,7 +115,8 @@ void TrainConfig::validate() const {
   check_arg(eval_every >= 0, "--eval-every", "must be >= 0");
   check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
-  check_arg(read_ahead >= 0 && read_ahead <= 64, "--read-ahead", "must be in [0, 64]");
+  check_arg(read_ahead >= -1 && read_ahead <= 64, "--read-ahead",
+            "must be in [0, 64], or -1 (automatic)");
   check_arg(cutmix_alpha > 0, "--cutmix-alpha", "must be > 0");
 }
 
@@ -255,7 +257,8 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
   SerialWorker reader;  // the steps' input side, ahead of their compute (before ctx: outlives it)
   EpochContext ctx;
   ctx.reader = &reader;
-  ctx.read_ahead = static_cast<int>(config.read_ahead);
+  ctx.read_ahead = static_cast<int>(config.read_ahead >= 0 ? config.read_ahead
+                                                           : (device.is_cuda() ? 2 : 0));
   ctx.model = &model;
   ctx.optimizer = optimizer.get();
   ctx.inputs = &in;

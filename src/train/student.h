@@ -61,8 +61,10 @@ struct TrainConfig {
   std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
   bool channels_last = false;  // NHWC model and inputs
   // Label steps whose inputs (images, stored labels) are read ahead of the compute on a helper
-  // thread (0: read inline). Not part of a run's identity: it changes no number.
-  int64_t read_ahead = 2;
+  // thread (0: read inline; -1: 2 on a GPU, 0 on the CPU, where the input side is under 1% of a
+  // step and handing it over cost 3%: bench/results/read-ahead.md). Changes no number, so it
+  // is not part of a run's identity.
+  int64_t read_ahead = -1;
 
   void declare(OptionSet& o);
   // "imagenet1k", "tiny", or "small" (our 28-32 px default: the ImageNet-1K recipe); "auto"
