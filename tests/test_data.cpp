@@ -606,9 +606,9 @@ TEST(BatchLoader, PropagatesTransformErrors) {
   EXPECT_THROW(loader.next(), std::runtime_error);  // stays failed
 }
 
+// A hang fails it through CTest's timeout (no wall-clock bound here: issue "honest tests").
 TEST(BatchLoader, EarlyDestructionDoesNotHang) {
   auto ds = counting_dataset();
-  const auto start = std::chrono::steady_clock::now();
   auto slow = [](const torch::Tensor& img, int64_t) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     return img;
@@ -623,7 +623,6 @@ TEST(BatchLoader, EarlyDestructionDoesNotHang) {
     BatchLoader loader(ds, shuffled_batches(50, 1), nullptr, LoaderOptions{2, 1});
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
 TEST(BatchLoader, RejectsBadBatches) {

@@ -9,7 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -64,15 +63,13 @@ std::pair<pid_t, pid_t> spawn_two_ranks(const std::vector<std::string>& args,
   return {spawn(args, env0, dir.path("r0.log")), spawn(args, env1, dir.path("r1.log"))};
 }
 
-// Kills `victim`; the `survivor` (rank `rank`) must then stop within 300 s with exit 1 and
-// name its place in its log, not wait for ever.
+// Kills `victim`; the `survivor` (rank `rank`) must then stop with exit 1 and name its place
+// in its log, not wait for ever (a wait fails the test through CTest's timeout).
 void expect_the_survivor_stops(pid_t victim, pid_t survivor, int rank, const test::TempDir& dir) {
   kill(victim, SIGKILL);
   finish(victim);
   const std::string log = dir.path("r" + std::to_string(rank) + ".log");
-  const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(finish(survivor), 1) << read_file(log);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 300);
   EXPECT_NE(read_file(log).find("rank " + std::to_string(rank) + " of 2"), std::string::npos)
       << read_file(log);
 }
@@ -137,11 +134,21 @@ TEST(Dist, RelabelOverTwoAndThreeProcessesWritesTheOneProcessStore) {
       << read_file(dir.path("r.log"));
   auto relabel = [&](const std::string& out) {
     // 12 images in steps of 5, 5, 2 per epoch; forwards of 2 steps
-    return std::vector<std::string>{"relabel",  "--teacher",       test::toy().teacher,
-                                    "--images", dir.path("img"),   "--epochs",
-                                    "7",        "--batch-size",    "5",
-                                    "--forward-batch", "10",       "--logits",
-                                    "int8",     "--out",           out};
+    return std::vector<std::string>{"relabel",
+                                    "--teacher",
+                                    test::toy().teacher,
+                                    "--images",
+                                    dir.path("img"),
+                                    "--epochs",
+                                    "7",
+                                    "--batch-size",
+                                    "5",
+                                    "--forward-batch",
+                                    "10",
+                                    "--logits",
+                                    "int8",
+                                    "--out",
+                                    out};
   };
   ASSERT_EQ(run(relabel(dir.path("one.lpld")), dir.path("one.log")), 0)
       << read_file(dir.path("one.log"));
@@ -181,9 +188,9 @@ TEST(Dist, SqueezeClassStatisticsOverTwoAndThreeProcessesEqualOneProcess) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   auto squeeze = [&](const std::string& out) {
-    return std::vector<std::string>{"squeeze", "--init",     test::toy().teacher, "--epochs",
-                                    "0",       "--data",     test::toy().train,   "--val",
-                                    test::toy().val, "--out", out};
+    return std::vector<std::string>{
+        "squeeze",         "--init", test::toy().teacher, "--epochs", "0", "--data",
+        test::toy().train, "--val",  test::toy().val,     "--out",    out};
   };
   ASSERT_EQ(run(squeeze(dir.path("one.safetensors")), dir.path("one.log")), 0)
       << read_file(dir.path("one.log"));
@@ -209,15 +216,36 @@ TEST(Dist, SqueezeAndTrainRunDataParallelOverTwoProcesses) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string teacher = dir.path("t.safetensors");
-  ASSERT_EQ(run({"--progress-log", dir.path("p"), "launch", "-n", "2", "--", "squeeze", "--data",
-                 test::toy().train, "--val", test::toy().val, "--arch", "convnet-d2-w8",
-                 "--epochs", "8", "--batch-size", "16", "--lr", "0.05", "--checkpoint-every", "3",
-                 "--out", teacher, "--json", dir.path("t.json")},
+  ASSERT_EQ(run({"--progress-log",
+                 dir.path("p"),
+                 "launch",
+                 "-n",
+                 "2",
+                 "--",
+                 "squeeze",
+                 "--data",
+                 test::toy().train,
+                 "--val",
+                 test::toy().val,
+                 "--arch",
+                 "convnet-d2-w8",
+                 "--epochs",
+                 "8",
+                 "--batch-size",
+                 "16",
+                 "--lr",
+                 "0.05",
+                 "--checkpoint-every",
+                 "3",
+                 "--out",
+                 teacher,
+                 "--json",
+                 dir.path("t.json")},
                 dir.path("t.log")),
             0)
       << read_file(dir.path("t.log"));
   for (const char* rank : {".rank0", ".rank1"})  // --progress-log under launch: one per rank
-    EXPECT_NE(read_file(dir.path("p") + rank).find("\"task\": \"squeeze train\""),
+    EXPECT_NE(read_file(dir.path("p") + rank).find("\"task\":\"squeeze train\""),
               std::string::npos);
   EXPECT_GE(read_json(dir.path("t.json"))["top1"].get<double>(), 90.0);
   EXPECT_FALSE(models::load_checkpoint(teacher, torch::kCPU).class_stats.empty());
@@ -231,10 +259,23 @@ TEST(Dist, SqueezeAndTrainRunDataParallelOverTwoProcesses) {
             0)
       << read_file(dir.path("l.log"));
   auto train = [&](const std::string& out) {
-    return std::vector<std::string>{"train",   "--images", dir.path("img"), "--labels",
-                                    dir.path("l.lpld"), "--val", test::toy().val, "--arch",
-                                    "convnet-d2-w8", "--epochs", "60", "--lr", "0.01", "--checkpoint-every",
-                                    "25",      "--out",    out};
+    return std::vector<std::string>{"train",
+                                    "--images",
+                                    dir.path("img"),
+                                    "--labels",
+                                    dir.path("l.lpld"),
+                                    "--val",
+                                    test::toy().val,
+                                    "--arch",
+                                    "convnet-d2-w8",
+                                    "--epochs",
+                                    "60",
+                                    "--lr",
+                                    "0.01",
+                                    "--checkpoint-every",
+                                    "25",
+                                    "--out",
+                                    out};
   };
   ASSERT_EQ(run(train(dir.path("one")), dir.path("one.log")), 0) << read_file(dir.path("one.log"));
   ASSERT_EQ(run(launched("2", train(dir.path("two"))), dir.path("two.log")), 0)
@@ -273,9 +314,9 @@ TEST(DataParallel, GradientsSummedOverRanksAreTheWholeBatchGradient) {
       auto& m = ranks[static_cast<size_t>(r)];
       for (auto& p : m->parameters()) p.mutable_grad() = torch::Tensor();
       const auto [lo, hi] = engine::shard_rows(7, &dist);
-      auto loss = torch::nn::functional::cross_entropy(m->forward(x.slice(0, lo, hi)),
-                                                       y.slice(0, lo, hi)) *
-                  (static_cast<double>(hi - lo) / 7.0);
+      auto loss =
+          torch::nn::functional::cross_entropy(m->forward(x.slice(0, lo, hi)), y.slice(0, lo, hi)) *
+          (static_cast<double>(hi - lo) / 7.0);
       loss.backward();
       engine::all_reduce_gradients(dist, *m, "test");
     } catch (const std::exception& e) {
@@ -304,9 +345,10 @@ TEST(Dist, RelabelWithAKilledRankStopsAndItsRerunFinishesTheStore) {
   test::TempDir dir;
   ASSERT_EQ(run(recover_args("class", "1", dir.path("img")), dir.path("r.log")), 0);
   auto relabel = [&](const std::string& out) {
-    return std::vector<std::string>{"relabel",  "--teacher", test::toy().teacher, "--images",
-                                    dir.path("img"), "--epochs", "3000", "--batch-size", "4",
-                                    "--out",    out};
+    return std::vector<std::string>{
+        "relabel",  "--teacher", test::toy().teacher, "--images", dir.path("img"),
+        "--epochs", "3000",      "--batch-size",      "4",        "--out",
+        out};
   };
   ASSERT_EQ(run(relabel(dir.path("one.lpld")), dir.path("one.log")), 0);
   const std::string out = dir.path("two.lpld");
@@ -329,15 +371,13 @@ TEST(Dist, UnreachableStoreStopsWithItsAddress) {
   LPLD_REQUIRE_BINARY();
   test::TempDir dir;
   const std::string port = std::to_string(free_local_port()), log = dir.path("r1.log");
-  const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(run(recover_args("class", "1", dir.path("out")), log,
                 {{"RANK", "1"},
                  {"WORLD_SIZE", "2"},
                  {"MASTER_ADDR", "127.0.0.1"},
                  {"MASTER_PORT", port},
                  {"LPLD_RENDEZVOUS_TIMEOUT", "2"}}),
-            1);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60);
+            1);  // after LPLD_RENDEZVOUS_TIMEOUT, not never (CTest's timeout)
   EXPECT_NE(read_file(log).find("127.0.0.1:" + port), std::string::npos) << read_file(log);
 }
 
@@ -363,8 +403,7 @@ TEST(Dist, CommandsThatDoNotRunDistributedRefuseTorchrunsEnvironment) {
   const std::string log = dir.path("s.log");
   EXPECT_EQ(run({"labels", "info", dir.path("x.lpld")}, log, {{"RANK", "0"}, {"WORLD_SIZE", "2"}}),
             2);
-  EXPECT_NE(read_file(log).find("runs as one process only"), std::string::npos)
-      << read_file(log);
+  EXPECT_NE(read_file(log).find("runs as one process only"), std::string::npos) << read_file(log);
 }
 
 namespace {

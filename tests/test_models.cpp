@@ -129,7 +129,8 @@ void rewrite(const std::string& path, const std::function<void(json&)>& edit,
   std::memcpy(&n, bytes.data(), 8);
   json h = json::parse(bytes.substr(8, n));
   std::string data = bytes.substr(8 + n);
-  edit(h);
+  h["__metadata__"].erase(kHeaderChecksumKey);  // edited by hand: unsigned (the structural
+  edit(h);                                      // checks below come before the signature's)
   if (edit_data) edit_data(data);
   std::string text = h.dump();
   while (text.size() % 8) text.push_back(' ');
@@ -141,7 +142,7 @@ void rewrite(const std::string& path, const std::function<void(json&)>& edit,
 std::string load_error(const std::string& path) {
   try {
     load_checkpoint(path, torch::kCPU);
-  } catch (const std::runtime_error& e) {
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "loaded";
@@ -205,20 +206,27 @@ TEST(Models, DamagedCheckpointsAreRejectedNotLoaded) {
   // a negative running variance, in a file without checksum (an older lpld's: accepted, but
   // its statistics are still checked)
   auto badvar = variant("badvar");
-  rewrite(
-      badvar, [](json& h) { h["__metadata__"].erase(kDataChecksumKey); }, nullptr);
+  const auto older_lpld = [](json& h) {  // version 1: no checksums required
+    h["__metadata__"].erase(kDataChecksumKey);
+    h["__metadata__"]["format_version"] = "1";
+  };
+  rewrite(badvar, older_lpld, nullptr);
   {
     auto f = load_safetensors(badvar);
     EXPECT_FALSE(f.checksum_verified);
     f.tensors["model.features.1.running_var"][0] = -1.0f;
     f.metadata.erase(kDataChecksumKey);
-    save_safetensors(badvar, f);  // writes a checksum again: remove it once more
-    rewrite(badvar, [](json& h) { h["__metadata__"].erase(kDataChecksumKey); });
+    save_safetensors(badvar, f);  // writes checksums again: remove them once more
+    rewrite(badvar, older_lpld);
   }
   expect(badvar, "negative variances");
   auto older = variant("older");
-  rewrite(older, [](json& h) { h["__metadata__"].erase(kDataChecksumKey); });
+  rewrite(older, older_lpld);
   EXPECT_EQ(load_error(older), "loaded");
+  // a version-2 file whose header lost its checksum
+  auto unsigned_v2 = variant("unsigned");
+  rewrite(unsigned_v2, [](json&) {});
+  expect(unsigned_v2, "no header checksum");
   auto extra = variant("extra");
   {
     auto f = load_safetensors(extra);
@@ -226,4 +234,32 @@ TEST(Models, DamagedCheckpointsAreRejectedNotLoaded) {
     save_safetensors(extra, f);
   }
   expect(extra, "tensors the model does not have");
+}
+
+// The header is covered too (issue: a damaged class name flowed on into recover's folders):
+// every one-bit change of a header byte is rejected, none loads.
+TEST(Models, EveryDamagedHeaderByteIsRejected) {
+  test::TempDir dir;
+  Checkpoint ck;
+  ck.meta.arch = "convnet-d2-w8";
+  ck.meta.num_classes = 3, ck.meta.channels = 1, ck.meta.image_size = 16;
+  ck.meta.class_names = {"Trouser", "b", "c"};
+  ck.meta.norm = {{0.5f}, {0.25f}};
+  ck.model = make_model({"convnet-d2-w8", 3, 1, 16});
+  const std::string good = dir.path("good.safetensors"), bad = dir.path("bad.safetensors");
+  save_checkpoint(good, ck);
+  const std::string bytes = read_file(good);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  int loaded = 0, tried = 0;
+  for (uint64_t i = 8; i < 8 + n; ++i) {
+    if (bytes[i] == ' ' && i > 8 && bytes.find_first_not_of(' ', i) >= 8 + n) break;  // padding
+    std::string damaged = bytes;
+    damaged[i] = static_cast<char>(damaged[i] ^ 0x01);
+    write_file_atomic(bad, damaged);
+    ++tried;
+    if (load_error(bad) == "loaded") ++loaded, ADD_FAILURE() << "byte " << i << " accepted";
+  }
+  EXPECT_GT(tried, 500);
+  EXPECT_EQ(loaded, 0);
 }

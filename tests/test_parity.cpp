@@ -205,8 +205,8 @@ TEST(Parity, RecoverLossAndImageGradient) {
 // lies inside the crop box agrees to 1e-5; in the band of output pixels within one source
 // pixel of the box edge, torchvision clamps to the box's edge pixel while lpld reads the
 // neighbour outside the box (this is how the official RandomResizedCrop differs from a
-// sub-pixel-exact crop), so there only |difference| <= the image's value range is asserted and
-// the band's mean difference is reported. CutMix pastes are exact.
+// sub-pixel-exact crop), so there lpld is checked against that sub-pixel sample computed in the
+// test, and the band's mean difference to torchvision is reported. CutMix pastes are exact.
 TEST(Parity, StoredViewsRenderAsTorchvisionResizedCropFlipAndCutMix) {
   REQUIRE_TORCH();
   test::TempDir dir;
@@ -229,6 +229,23 @@ TEST(Parity, StoredViewsRenderAsTorchvisionResizedCropFlipAndCutMix) {
       const double x = (u + 0.5) * len / 32 - 0.5;
       return x >= 0 && x <= len - 1;
     };
+    // In the band lpld samples the source where the formula above says, reading the
+    // neighbour outside the box: checked against that bilinear sample computed here.
+    const auto src = f.tensors["images"][i];
+    const double l = boxes[i][1].item<double>(), t = boxes[i][0].item<double>();
+    const bool flip = flips[i].item<int64_t>() != 0;
+    auto bilinear = [&](int64_t v, int64_t u) {
+      const double x = l + ((flip ? 31 - u : u) + 0.5) * w / 32 - 0.5;
+      const double y = t + (v + 0.5) * h / 32 - 0.5;
+      const auto x0 = static_cast<int64_t>(std::floor(x)), y0 = static_cast<int64_t>(std::floor(y));
+      const double fx = x - x0, fy = y - y0;
+      auto at = [&](int64_t yy, int64_t xx) {
+        return src.index({torch::indexing::Slice(), std::clamp<int64_t>(yy, 0, 31),
+                          std::clamp<int64_t>(xx, 0, 31)});
+      };
+      return at(y0, x0) * ((1 - fx) * (1 - fy)) + at(y0, x0 + 1) * (fx * (1 - fy)) +
+             at(y0 + 1, x0) * ((1 - fx) * fy) + at(y0 + 1, x0 + 1) * (fx * fy);
+    };
     double band = 0;
     int64_t band_n = 0;
     for (int64_t v = 0; v < 32; ++v)
@@ -239,7 +256,8 @@ TEST(Parity, StoredViewsRenderAsTorchvisionResizedCropFlipAndCutMix) {
         if (inner(w, u) && inner(h, v)) {
           EXPECT_LE(d, 1e-5) << "view " << i << " pixel " << v << "," << u;
         } else {
-          EXPECT_LE(d, 1.0) << "view " << i << " pixel " << v << "," << u;
+          EXPECT_LE((a - bilinear(v, u)).abs().max().item<double>(), 1e-5)
+              << "view " << i << " band pixel " << v << "," << u;
           band += d, ++band_n;
         }
       }
@@ -338,9 +356,10 @@ TEST(Parity, PyTorchTrainedTeacherEvaluatesAlikeAndDistills) {
   EXPECT_NEAR(lpld_top1, torch_top1, 0.05);  // 10,000 images: at most 5 argmax ties differ
   EXPECT_GT(lpld_top1, 60.0);
   squeeze::SqueezeConfig sq;
-  sq.data = "fashion-mnist:train@2000", sq.val = "fashion-mnist:test@500";
+  sq.data = "fashion-mnist:train@2000", sq.val = "fashion-mnist:test";
   sq.init = ic.out, sq.epochs = 0, sq.out = dir.path("t.safetensors");
-  EXPECT_NEAR(squeeze::squeeze(sq, Progress::null()).top1, 0, 100);
+  // the imported weights, untrained: squeeze evaluates the very model lpld eval did
+  EXPECT_DOUBLE_EQ(squeeze::squeeze(sq, Progress::null()).top1, lpld_top1);
   recover::RecoverConfig rc;
   rc.teacher = sq.out, rc.out = dir.path("img"), rc.ipc = 1, rc.iterations = 20;
   EXPECT_EQ(recover::recover(rc, Progress::null()).images, 10);

@@ -54,10 +54,18 @@ TEST(Pipeline, TinyEndToEndWritesAWellFormedSummaryAndResumes) {
   auto r = pipeline::run_pipeline(config, dir.path("run"), Progress::null());
   const auto& s = r.summary;
   ASSERT_EQ(s["runs"].size(), 4u);
-  for (const auto& run : s["runs"]) {
-    EXPECT_GT(run["label_bytes"].get<uint64_t>(), 0u);
-    EXPECT_GT(run["image_bytes"].get<int64_t>(), 0);
-    EXPECT_GE(run["student_top1"].get<double>(), 0.0);
+  for (const auto& run : s["runs"]) {  // each figure is the one of the files it describes
+    const std::string tag =
+        fmt::format("{}-ipc{}", run["mode"].get<std::string>(), run["ipc"].get<int64_t>());
+    const std::string ratio = fmt::format("r{:g}", run["prune_ratio"].get<double>());
+    EXPECT_EQ(run["label_bytes"].get<uint64_t>(),
+              fs::file_size(dir.path("run/labels/" + tag + "-" + ratio + ".lpld")));
+    int64_t png_bytes = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir.path("run/images/" + tag)))
+      if (e.path().extension() == ".png") png_bytes += static_cast<int64_t>(e.file_size());
+    EXPECT_EQ(run["image_bytes"].get<int64_t>(), png_bytes);
+    const json result = read_json(dir.path("run/runs/" + tag + "-" + ratio + "-s0/result.json"));
+    EXPECT_EQ(run["student_top1"].get<double>(), result.at("top1").get<double>());
   }
   for (const char* k : {"squeeze", "recover", "relabel", "train", "total"})
     EXPECT_TRUE(s["seconds"].contains(k));
@@ -136,6 +144,14 @@ TEST(Pipeline, ConfigErrorsNameTheKey) {
   }
   std::ofstream(dir.path("r.yaml")) << "prune_ratios: [0, 1.5]\n";
   EXPECT_THROW(pipeline::load_pipeline_config(dir.path("r.yaml")), std::invalid_argument);
+  // an option the pipeline sets itself would be overwritten: an error naming it and its source
+  std::ofstream(dir.path("s.yaml")) << "train: {arch: convnet-d2-w8, epochs: 100}\n";
+  test::expect_throw_with<std::invalid_argument>(
+      [&] { pipeline::load_pipeline_config(dir.path("s.yaml")); },
+      {"s.yaml: train: epochs", "relabel.epochs"});
+  std::ofstream(dir.path("t.yaml")) << "recover: {ipc: 50}\n";
+  test::expect_throw_with<std::invalid_argument>(
+      [&] { pipeline::load_pipeline_config(dir.path("t.yaml")); }, {"recover: ipc", "ipcs"});
 }
 
 // The configs the README and the benches point users to stay valid as options change.

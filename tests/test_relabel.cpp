@@ -2,8 +2,8 @@
 // damage and truncation detection, and atomic writes.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,13 +132,18 @@ TEST(LabelStore, StepDescriptionMatchesThePlan) {
     ASSERT_EQ(box.size(), 4u);
     EXPECT_TRUE(0 <= box[0] && box[0] <= box[2] && box[2] <= h.image_size);
     EXPECT_TRUE(0 <= box[1] && box[1] <= box[3] && box[3] <= h.image_size);
-    // pasted = the pixels that differ from the unmixed batch, counted on a rendered batch
-    auto ones =
-        torch::zeros({static_cast<int64_t>(plan.indices.size()), 1, h.image_size, h.image_size});
-    ones.index_put_({0}, 1.0);
+    // pasted = the clipped box's share of the image, and the pixels of image k that change
+    // when k's partner is another image, counted on a rendered batch (image k alone is 1)
+    const double area = static_cast<double>((box[2] - box[0]) * (box[3] - box[1]));
+    EXPECT_NEAR(m["pasted"].get<double>(), area / (h.image_size * h.image_size), 1e-9);
+    const int64_t n = static_cast<int64_t>(plan.indices.size());
+    int64_t k = 0;
+    while (k < n && plan.mix.perm[k] == k) ++k;
+    ASSERT_LT(k, n) << "step " << step << ": CutMix paired every image with itself";
+    auto ones = torch::zeros({n, 1, h.image_size, h.image_size});
+    ones.index_put_({k}, 1.0);
     auto mixed = data::apply_cutmix(ones, plan.mix);
-    if (plan.mix.perm[0] != 0)
-      EXPECT_NEAR(1.0 - mixed[0].mean().item<double>(), m["pasted"].get<double>(), 1e-9);
+    EXPECT_NEAR(1.0 - mixed[k].mean().item<double>(), m["pasted"].get<double>(), 1e-9);
     auto partners = m["partners"].get<std::vector<int64_t>>();
     std::sort(partners.begin(), partners.end());
     for (size_t i = 0; i < partners.size(); ++i) EXPECT_EQ(partners[i], static_cast<int64_t>(i));

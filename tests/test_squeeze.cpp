@@ -84,6 +84,12 @@ TEST(Squeeze, BadConfigNamesTheOption) {
   c.out = "x";
   c.lr = -1;
   EXPECT_THROW(c.validate(), std::invalid_argument);
+  // nothing is trained at --epochs 0: a training option would be silently ignored
+  c.lr = 0.3;
+  c.epochs = 0;
+  c.init = "teacher.safetensors";
+  test::expect_throw_with<std::invalid_argument>([&] { squeeze::squeeze(c, Progress::null()); },
+                                                 {"--lr", "--epochs 0"});
 }
 
 // The automatic teacher recipe follows the data (bench/teacher_recipes_findings.md): small for

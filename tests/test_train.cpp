@@ -21,6 +21,7 @@
 #include "recover/units.h"
 #include "relabel/relabel.h"
 #include "squeeze/squeeze.h"
+#include "train/epoch.h"
 #include "train/student.h"
 
 using namespace lpld;
@@ -429,7 +430,10 @@ TEST(Train, RuleBasedPoolIsTheRankingOfIndependentlyComputedScores) {
   EXPECT_NE(pick("confidenceeasy"), pick("confidencehard"));
 }
 
-TEST(Train, OnlineLabels) {
+// Online labels are the teacher's logits of the very views a store would hold: a run on a
+// float32 store of the same views (one label step per teacher forward, replayed in order) trains
+// the same student, bit for bit.
+TEST(Train, OnlineLabelsAreTheTeachersOnTheViewsAStoreWouldHold) {
   test::TempDir dir;
   auto c = small(dir.path("online"));
   c.labels = "online";
@@ -439,6 +443,31 @@ TEST(Train, OnlineLabels) {
   auto r = train::train_student(c, Progress::null());
   EXPECT_EQ(r.steps, 30 * 3);
   EXPECT_GT(r.top1, 50.0);
+  relabel::RelabelConfig lc;
+  lc.teacher = c.teacher, lc.images = labelled().images, lc.out = dir.path("fp32.lpld");
+  lc.epochs = 30, lc.batch_size = 4, lc.logits = "fp32", lc.forward_batch = 4;
+  relabel::relabel(lc, Progress::null());
+  auto stored = small(dir.path("stored"));
+  stored.labels = lc.out, stored.prune_ratio = 0, stored.granularity = "epoch";
+  stored.metric = "order";
+  EXPECT_EQ(train::train_student(stored, Progress::null()).top1, r.top1);
+  auto a = load_safetensors(dir.path("online/student.safetensors"));
+  auto b = load_safetensors(dir.path("stored/student.safetensors"));
+  for (const auto& [k, t] : a.tensors) EXPECT_TRUE(torch::equal(t, b.tensors.at(k))) << k;
+}
+
+// LPQLD's dynamic CA picks the grid temperature that minimizes the KL: a student whose logits
+// are the teacher's times 0.3 is matched exactly at t = 0.30.
+TEST(Train, StudentTemperatureSearchFindsTheMinimizingGridPoint) {
+  torch::manual_seed(1);
+  const auto z = torch::randn({16, 10}) * 3;
+  train::EpochContext ctx;
+  ctx.last_teacher = torch::softmax(z, 1);
+  ctx.last_student = z * 0.3;
+  ctx.student_temperature = 1;
+  EXPECT_NEAR(train::search_student_temperature(ctx), 0.30, 1e-12);
+  ctx.last_student = z * 0.07;
+  EXPECT_NEAR(train::search_student_temperature(ctx), 0.07, 1e-12);
 }
 
 // LPQLD's dynamic knowledge reuse: the teacher temperature schedules.

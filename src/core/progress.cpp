@@ -104,12 +104,12 @@ LoggedProgress::LoggedProgress(std::unique_ptr<Progress> inner, const std::strin
 LoggedProgress::~LoggedProgress() { ::close(fd_); }
 
 // Called with mutex_ held, so the lines are in the order the inner progress saw the events.
-void LoggedProgress::append(const std::string& event, const std::string& fields) {
-  const double t =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count();
-  char head[64];
-  std::snprintf(head, sizeof head, "{\"t\": %.4f, \"event\": \"%s\"", t, event.c_str());
-  const std::string line = head + fields + "}\n";
+void LoggedProgress::append(const std::string& event, const nlohmann::ordered_json& fields) {
+  nlohmann::ordered_json j = {
+      {"t", std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_).count()},
+      {"event", event}};
+  j.update(fields);
+  const std::string line = j.dump() + "\n";
   const ssize_t n = ::write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size()))
     throw std::runtime_error(path_ + ": cannot write the progress log: " +
@@ -119,40 +119,40 @@ void LoggedProgress::append(const std::string& event, const std::string& fields)
 void LoggedProgress::start(const std::string& label, int64_t total, const std::string& unit) {
   std::lock_guard<std::mutex> lock(mutex_);
   inner_->start(label, total, unit);
-  append("start", ", \"task\": " + json(label).dump() + ", \"total\": " + std::to_string(total) +
-                      ", \"unit\": " + json(unit).dump() +
-                      ", \"pid\": " + std::to_string(::getpid()));
+  append("start", {{"task", label}, {"total", total}, {"unit", unit}, {"pid", ::getpid()}});
 }
 
 void LoggedProgress::update(int64_t done, const std::string& status) {
   std::lock_guard<std::mutex> lock(mutex_);
   inner_->update(done, status);
-  append("update", ", \"done\": " + std::to_string(done) +
-                       (status.empty() ? "" : ", \"status\": " + json(status).dump()));
+  nlohmann::ordered_json f = {{"done", done}};
+  if (!status.empty()) f["status"] = status;
+  append("update", f);
 }
 
 void LoggedProgress::skip(int64_t units) {
   std::lock_guard<std::mutex> lock(mutex_);
   inner_->skip(units);
-  append("skip", ", \"units\": " + std::to_string(units));
+  append("skip", {{"units", units}});
 }
 
 void LoggedProgress::finish(const std::string& status) {
   std::lock_guard<std::mutex> lock(mutex_);
   inner_->finish(status);
-  append("finish", status.empty() ? "" : ", \"status\": " + json(status).dump());
+  append("finish", status.empty() ? nlohmann::ordered_json::object()
+                                  : nlohmann::ordered_json{{"status", status}});
 }
 
 void LoggedProgress::message(const std::string& text) {
   std::lock_guard<std::mutex> lock(mutex_);
   inner_->message(text);
-  append("message", ", \"text\": " + json(text).dump());
+  append("message", {{"text", text}});
 }
 
 void LoggedProgress::warning(const std::string& text) {
   std::lock_guard<std::mutex> lock(mutex_);
   inner_->warning(text);
-  append("warning", ", \"text\": " + json(text).dump());
+  append("warning", {{"text", text}});
 }
 
 }  // namespace lpld

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace lpld {
@@ -70,7 +71,7 @@ class LoggedProgress : public Progress {
   void warning(const std::string& text) override;
 
  private:
-  void append(const std::string& event, const std::string& fields);
+  void append(const std::string& event, const nlohmann::ordered_json& fields);
   std::unique_ptr<Progress> inner_;
   std::string path_;
   int fd_ = -1;

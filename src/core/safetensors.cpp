@@ -49,6 +49,10 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   for (const auto& t : ordered) XXH64_update(state, t.data_ptr(), t.numel() * t.element_size());
   header["__metadata__"][kDataChecksumKey] = fmt::format("{:016x}", XXH64_digest(state));
   XXH64_freeState(state);
+  header["__metadata__"].erase(kHeaderChecksumKey);  // a loaded file's, re-saved
+  const std::string unsigned_header = header.dump();
+  header["__metadata__"][kHeaderChecksumKey] =
+      fmt::format("{:016x}", xxh64(unsigned_header.data(), unsigned_header.size()));
   std::string h = header.dump();
   while (h.size() % 8 != 0) h.push_back(' ');
   AtomicFile out(path);
@@ -115,9 +119,23 @@ TensorFile load_safetensors(const std::string& path) {
     fail_file(path, std::string("safetensors header is not valid JSON: ") + e.what());
   }
   check_file(header.is_object(), path, "safetensors header is not an object");
+  bool header_verified = false;
+  if (auto meta = header.find("__metadata__"); meta != header.end() && meta->is_object()) {
+    if (auto c = meta->find(kHeaderChecksumKey); c != meta->end()) {
+      check_file(c->is_string(), path, "header checksum is not a string");
+      const std::string recorded = c->get<std::string>();
+      json unsigned_header = header;
+      unsigned_header["__metadata__"].erase(kHeaderChecksumKey);
+      const std::string text = unsigned_header.dump();
+      check_file(fmt::format("{:016x}", xxh64(text.data(), text.size())) == recorded, path,
+                 "header checksum mismatch: the file's names, shapes or metadata are damaged");
+      header_verified = true;
+    }
+  }
   const uint64_t data_size = bytes.size() - 8 - n;
   const char* data = bytes.data() + 8 + n;
   TensorFile file;
+  file.header_verified = header_verified;
   std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {

@@ -81,8 +81,9 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
   };
   check_file(md("format") == kFormat, path,
              "not an lpld model checkpoint (format " + md("format") + ")");
-  check_file(md("format_version") == std::to_string(kCheckpointVersion), path,
-             "unsupported checkpoint format version " + md("format_version"));
+  const std::string version = md("format_version");
+  check_file(version == "1" || version == std::to_string(kCheckpointVersion), path,
+             "unsupported checkpoint format version " + version);
   json mj;
   try {
     mj = json::parse(md("meta"));
@@ -156,6 +157,9 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
     fail_file(path, "holds tensors the model does not have" +
                         (extra.empty() ? std::string() : ": " + extra));
   }
+  // (last, so that a hand-edited file's structural fault is named first)
+  check_file(version == "1" || file.header_verified, path,
+             "no header checksum: the file is damaged");
   ck.model->to(device);
   ck.model->eval();
   return ck;

@@ -16,7 +16,9 @@
 
 namespace lpld::models {
 
-constexpr int kCheckpointVersion = 1;
+// 2: the safetensors header carries its own checksum, and a version-2 file without it is
+// damaged; version 1 (no header checksum) is still read.
+constexpr int kCheckpointVersion = 2;
 
 struct ModelMeta {
   std::string arch;

@@ -18,12 +18,52 @@ namespace lpld::pipeline {
 namespace fs = std::filesystem;
 namespace {
 
+// A stage option the pipeline sets itself, and from what: given in the stage's section it would
+// be overwritten, so it is an error naming it (issue: no silent settings).
+struct Owned {
+  const char* key;
+  const char* from;
+};
+const std::map<std::string, std::vector<Owned>> kOwned = {
+    {"squeeze", {{"out", "DIR"}, {"seed", "seed"}, {"device", "device"}}},
+    {"recover",
+     {{"teacher", "squeeze"},
+      {"out", "DIR"},
+      {"mode", "modes"},
+      {"ipc", "ipcs"},
+      {"seed", "seed"},
+      {"device", "device"}}},
+    {"relabel",
+     {{"teacher", "squeeze"},
+      {"images", "recover"},
+      {"out", "DIR"},
+      {"prune_ratio", "prune_ratios"},
+      {"seed", "seed"},
+      {"device", "device"}}},
+    {"train",
+     {{"images", "recover"},
+      {"labels", "relabel"},
+      {"teacher", "squeeze"},
+      {"out", "DIR"},
+      {"val", "squeeze.val"},
+      {"prune_ratio", "prune_ratios"},
+      {"epochs", "relabel.epochs"},
+      {"seed", "seeds"},
+      {"device", "device"},
+      {"batch_size", "relabel.batch_size"},
+      {"cutmix", "relabel.cutmix"},
+      {"cutmix_alpha", "relabel.cutmix_alpha"},
+      {"crop_scale_min", "relabel.crop_scale_min"}}}};
+
 template <typename Config>
 void apply_section(const YAML::Node& root, const std::string& key, Config& config,
                    const std::string& path) {
   const YAML::Node node = root[key];
   if (!node) return;
   check_arg(node.IsMap(), path + ": " + key, "expected a map of options");
+  for (const Owned& o : kOwned.at(key))
+    check_arg(!node[o.key], path + ": " + key + ": " + o.key,
+              std::string("set by the pipeline from ") + o.from + "; remove it here");
   apply_yaml_config(config, node, path + ": " + key);
 }
 

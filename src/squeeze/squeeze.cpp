@@ -368,6 +368,15 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
 SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   config.validate();
+  // (on the options as asked: a recipe resolved later sets them whether or not they are used)
+  if (config.epochs == 0) {  // nothing is trained: a training option set here would do nothing
+    const SqueezeConfig d;
+    for (const auto& [set, name] : {std::pair{config.lr != d.lr, "--lr"},
+                                    {config.momentum != d.momentum, "--momentum"},
+                                    {config.weight_decay != d.weight_decay, "--weight-decay"},
+                                    {config.warmup_epochs != d.warmup_epochs, "--warmup-epochs"}})
+      check_arg(!set, name, "has no effect with --epochs 0 (the teacher is not trained)");
+  }
   return run_distributed(config.device,
                          [&](Dist* dist) { return squeeze_part(config, progress, dist); });
 }
