@@ -5,7 +5,8 @@
 //
 // Build: `make fuzz` (clang-14 with -fsanitize=fuzzer,address,undefined, in build-fuzz/).
 // Add a target: fuzz/fuzz_<name>.cpp defining LLVMFuzzerTestOneInput with fuzz::run(...), a
-// seed corpus fuzz/corpus/<name>/, and its name in the LPLD_FUZZ_TARGETS list (CMakeLists.txt).
+// seed corpus fuzz/corpus/<name>/, and <name>:<the layer it fuzzes> in LPLD_FUZZ_TARGETS
+// (CMakeLists.txt; a target links only that layer).
 #pragma once
 #include <torch/torch.h>
 #include <unistd.h>
