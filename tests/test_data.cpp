@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "core/io.h"
@@ -415,6 +416,35 @@ TEST_F(DataTest, ImageNetFlatValLabelledByLocValSolutionAndClassesBySortedWnid) 
   fs::copy(d + "/LOC_val_solution.csv", kaggle + "/LOC_val_solution.csv");
   EXPECT_TRUE(torch::equal(open_dataset("imagenet:" + kaggle + ":val")->labels(), val->labels()));
   EXPECT_EQ(open_dataset("imagenet:" + kaggle + ":train")->size(), 6);
+}
+
+// ImageNet-21K's layout is the same with more than 10,000 classes (winter 2021: 10,450; fall
+// 2011: 21,841): every class indexed by sorted wnid, a flat val labelled by the list.
+TEST_F(DataTest, ImageNet21kSizedClassListsIndexBySortedWnid) {
+  const std::string d = path("in21k");
+  const int classes = 10450;
+  const std::string jpeg = encode_jpeg(torch::full({3, 8, 8}, 128, torch::kUInt8));
+  std::vector<std::string> wnids;
+  for (int c = 0; c < classes; ++c) wnids.push_back(fmt::format("n{:08d}", 9000000 - 37 * c));
+  for (const auto& w : wnids) {  // written in descending order: the index must sort them
+    fs::create_directories(d + "/train/" + w);
+    std::ofstream(d + "/train/" + w + "/" + w + "_0.JPEG", std::ios::binary) << jpeg;
+  }
+  fs::create_directories(d + "/val");
+  std::string list;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = fmt::format("val_{}.JPEG", i);
+    std::ofstream(d + "/val/" + name, std::ios::binary) << jpeg;
+    list += name + " " + wnids[static_cast<size_t>(i * 5000)] + "\n";  // classes 0, 5000, 10000
+  }
+  write_file_atomic(d + "/val_labels.txt", list);
+  const auto train = open_dataset("imagenet:" + d + ":train");
+  EXPECT_EQ(train->num_classes(), classes);
+  EXPECT_EQ(train->class_names().front(), wnids.back());  // the smallest wnid is class 0
+  const auto val = open_dataset("imagenet:" + d + ":val");
+  ASSERT_EQ(val->size(), 3);
+  for (int i = 0; i < 3; ++i)  // wnid i*5000 in descending order sits at index C-1-i*5000
+    EXPECT_EQ(val->label(i), classes - 1 - i * 5000);
 }
 
 TEST_F(DataTest, ImageNetLabelGapsAreErrorsNamingTheFile) {
