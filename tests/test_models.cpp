@@ -139,6 +139,17 @@ void rewrite(const std::string& path, const std::function<void(json&)>& edit,
   write_file_atomic(path, out + text + data);
 }
 
+// A 3-class convnet-d2-w8 checkpoint on 16 px grey images (the damage tests' subject).
+Checkpoint small_checkpoint(std::vector<std::string> class_names = {"a", "b", "c"}) {
+  Checkpoint ck;
+  ck.meta.arch = "convnet-d2-w8";
+  ck.meta.num_classes = 3, ck.meta.channels = 1, ck.meta.image_size = 16;
+  ck.meta.class_names = std::move(class_names);
+  ck.meta.norm = {{0.5f}, {0.25f}};
+  ck.model = make_model({"convnet-d2-w8", 3, 1, 16});
+  return ck;
+}
+
 std::string load_error(const std::string& path) {
   try {
     load_checkpoint(path, torch::kCPU);
@@ -153,14 +164,8 @@ std::string load_error(const std::string& path) {
 // (issue: nothing silently wrong) is now an error naming the file and the problem.
 TEST(Models, DamagedCheckpointsAreRejectedNotLoaded) {
   test::TempDir dir;
-  Checkpoint ck;
-  ck.meta.arch = "convnet-d2-w8";
-  ck.meta.num_classes = 3, ck.meta.channels = 1, ck.meta.image_size = 16;
-  ck.meta.class_names = {"a", "b", "c"};
-  ck.meta.norm = {{0.5f}, {0.25f}};
-  ck.model = make_model({"convnet-d2-w8", 3, 1, 16});
   const std::string good = dir.path("good.safetensors");
-  save_checkpoint(good, ck);
+  save_checkpoint(good, small_checkpoint());
   EXPECT_EQ(load_error(good), "loaded");
   auto variant = [&](const std::string& name) {
     const std::string p = dir.path(name + ".safetensors");
@@ -240,14 +245,8 @@ TEST(Models, DamagedCheckpointsAreRejectedNotLoaded) {
 // every one-bit change of a header byte is rejected, none loads.
 TEST(Models, EveryDamagedHeaderByteIsRejected) {
   test::TempDir dir;
-  Checkpoint ck;
-  ck.meta.arch = "convnet-d2-w8";
-  ck.meta.num_classes = 3, ck.meta.channels = 1, ck.meta.image_size = 16;
-  ck.meta.class_names = {"Trouser", "b", "c"};
-  ck.meta.norm = {{0.5f}, {0.25f}};
-  ck.model = make_model({"convnet-d2-w8", 3, 1, 16});
   const std::string good = dir.path("good.safetensors"), bad = dir.path("bad.safetensors");
-  save_checkpoint(good, ck);
+  save_checkpoint(good, small_checkpoint({"Trouser", "b", "c"}));
   const std::string bytes = read_file(good);
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);

@@ -151,6 +151,14 @@ train::TrainConfig small(const std::string& out) {
   return c;
 }
 
+// The students two runs wrote are the same, bit for bit.
+void expect_same_student(const std::string& out_a, const std::string& out_b) {
+  const auto a = load_safetensors(out_a + "/student.safetensors");
+  const auto b = load_safetensors(out_b + "/student.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [k, t] : a.tensors) EXPECT_TRUE(torch::equal(t, b.tensors.at(k))) << k;
+}
+
 // Throws once training reaches `epoch`, as a kill would stop it.
 class KillAt : public Progress {
  public:
@@ -207,9 +215,7 @@ TEST(Train, ReadingAheadChangesNoNumber) {
   EXPECT_EQ(a.top1, b.top1);
   EXPECT_GE(b.input_wait_seconds, 0.0);
   EXPECT_LE(b.input_wait_seconds, b.train_seconds);
-  auto wa = load_safetensors(dir.path("inline/student.safetensors"));
-  auto wb = load_safetensors(dir.path("ahead/student.safetensors"));
-  for (const auto& [k, t] : wa.tensors) EXPECT_TRUE(torch::equal(t, wb.tensors.at(k))) << k;
+  expect_same_student(dir.path("inline"), dir.path("ahead"));
 }
 
 // --deterministic: PyTorch's deterministic algorithms on; on the CPU every kernel lpld uses has
@@ -231,9 +237,7 @@ TEST(Train, DeterministicAlgorithmsRunAndChangeNothingOnTheCpu) {
   }
   set_deterministic(false);
   EXPECT_EQ(runtime_info().at("deterministic"), false);
-  auto a = load_safetensors(dir.path("plain/student.safetensors"));
-  auto b = load_safetensors(dir.path("strict/student.safetensors"));
-  for (const auto& [k, t] : a.tensors) EXPECT_TRUE(torch::equal(t, b.tensors.at(k))) << k;
+  expect_same_student(dir.path("plain"), dir.path("strict"));
 }
 
 TEST(Train, RefusesMismatchedOrTooSmallLabelStores) {
@@ -451,9 +455,7 @@ TEST(Train, OnlineLabelsAreTheTeachersOnTheViewsAStoreWouldHold) {
   stored.labels = lc.out, stored.prune_ratio = 0, stored.granularity = "epoch";
   stored.metric = "order";
   EXPECT_EQ(train::train_student(stored, Progress::null()).top1, r.top1);
-  auto a = load_safetensors(dir.path("online/student.safetensors"));
-  auto b = load_safetensors(dir.path("stored/student.safetensors"));
-  for (const auto& [k, t] : a.tensors) EXPECT_TRUE(torch::equal(t, b.tensors.at(k))) << k;
+  expect_same_student(dir.path("online"), dir.path("stored"));
 }
 
 // LPQLD's dynamic CA picks the grid temperature that minimizes the KL: a student whose logits

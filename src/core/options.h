@@ -104,19 +104,31 @@ json config_json(const Config& config) {
 // 32 px, tiny up to 64 px, imagenet1k above.
 std::string recipe_for_image_size(int64_t image_size);
 
+// The options `config` sets away from its type's defaults (by a flag, a YAML key or a recipe),
+// with their values: what a recipe picked for the data must keep, and what a stage that
+// cannot use an option must refuse.
+template <typename Config>
+json options_set(const Config& config) {
+  const json mine = config_json(config), defaults = config_json(Config{});
+  json set = json::object();
+  for (const auto& [key, value] : mine.items())
+    if (value != defaults[key]) set[key] = value;
+  return set;
+}
+
 // Applies recipe `name` to `config` except the options `config` sets away from their defaults
 // (by a flag or a YAML key): a recipe picked for the data never overrides what was asked for.
 // Returns those options as "name value, ..." ("" when none).
 template <typename Config>
 std::string apply_recipe_keeping_set(Config& config, const std::string& name) {
   Config requested = config;
-  const json asked = config_json(requested), defaults = config_json(Config{});
   config.apply_recipe(name);
   const json recipe = config_json(config);
   const OptionSet to = options_of(config), from = options_of(requested);
+  const json set = options_set(requested);  // (a named json: items() would outlive a temporary)
   std::string kept;
-  for (const auto& [key, value] : asked.items()) {
-    if (key == "recipe" || value == defaults[key] || recipe[key] == value) continue;
+  for (const auto& [key, value] : set.items()) {
+    if (key == "recipe" || recipe[key] == value) continue;
     to.copy(from, key);
     kept += (kept.empty() ? "" : ", ") + key + " " + value.dump();
   }

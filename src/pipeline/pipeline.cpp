@@ -182,7 +182,10 @@ class PipelineRun {
       progress_.message(fmt::format("squeeze: teacher top-1 {:.2f}%", r.top1));
     }
     t_squeeze_ = teacher_info_["seconds"].get<double>();
-    teacher_size_ = models::load_checkpoint(teacher_, torch::kCPU).meta.image_size;
+    // relabel's `recipe: auto` resolved once for this teacher: what relabel itself resolves to,
+    // so a store is compared with what relabel would make, and online students get its views
+    relabel_ = resolve_recipe(
+        config_.relabel, models::load_checkpoint(teacher_, torch::kCPU).meta.image_size, "relabel");
   }
 
   // The image set of one mode and IPC (recover resumes class by class by itself), then its
@@ -238,8 +241,7 @@ class PipelineRun {
   // One label store per ratio, generating only its pool; reused when its header records the
   // same config, teacher and images. Then one student per seed.
   void students_of_ratio(double ratio) {
-    // resolved here too, so that a store is compared with what relabel would make
-    relabel::RelabelConfig lc = resolve_recipe(config_.relabel, teacher_size_, "relabel");
+    relabel::RelabelConfig lc = relabel_;
     lc.teacher = teacher_;
     lc.images = images_;
     lc.prune_ratio = ratio;
@@ -285,7 +287,7 @@ class PipelineRun {
       train::TrainConfig tc = config_.train;
       tc.labels = "online";
       tc.teacher = teacher_;
-      const auto lc = resolve_recipe(config_.relabel, teacher_size_, "relabel");
+      const auto& lc = relabel_;
       tc.epochs = lc.epochs;
       tc.batch_size = lc.batch_size;
       tc.cutmix = lc.cutmix;
@@ -322,7 +324,7 @@ class PipelineRun {
   const PipelineConfig& config_;
   std::string out_, costs_path_, teacher_;
   Progress& progress_;
-  int64_t teacher_size_ = 0;  // the teacher's resolution: what `recipe: auto` follows
+  relabel::RelabelConfig relabel_;  // config_.relabel, its recipe resolved for the teacher
   json costs_, teacher_info_, runs_ = json::array(), image_sets_ = json::object();
   double t_squeeze_ = 0, t_recover_ = 0, t_relabel_ = 0, t_train_ = 0;
   // the image set in progress

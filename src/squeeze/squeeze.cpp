@@ -370,12 +370,13 @@ SqueezeResult squeeze(const SqueezeConfig& config, Progress& progress) {
   config.validate();
   // (on the options as asked: a recipe resolved later sets them whether or not they are used)
   if (config.epochs == 0) {  // nothing is trained: a training option set here would do nothing
-    const SqueezeConfig d;
-    for (const auto& [set, name] : {std::pair{config.lr != d.lr, "--lr"},
-                                    {config.momentum != d.momentum, "--momentum"},
-                                    {config.weight_decay != d.weight_decay, "--weight-decay"},
-                                    {config.warmup_epochs != d.warmup_epochs, "--warmup-epochs"}})
-      check_arg(!set, name, "has no effect with --epochs 0 (the teacher is not trained)");
+    const json set = options_set(config);
+    for (const auto& [key, flag] : {std::pair{"lr", "--lr"},
+                                    {"momentum", "--momentum"},
+                                    {"weight_decay", "--weight-decay"},
+                                    {"warmup_epochs", "--warmup-epochs"}})
+      check_arg(!set.contains(key), flag,
+                "has no effect with --epochs 0 (the teacher is not trained)");
   }
   return run_distributed(config.device,
                          [&](Dist* dist) { return squeeze_part(config, progress, dist); });

@@ -56,24 +56,22 @@ labels::PoolSpec pool_spec(const TrainConfig& config, const labels::LabelHeader&
 // recipe) that differs from the store's would be silently ignored, so it is an error naming it
 // (issue: no silent settings).
 void check_store_views(const TrainConfig& config, const labels::LabelHeader& h) {
-  const TrainConfig defaults;
-  const auto clash = [&](bool set, bool differs, const std::string& option, const std::string& mine,
-                         const std::string& theirs) {
-    check_arg(!set || !differs, option,
+  const json set = options_set(config);
+  const auto clash = [&](const char* key, bool differs, const std::string& option,
+                         const std::string& mine, const std::string& theirs) {
+    check_arg(!set.contains(key) || !differs, option,
               fmt::format("{} here, but {} was relabelled with {}: a store's views fix it (leave "
                           "{} out, or relabel with {} {})",
                           mine, config.labels, theirs, option, option, mine));
   };
-  clash(config.batch_size != defaults.batch_size, config.batch_size != h.batch_size, "--batch-size",
+  clash("batch_size", config.batch_size != h.batch_size, "--batch-size",
         std::to_string(config.batch_size), std::to_string(h.batch_size));
-  clash(config.cutmix != defaults.cutmix, config.cutmix != h.cutmix, "--cutmix",
-        config.cutmix ? "true" : "false", h.cutmix ? "true" : "false");
-  clash(config.cutmix_alpha != defaults.cutmix_alpha,
-        h.cutmix && config.cutmix_alpha != h.cutmix_alpha, "--cutmix-alpha",
+  clash("cutmix", config.cutmix != h.cutmix, "--cutmix", config.cutmix ? "true" : "false",
+        h.cutmix ? "true" : "false");
+  clash("cutmix_alpha", h.cutmix && config.cutmix_alpha != h.cutmix_alpha, "--cutmix-alpha",
         fmt::format("{}", config.cutmix_alpha), fmt::format("{}", h.cutmix_alpha));
-  clash(config.crop_scale_min != defaults.crop_scale_min, config.crop_scale_min != h.crop.scale_lo,
-        "--crop-scale-min", fmt::format("{}", config.crop_scale_min),
-        fmt::format("{}", h.crop.scale_lo));
+  clash("crop_scale_min", config.crop_scale_min != h.crop.scale_lo, "--crop-scale-min",
+        fmt::format("{}", config.crop_scale_min), fmt::format("{}", h.crop.scale_lo));
 }
 
 }  // namespace
