@@ -163,52 +163,67 @@ class RunState {
   std::map<int64_t, std::pair<Unit, UnitResult>> done_;
 };
 
-// Optimizes `todo` in packs; a unit that stalls (stall.h) is run again from fresh streams
-// (attempt + 1) in a later round, up to config.stall_restarts times; a unit that stalls in
-// every attempt keeps its best attempt (lowest final loss) and is recorded as unconverged.
-// In a distributed run the groups are the one-process run's, dealt out over the ranks (`mine`
-// says which are this rank's), so each image is computed exactly as one process computes it.
-void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pack, RunState& state,
+// The groups of one whole run (every class of the teacher, at this pack). Every run optimizes
+// whole groups of this list: a split (--classes), a resumed run and each rank of a distributed
+// run, so a unit always sees the forward batch it sees in one uninterrupted run. Units do not
+// interact (recover/optimize.h), but a batch's make-up changes float summation order, which
+// thousands of iterations amplify into other PNGs.
+std::vector<std::vector<Unit>> whole_run_groups(const RecoverConfig& config, int64_t C,
+                                                int64_t pack) {
+  std::vector<int64_t> every(static_cast<size_t>(C));
+  std::iota(every.begin(), every.end(), 0);
+  return make_groups(plan_units(config, C, every), pack);
+}
+
+// Optimizes `groups` round by round; a unit that stalls (stall.h) is run again from fresh
+// streams (attempt + 1) in the next round, beside the units of its group that stalled too
+// (a function of the group alone, so splits agree on restarts as well), up to
+// config.stall_restarts times; a unit that stalls in every attempt keeps its best attempt
+// (lowest final loss) and is recorded as unconverged. Units not `wanted` (outside this run's
+// classes, or already saved) are optimized only to keep their groups whole: they are neither
+// saved nor reported.
+void optimize_units(const GroupContext& ctx, std::vector<std::vector<Unit>> groups,
+                    const std::set<int64_t>& wanted, RunState& state,
                     const std::vector<std::string>& names, RecoverResult& result,
-                    Progress& progress, int64_t& unit_iterations, int64_t& image_iterations,
-                    const std::function<bool(size_t)>& mine) {
+                    Progress& progress, int64_t& unit_iterations, int64_t& image_iterations) {
   const auto& config = *ctx.config;
   const StallRule rule{config.r_bn, config.stall_loss, config.stall_accuracy};
   std::map<int64_t, UnitResult> best;  // stalled attempts so far, by unit id
   int64_t work_done = 0;
-  for (int round = 0; !todo.empty(); ++round) {
-    auto groups = make_groups(todo, pack);
-    if (round == 0) {
-      std::vector<std::vector<Unit>> kept;
-      for (size_t g = 0; g < groups.size(); ++g)
-        if (mine(g)) kept.push_back(std::move(groups[g]));
-      groups = std::move(kept);
-    }
+  for (int round = 0; !groups.empty(); ++round) {
     int64_t units = 0;
     for (const auto& g : groups) units += static_cast<int64_t>(g.size());
     progress.start(round == 0 ? "recover " + config.mode : "recover restarts",
                    units * config.iterations, "it");
     work_done = 0;
-    std::vector<Unit> again;
+    std::vector<std::vector<Unit>> again;
     for (const auto& group : groups) {
       auto results = optimize_group(ctx, group, progress, work_done);
+      std::vector<Unit> again_of_group;  // its stalled units, restarted together
       for (size_t k = 0; k < group.size(); ++k) {
         const Unit& u = group[k];
         UnitResult r = std::move(results[k]);
         unit_iterations += config.iterations;
         image_iterations += u.count * config.iterations;
+        r.converged =
+            config.iterations < kMinStallIterations || !stalled(r.trace, r.correct, u.count, rule);
+        const bool restart = !r.converged && u.attempt < config.stall_restarts;
+        if (restart)
+          again_of_group.push_back(Unit{u.id, u.label, u.chunk, u.first, u.count, u.attempt + 1});
+        if (!wanted.count(u.id)) {
+          ++result.units_outside;
+          continue;
+        }
         ++result.units_optimized;
         auto prior = best.find(u.id);
         if (prior != best.end()) r.seconds += prior->second.seconds;
-        r.converged =
-            config.iterations < kMinStallIterations || !stalled(r.trace, r.correct, u.count, rule);
         if (!r.converged) {
           const auto loss = [&](const UnitResult& x) { return x.ce + config.r_bn * x.bn; };
           if (prior != best.end() && loss(prior->second) <= loss(r)) {
             prior->second.seconds = r.seconds, prior->second.attempts = r.attempts;
             r = prior->second;
           }
-          if (u.attempt < config.stall_restarts) {
+          if (restart) {
             progress.warning(fmt::format(
                 "recover: {} stalled (ce {:.3f}, bn {:.2f} from {:.2f}, {:.0f} of its images "
                 "classified right); restart {} of {}",
@@ -217,9 +232,6 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
                                            u.first + u.count - 1),
                 r.ce, r.bn, r.bn_start, r.correct, u.attempt + 1, config.stall_restarts));
             best[u.id] = std::move(r);
-            Unit next = u;
-            ++next.attempt;
-            again.push_back(next);
             continue;
           }
         }
@@ -231,9 +243,10 @@ void optimize_units(const GroupContext& ctx, std::vector<Unit> todo, int64_t pac
       std::error_code ec;  // the group's resume state is no longer needed: its units are saved
       std::filesystem::remove(group_state_path(config.out, group), ec);
       state.publish_complete(names, result);
+      if (!again_of_group.empty()) again.push_back(std::move(again_of_group));
     }
     progress.finish();
-    todo = std::move(again);
+    groups = std::move(again);
   }
 }
 
@@ -499,6 +512,7 @@ json RecoverResult::to_json() const {
           {"pack", pack},
           {"restarts", restarts},
           {"units_optimized", units_optimized},
+          {"units_outside", units_outside},
           {"unconverged", unconverged},
           {"classes", cls}};
 }
@@ -546,10 +560,10 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
     for (int64_t c : pending) folders.clear_staging(c);  // e.g. a killed write's temp file
   }
   RunState state(config, folders, C, pending, /*stage=*/dist == nullptr);
-  std::vector<Unit> todo;
+  std::set<int64_t> todo;  // ids of the units this run still has to make
   for (const auto& u : plan_units(config, C, pending)) {
     if (!file_exists(unit_path(config.out, u.id)))
-      todo.push_back(u);
+      todo.insert(u.id);
     else if (!dist)
       state.add(u, load_unit(unit_path(config.out, u.id)));
   }
@@ -561,6 +575,20 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
   const int64_t bs = unit_batch(config, C);
   const int64_t pack =
       config.pack > 0 ? config.pack : std::max<int64_t>(1, (device.is_cuda() ? 256 : 32) / bs);
+  // The whole run's groups that hold a unit to make; a distributed run deals them out over
+  // the ranks.
+  std::vector<std::vector<Unit>> groups;
+  for (auto& g : whole_run_groups(config, C, pack)) {
+    const bool needed =
+        std::any_of(g.begin(), g.end(), [&](const Unit& u) { return todo.count(u.id) > 0; });
+    if (needed) groups.push_back(std::move(g));
+  }
+  if (dist) {
+    std::vector<std::vector<Unit>> mine;
+    for (size_t g = 0; g < groups.size(); ++g)
+      if (static_cast<int64_t>(g) % dist->world_size() == dist->rank()) mine.push_back(groups[g]);
+    groups = std::move(mine);
+  }
   RecoverResult result;
   result.recipe = config.recipe;
   result.pack = pack;
@@ -568,11 +596,8 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
   result.setup_seconds = seconds_since(start);
   int64_t unit_iterations = 0, image_iterations = 0;
   const GroupContext ctx = make_group_context(ck, config, device);
-  const auto mine = [&](size_t g) {
-    return !dist || static_cast<int64_t>(g) % dist->world_size() == dist->rank();
-  };
-  optimize_units(ctx, todo, pack, state, names, result, progress, unit_iterations, image_iterations,
-                 mine);
+  optimize_units(ctx, std::move(groups), todo, state, names, result, progress, unit_iterations,
+                 image_iterations);
   const double opt_seconds = seconds_since(optimize_start);
   result.iterations_per_second = opt_seconds > 0 ? unit_iterations / opt_seconds : 0;
   result.image_iterations_per_second = opt_seconds > 0 ? image_iterations / opt_seconds : 0;

@@ -85,8 +85,10 @@ struct RecoverResult {
   double teacher_top1 = 0;                 // on the images of this run (quantized)
   int64_t images = 0, pack = 0;
   int64_t image_bytes = 0;
-  int64_t restarts = 0;              // restarts after a stall, this run
-  int64_t units_optimized = 0;       // unit attempts this process optimized (not reloaded)
+  int64_t restarts = 0;         // restarts after a stall, this run
+  int64_t units_optimized = 0;  // unit attempts this process optimized (not reloaded)
+  // Unit attempts optimized only to keep a group whole (outside --classes, or already saved).
+  int64_t units_outside = 0;
   json unconverged = json::array();  // units that stalled in every attempt: {class|batch, chunk}
   json to_json() const;
 };

@@ -5,8 +5,9 @@
 // block of batch_size classes (0: every class, one block), for one image index j; image k of
 // the unit is class first + k. SRe2L's ImageNet-1K runs use 100 classes per batch.
 // A unit's images depend only on the seed, the config, the unit id and its attempt (its own
-// init and augmentation streams), so units can share a forward pass (`pack`) and a run split
-// over processes (--classes) writes the same files as one run.
+// init and augmentation streams), so units can share a forward pass (`pack`); a run split
+// over processes (--classes) optimizes the whole run's groups (recover.cpp) and so writes
+// the same files as one run, up to the device's float arithmetic.
 #pragma once
 #include <torch/torch.h>
 
