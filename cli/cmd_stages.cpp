@@ -57,7 +57,7 @@ json run_recover(const recover::RecoverConfig& c, Progress& p) {
   std::cout << fmt::format(
       "recover {} ipc {}: {} images ({} bytes) in {:.1f}s, {:.1f} it/s, "
       "{:.0f} image-it/s, teacher top-1 on them {:.1f}%, {} restart(s){}\n",
-      c.mode, c.ipc, r.images, r.image_bytes, r.seconds, r.iterations_per_second,
+      choice_name(c.mode), c.ipc, r.images, r.image_bytes, r.seconds, r.iterations_per_second,
       r.image_iterations_per_second, r.teacher_top1, r.restarts,
       r.unconverged.empty() ? "" : "; NOT CONVERGED: " + r.unconverged.dump());
   return r.to_json();

@@ -37,6 +37,13 @@ void bind_options(CLI::App* sub, const OptionSet& set, const std::string& skip) 
                 ->expected(0, 1);
             sub->add_flag_callback(
                 "--no-" + flag, [field] { *field = false; }, "no " + o.help);
+          } else if constexpr (std::is_same_v<T, OptionSet::ChoiceField>) {
+            // The callback keeps the field's parser alive: the set may be gone by parse time.
+            const std::string what = "--" + flag;
+            const std::shared_ptr<OptionSet::ChoiceField> choice = o.choice;
+            sub->add_option_function<std::string>(
+                   what, [choice, what](const std::string& v) { choice->set(v, what); }, o.help)
+                ->default_str(field->get());
           } else if constexpr (std::is_same_v<T, std::vector<double>> ||
                                std::is_same_v<T, std::vector<int64_t>> ||
                                std::is_same_v<T, std::vector<std::string>>) {

@@ -6,6 +6,12 @@
 #include "fuzz_common.h"
 
 namespace {
+enum class Kind { one, other };
+const std::vector<lpld::Choice<Kind>>& choices(Kind) {
+  static const std::vector<lpld::Choice<Kind>> table = {{Kind::one, "one"}, {Kind::other, "other"}};
+  return table;
+}
+
 struct EveryKind {
   std::string recipe = "auto", name;
   int64_t count = 1;
@@ -16,6 +22,7 @@ struct EveryKind {
   std::vector<double> ratios;
   std::vector<int64_t> sizes;
   std::vector<std::string> modes;
+  Kind kind = Kind::one;  // a choice (core/choice.h)
   void declare(lpld::OptionSet& o) {
     o.add("recipe", &recipe, "")
         .add("name", &name, "")
@@ -28,7 +35,8 @@ struct EveryKind {
         .add("alpha", &alpha, "")
         .add("ratios", &ratios, "")
         .add("sizes", &sizes, "")
-        .add("modes", &modes, "");
+        .add("modes", &modes, "")
+        .add("kind", &kind, "");
   }
   void apply_recipe(const std::string& r) {
     if (r != "auto" && r != "small") throw std::invalid_argument("recipe: unknown '" + r + "'");

@@ -25,6 +25,18 @@ M64 = (1 << 64) - 1
 TAG_EPOCH_ORDER, TAG_VIEW, TAG_CUTMIX = 1, 2, 3
 REPLAY_VERSION = 1
 
+# Label value formats: name -> (bits per value, parameter bytes per row, levels below the row's
+# maximum). The table of src/labels/codec.cpp (label_values_formats), compared by a test.
+VALUE_FORMATS = {
+    "fp32": (32, 0, False),
+    "fp16": (16, 0, False),
+    "bf16": (16, 0, False),
+    "int8": (8, 4, False),
+    "int4": (4, 4, False),
+    "int8-max": (8, 1, True),
+    "int4-max": (4, 1, True),
+}
+
 
 # ---- xxh64 (the checksums and digests of a store) ----
 P1, P2, P3, P4, P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -224,10 +236,10 @@ class LabelStore:
         self.steps_kept = h["steps_kept"]
         self.bpe = -(-self.N // self.B)
         self._orders = {}
-        vb = {"fp32": 4 * self.k, "fp16": 2 * self.k, "bf16": 2 * self.k, "int8": self.k,
-              "int4": (self.k + 1) // 2, "int8-max": self.k,
-              "int4-max": (self.k + 1) // 2}[self.values]
-        pb = {"int8": 4, "int4": 4, "int8-max": 1, "int4-max": 1}.get(self.values, 0)
+        if self.values not in VALUE_FORMATS:
+            raise ValueError(f"{path}: unknown logit values '{self.values}'")
+        self.bits, pb, self.max_relative = VALUE_FORMATS[self.values]
+        vb = (self.k * self.bits + 7) // 8
         ib = (2 if self.C <= 65536 else 4) if self.k < self.C else 0
         self.value_bytes, self.param_bytes, self.index_bytes = vb, pb, ib
         self.row_bytes = vb + pb + ib * self.k
@@ -277,9 +289,9 @@ class LabelStore:
             values = (col(0, vb).view("<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             q = col(0, vb)
-            if self.values.startswith("int4"):
+            if self.bits == 4:
                 q = np.stack([q & 0xF, q >> 4], axis=2).reshape(n, -1)[:, : self.k]
-            if self.values.endswith("-max"):  # levels below the row's maximum, a scale byte
+            if self.max_relative:  # levels below the row's maximum, a scale byte
                 code = col(vb, vb + 1).astype(np.int32)
                 scale = np.ldexp((16 + (code & 0xF)).astype(np.float32), (code >> 4) - 12)
                 values = -(scale * q.astype(np.float32))

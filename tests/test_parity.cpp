@@ -179,7 +179,8 @@ TEST(Parity, RecoverLossAndImageGradient) {
   for (auto& p : ck.model->parameters()) p.set_requires_grad(false);
   recover::RecoverConfig config;
   config.r_bn = 0.05, config.first_bn_multiplier = 10;
-  config.mode = "mixed";  // targets are given below; the imported teacher has no class stats
+  config.mode = recover::RecoverMode::mixed;  // targets are given below; the imported teacher has
+                                              // no class stats
   recover::GroupContext ctx = recover::make_group_context(ck, config, torch::kCPU);
   std::vector<torch::Tensor> mean, var;
   for (int l = 0; l < 3; ++l) {
@@ -372,6 +373,26 @@ TEST(Parity, PyTorchTrainedTeacherEvaluatesAlikeAndDistills) {
   EXPECT_GT(train::train_student(tc, Progress::null()).top1, 0.0);
 }
 
+// The Python reader's table of label value formats is the C++ one (labels/codec.h).
+TEST(Parity, PythonReaderKnowsEveryLabelValuesFormat) {
+  if (std::system((kPython + " -c 'import numpy' > /dev/null 2>&1").c_str()) != 0)
+    GTEST_SKIP() << "no " << kPython << " with numpy";
+  test::TempDir dir;
+  const std::string out = dir.path("formats.json");
+  const std::string cmd =
+      "cd " + std::string(LPLD_SOURCE_DIR) + "/python && " + kPython +
+      " -c 'import json, lpld_labels; print(json.dumps(lpld_labels.VALUE_FORMATS))'"
+      " > " +
+      out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const json py = read_json(out);
+  ASSERT_EQ(py.size(), labels::label_values_formats().size());
+  for (const auto& f : labels::label_values_formats()) {
+    ASSERT_TRUE(py.contains(f.name)) << f.name;
+    EXPECT_EQ(py[f.name], json::array({f.bits, f.param_bytes, f.max_relative})) << f.name;
+  }
+}
+
 // python/lpld_labels.py (numpy only) reads every codec as lpld does, bit for bit, regenerates
 // each step's views from the seed exactly (their digests equal the store's), reads stored
 // views, and gives the same teacher distributions.
@@ -389,7 +410,8 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
                        Case{2, "int8-max", true}}) {
     relabel::RelabelConfig lc;
     lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4;
-    lc.topk = c.topk, lc.logits = c.values, lc.store_views = c.views;
+    lc.topk = c.topk, lc.logits = parse_choice<labels::LabelValues>(c.values, "test"),
+    lc.store_views = c.views;
     lc.out = dir.path(fmt::format("s-{}-{}-{}.lpld", c.topk, c.values, c.views));
     relabel::relabel(lc, Progress::null());
     const std::string sub = dir.path(fmt::format("py-{}-{}-{}", c.topk, c.values, c.views));
@@ -435,7 +457,7 @@ TEST(Parity, PyTorchExampleTrainsFromAStore) {
   const recover::RecoverConfig rc = toy_images(dir, 3);
   relabel::RelabelConfig lc;
   lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4, lc.topk = 2;
-  lc.logits = "int8", lc.out = dir.path("l.lpld");
+  lc.logits = labels::LabelValues::int8, lc.out = dir.path("l.lpld");
   relabel::relabel(lc, Progress::null());
   const std::string log = dir.path("example.log");
   const std::string cmd = "OMP_NUM_THREADS=2 " + kPython + " " + std::string(LPLD_SOURCE_DIR) +

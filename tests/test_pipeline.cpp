@@ -256,6 +256,13 @@ TEST(Cli, EveryFailureIsOneLineNamingItsCauseWithExitOneOrTwo) {
   check("--threads 0 squeeze --out x", 2, "--threads");
   check("--threads 99999 squeeze --out x", 2, "--threads");
   check("--threads -1 squeeze --out x", 2, "--threads");
+  // choices: each flag names its own (a recover flag once named relabel's codecs)
+  check("recover --mode both --teacher t --out x", 2, "--mode: must be class or mixed, not 'both'");
+  check("relabel --logits int2 --teacher t --images i --out x", 2,
+        "--logits: must be fp32, fp16, bf16, int8, int4, int8-max or int4-max, not 'int2'");
+  std::ofstream(d + "/mode.yaml") << "mode: both\n";
+  check("recover --config " + d + "/mode.yaml --teacher t --out x", 2,
+        "mode: must be class or mixed, not 'both'");
   std::ofstream(d + "/dup.yaml") << "epochs: 3\nlr: 0.1\nepochs: 4\n";
   check("squeeze --config " + d + "/dup.yaml --out x", 2, "epochs: given twice");
   std::ofstream(d + "/loop.yaml") << "data: &a [*a]\n";

@@ -109,7 +109,7 @@ TEST(Recover, UnitsHoldOneClassOrOneOfEach) {
   ASSERT_EQ(units.size(), 6u);  // 3 chunks (2, 2, 1) per class
   for (const auto& u : units) EXPECT_TRUE(u.label == 3 || u.label == 4);
   EXPECT_EQ(units[2].count, 1);
-  c.mode = "mixed";
+  c.mode = recover::RecoverMode::mixed;
   c.batch_size = 0;
   const std::vector<int64_t> all = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   auto mixed = recover::plan_units(c, 10, all);
@@ -140,7 +140,7 @@ recover::RecoverConfig small_config(const std::string& out, const std::string& m
   recover::RecoverConfig c;
   c.teacher = test::toy().teacher;
   c.out = out;
-  c.mode = mode;
+  c.mode = parse_choice<recover::RecoverMode>(mode, "test");
   c.ipc = 3;
   c.iterations = 60;
   c.lr = 0.1;
@@ -327,8 +327,13 @@ TEST(Recover, PackingMatchesOneClassAtATime) {
 TEST(Recover, BadInputIsAClearError) {
   test::TempDir dir;
   auto c = small_config(dir.path("x"));
-  c.mode = "both";
-  EXPECT_THROW(recover::recover(c, Progress::null()), std::invalid_argument);
+  OptionSet options;  // what a flag or a YAML key sets
+  c.declare(options);
+  test::expect_throw_with<std::invalid_argument>([&] { options.set("mode", "both"); },
+                                                 {"mode: must be class or mixed, not 'both'"});
+  options.set("mode", "mixed");
+  EXPECT_EQ(c.mode, recover::RecoverMode::mixed);
+  EXPECT_EQ(options.to_json()["mode"], "mixed");
   c = small_config(dir.path("x"));
   c.classes = "2:9";
   EXPECT_THROW(recover::recover(c, Progress::null()), std::invalid_argument);

@@ -74,7 +74,7 @@ TEST(LabelStore, ReplayedViewsReproduceStoredLogits) {
   test::TempDir dir;
   for (const char* dtype : {"fp16", "fp32"}) {
     auto c = small(dir.path(std::string(dtype) + ".lpld"));
-    c.logits = dtype;
+    c.logits = parse_choice<labels::LabelValues>(dtype, "test");
     relabel::relabel(c, Progress::null());
     labels::LabelStore s(c.out);
     auto ck = models::load_checkpoint(c.teacher, torch::kCPU);
@@ -399,10 +399,11 @@ TEST(KnownAnswer, StepPlanAndDigest) {
 TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
   torch::manual_seed(0);
   auto x = torch::randn({6, 50}) * 5;
-  for (const std::string values :
-       {"fp32", "fp16", "bf16", "int8", "int4", "int8-max", "int4-max"}) {
+  ASSERT_EQ(labels::label_values_formats().size(), 7u);  // a new format needs its tolerance
+  for (const auto& format : labels::label_values_formats()) {
+    const std::string values = format.name;
     for (int64_t k : {0, 7}) {
-      labels::LabelCodec codec{k, values};
+      labels::LabelCodec codec{k, format.values};
       const std::string bytes = codec.encode(x);
       ASSERT_EQ(static_cast<int64_t>(bytes.size()), 6 * codec.row_bytes(50));
       auto rows = codec.decode(bytes.data(), 6, 50);
@@ -425,10 +426,10 @@ TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
     }
   }
   // bytes: 50 classes, top 7 as int4 = 4 value bytes + 4 parameter bytes + 14 index bytes
-  EXPECT_EQ((labels::LabelCodec{7, "int4"}.row_bytes(50)), 22);
-  EXPECT_EQ((labels::LabelCodec{7, "int4-max"}.row_bytes(50)), 19);
-  EXPECT_EQ((labels::LabelCodec{0, "int4-max"}.row_bytes(10)), 6);
-  EXPECT_EQ((labels::LabelCodec{0, "fp16"}.row_bytes(50)), 100);
+  EXPECT_EQ((labels::LabelCodec{7, labels::LabelValues::int4}.row_bytes(50)), 22);
+  EXPECT_EQ((labels::LabelCodec{7, labels::LabelValues::int4_max}.row_bytes(50)), 19);
+  EXPECT_EQ((labels::LabelCodec{0, labels::LabelValues::int4_max}.row_bytes(10)), 6);
+  EXPECT_EQ((labels::LabelCodec{0, labels::LabelValues::fp16}.row_bytes(50)), 100);
 }
 
 // The int8-max / int4-max scale byte and row bytes, known answers frozen here (a reader in
@@ -444,12 +445,19 @@ TEST(LabelCodec, MaxRelativeRowsHaveTheirDocumentedBytes) {
   EXPECT_EQ(labels::max_relative_code(1e9f), 255);
   // range 15 over 15 levels: scale 1; q = 0, 1, 2 (2.5 to even), 15; nibbles low first
   const auto x = torch::tensor({{3.f, 2.f, 0.5f, -12.f}});
-  const std::string b = labels::LabelCodec{0, "int4-max"}.encode(x);
+  const std::string b = labels::LabelCodec{0, labels::LabelValues::int4_max}.encode(x);
   EXPECT_EQ(b, std::string("\x10\xf2\x80", 3));
-  const auto rows = labels::LabelCodec{0, "int4-max"}.decode(b.data(), 1, 4);
+  const auto rows = labels::LabelCodec{0, labels::LabelValues::int4_max}.decode(b.data(), 1, 4);
   EXPECT_TRUE(torch::equal(rows.values, torch::tensor({{0.f, -1.f, -2.f, -15.f}})));
   // int8-max: range 1 over 255 levels needs a step >= 1/255: 2^-8 * 17/16 (code 1)
-  const std::string b8 = labels::LabelCodec{0, "int8-max"}.encode(torch::tensor({{1.f, 0.f}}));
+  const std::string b8 =
+      labels::LabelCodec{0, labels::LabelValues::int8_max}.encode(torch::tensor({{1.f, 0.f}}));
   EXPECT_EQ(b8, std::string("\x00\xf1\x01", 3));
-  EXPECT_THROW(labels::LabelCodec({0, "int2-max"}).validate(), std::invalid_argument);
+  // A name the table lacks is an error, never a prefix match ("int2" was once 8-bit).
+  for (const char* bad : {"int2-max", "int2", "int8-", "fp8", ""})
+    test::expect_throw_with<std::invalid_argument>(
+        [&] { parse_choice<labels::LabelValues>(bad, "--logits"); },
+        {"--logits: must be fp32, fp16, bf16, int8, int4, int8-max or int4-max"});
+  EXPECT_THROW(labels::LabelCodec({-1, labels::LabelValues::fp16}).validate(),
+               std::invalid_argument);
 }

@@ -59,7 +59,7 @@ TEST(LabelPool, OrderReplaysEverythingAndOtherGranularities) {
   p.metric = "order";
   EXPECT_EQ(labels::draw_epoch_steps(p, 1), (std::vector<int64_t>{5, 6, 7, 8, 9}));
   EXPECT_EQ(labels::draw_epoch_steps(p, 3), (std::vector<int64_t>{0, 1, 2, 3, 4}));
-  p.granularity = "epoch";
+  p.granularity = labels::Granularity::epoch;
   p.metric = "random";
   p.pool_steps = 10;  // two whole epochs
   for (int64_t e = 0; e < 20; ++e) {
@@ -67,14 +67,15 @@ TEST(LabelPool, OrderReplaysEverythingAndOtherGranularities) {
     EXPECT_TRUE(s.front() == 0 || s.front() == 5);
     EXPECT_EQ(s.back(), s.front() + 4);
   }
-  p.granularity = "batch";
+  p.granularity = labels::Granularity::batch;
   p.pool_steps = 7;
   std::vector<int> count(7, 0);
   for (int64_t e = 0; e < 7; ++e)
     for (auto id : labels::draw_epoch_steps(p, e)) ++count[id];
   for (int c : count) EXPECT_EQ(c, 5);  // 35 draws = 5 full passes without replacement
-  p.granularity = "stripes";
-  EXPECT_THROW(labels::validate_pool(p), std::invalid_argument);
+  test::expect_throw_with<std::invalid_argument>(
+      [] { parse_choice<labels::Granularity>("stripes", "--granularity"); },
+      {"--granularity: must be batch_to_epoch, batch or epoch, not 'stripes'"});
 }
 
 TEST(LabelPool, RuleScoresAndSelection) {
@@ -271,7 +272,7 @@ TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
     EXPECT_EQ(lc.batch_size, 20);
     const auto tc = resolve_recipe(train::TrainConfig{}, px, "train");
     EXPECT_EQ(tc.recipe, "small");
-    EXPECT_EQ(tc.optimizer, "adamw");
+    EXPECT_EQ(tc.optimizer, train::Optimizer::adamw);
     EXPECT_EQ(tc.epochs, 300);
   }
   // 64 px: SRe2L's Tiny-ImageNet recipe
@@ -287,7 +288,7 @@ TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
   EXPECT_EQ(l64.epochs, 100);
   EXPECT_FALSE(l64.cutmix);
   const auto t64 = resolve_recipe(train::TrainConfig{}, 64, "train");
-  EXPECT_EQ(t64.optimizer, "sgd");
+  EXPECT_EQ(t64.optimizer, train::Optimizer::sgd);
   EXPECT_DOUBLE_EQ(t64.lr, 0.2);
   EXPECT_EQ(t64.warmup_epochs, 5);
   EXPECT_TRUE(t64.temperature_squared);
@@ -301,11 +302,11 @@ TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
   EXPECT_FALSE(r224.jitter_signed);
   r224.ipc = 50;
   EXPECT_EQ(recover::unit_batch(r224, 1000), 50);  // class-wise batch = IPC
-  r224.mode = "mixed";
+  r224.mode = recover::RecoverMode::mixed;
   EXPECT_EQ(recover::unit_batch(r224, 1000), 100);  // SRe2L's mixed batch: 100 classes
   EXPECT_EQ(resolve_recipe(relabel::RelabelConfig{}, 224, "relabel").batch_size, 128);
   const auto t224 = resolve_recipe(train::TrainConfig{}, 224, "train");
-  EXPECT_EQ(t224.optimizer, "adamw");
+  EXPECT_EQ(t224.optimizer, train::Optimizer::adamw);
   EXPECT_DOUBLE_EQ(t224.lr, 1e-3);
   EXPECT_DOUBLE_EQ(t224.weight_decay, 0.01);
   EXPECT_EQ(t224.batch_size, 128);
@@ -449,10 +450,10 @@ TEST(Train, OnlineLabelsAreTheTeachersOnTheViewsAStoreWouldHold) {
   EXPECT_GT(r.top1, 50.0);
   relabel::RelabelConfig lc;
   lc.teacher = c.teacher, lc.images = labelled().images, lc.out = dir.path("fp32.lpld");
-  lc.epochs = 30, lc.batch_size = 4, lc.logits = "fp32", lc.forward_batch = 4;
+  lc.epochs = 30, lc.batch_size = 4, lc.logits = labels::LabelValues::fp32, lc.forward_batch = 4;
   relabel::relabel(lc, Progress::null());
   auto stored = small(dir.path("stored"));
-  stored.labels = lc.out, stored.prune_ratio = 0, stored.granularity = "epoch";
+  stored.labels = lc.out, stored.prune_ratio = 0, stored.granularity = labels::Granularity::epoch;
   stored.metric = "order";
   EXPECT_EQ(train::train_student(stored, Progress::null()).top1, r.top1);
   expect_same_student(dir.path("online"), dir.path("stored"));
@@ -477,12 +478,12 @@ TEST(Train, TemperatureSchedulesFollowLpqld) {
   train::TrainConfig c;
   c.temperature = 20;
   EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 150, 300), 20.0);
-  c.temperature_schedule = "step";  // 20 * 0.7^(e // 30), at least 2
+  c.temperature_schedule = train::TemperatureSchedule::step;  // 20 * 0.7^(e // 30), at least 2
   EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 29, 300), 20.0);
   EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 30, 300), 14.0);
   EXPECT_NEAR(train::teacher_temperature(c, 95, 300), 20 * 0.343, 1e-12);
   EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 300, 300), 2.0);  // 20 * 0.7^10 < 2
-  c.temperature_schedule = "cosine";                               // 1 + 19 (1 + cos(pi e / E)) / 2
+  c.temperature_schedule = train::TemperatureSchedule::cosine;     // 1 + 19 (1 + cos(pi e / E)) / 2
   EXPECT_DOUBLE_EQ(train::teacher_temperature(c, 0, 300), 20.0);
   EXPECT_NEAR(train::teacher_temperature(c, 150, 300), 10.5, 1e-12);
   EXPECT_NEAR(train::teacher_temperature(c, 300, 300), 1.0, 1e-12);
@@ -494,7 +495,7 @@ TEST(Train, QuantizedLabelsAndLpqldTrainingRun) {
   test::TempDir dir;
   relabel::RelabelConfig lc;
   lc.teacher = test::toy().teacher, lc.images = labelled().images, lc.out = dir.path("q.lpld");
-  lc.epochs = 30, lc.batch_size = 4, lc.topk = 2, lc.logits = "int4";
+  lc.epochs = 30, lc.batch_size = 4, lc.topk = 2, lc.logits = labels::LabelValues::int4;
   relabel::relabel(lc, Progress::null());
   labels::LabelStore store(lc.out);
   auto p = store.probs(0, 20.0);
@@ -506,7 +507,7 @@ TEST(Train, QuantizedLabelsAndLpqldTrainingRun) {
   EXPECT_GT(plain.top1, 40.0);
   auto dkr = small(dir.path("dkr"));
   dkr.labels = lc.out;
-  dkr.temperature_schedule = "step", dkr.temperature_step = 5;
+  dkr.temperature_schedule = train::TemperatureSchedule::step, dkr.temperature_step = 5;
   dkr.student_temperature_search = true;
   auto lpqld = train::train_student(dkr, Progress::null());
   EXPECT_GT(lpqld.top1, 33.0);
@@ -540,10 +541,10 @@ TEST(Train, RefusesAStoreWhoseViewsDigestDiffers) {
 
 // --amp and --channels-last (engine/precision.h), on the CPU: what the GPU paths share.
 TEST(Precision, AmpNamesAndAutocastRegions) {
-  EXPECT_EQ(engine::parse_amp("bf16"), engine::Amp::bf16);
-  EXPECT_EQ(engine::amp_name(engine::parse_amp("fp16")), "fp16");
-  test::expect_throw_with<std::invalid_argument>([] { engine::parse_amp("fp8"); },
-                                                 {"--amp: unknown precision 'fp8'"});
+  EXPECT_EQ(parse_choice<engine::Amp>("bf16", "--amp"), engine::Amp::bf16);
+  EXPECT_EQ(choice_name(parse_choice<engine::Amp>("fp16", "--amp")), "fp16");
+  test::expect_throw_with<std::invalid_argument>([] { parse_choice<engine::Amp>("fp8", "--amp"); },
+                                                 {"--amp: must be off, bf16 or fp16, not 'fp8'"});
   torch::nn::Linear lin(8, 4);
   const auto x = torch::randn({2, 8});
   {
@@ -609,7 +610,7 @@ TEST(Precision, Bf16StudentTrainsLikeFloat32OnTheCpu) {
   auto fp32 = small(dir.path("fp32"));
   auto bf16 = fp32;
   bf16.out = dir.path("bf16");
-  bf16.amp = "bf16";
+  bf16.amp = engine::Amp::bf16;
   bf16.channels_last = true;
   const auto a = train::train_student(fp32, Progress::null());
   const auto b = train::train_student(bf16, Progress::null());
@@ -635,31 +636,31 @@ TEST(Precision, Bf16StudentTrainsLikeFloat32OnTheCpu) {
 TEST(Device, EveryStageRunsOnTheTestDeviceInFloat32AndBf16) {
   const std::string device = test::device();
   test::TempDir dir;
-  for (const std::string amp : {"off", "bf16"}) {
-    const std::string at = dir.path(amp);
+  for (const engine::Amp amp : {engine::Amp::off, engine::Amp::bf16}) {
+    const std::string at = dir.path(choice_name(amp));
     squeeze::SqueezeConfig sq;
     sq.data = test::toy().train, sq.val = test::toy().val, sq.init = test::toy().teacher;
     sq.epochs = 1, sq.batch_size = 16, sq.lr = 0.01, sq.out = at + "-teacher.safetensors";
-    sq.device = device, sq.amp = amp, sq.channels_last = amp != "off";
+    sq.device = device, sq.amp = amp, sq.channels_last = amp != engine::Amp::off;
     const auto s = squeeze::squeeze(sq, Progress::null());
-    EXPECT_GT(s.top1, 50.0) << amp;
+    EXPECT_GT(s.top1, 50.0) << choice_name(amp);
     recover::RecoverConfig rc;
     rc.teacher = sq.out, rc.out = at + "-images", rc.ipc = 2, rc.iterations = 5;
     rc.device = device, rc.amp = amp, rc.channels_last = sq.channels_last;
     const auto r = recover::recover(rc, Progress::null());
-    EXPECT_EQ(test::png_bytes(rc.out).size(), 6u) << amp;  // 3 classes x 2
+    EXPECT_EQ(test::png_bytes(rc.out).size(), 6u) << choice_name(amp);  // 3 classes x 2
     relabel::RelabelConfig lc;
     lc.teacher = sq.out, lc.images = rc.out, lc.out = at + "-labels.lpld";
     lc.epochs = 4, lc.batch_size = 3, lc.device = device, lc.amp = amp;
     lc.channels_last = sq.channels_last;
     relabel::relabel(lc, Progress::null());
     const labels::LabelStore store(lc.out);
-    EXPECT_TRUE(torch::isfinite(store.rows(0).values).all().item<bool>()) << amp;
+    EXPECT_TRUE(torch::isfinite(store.rows(0).values).all().item<bool>()) << choice_name(amp);
     train::TrainConfig tc;
     tc.images = rc.out, tc.labels = lc.out, tc.val = test::toy().val, tc.arch = "convnet-d2-w8";
     tc.out = at + "-student", tc.epochs = 4, tc.device = device, tc.amp = amp;
     tc.channels_last = sq.channels_last;
     const auto t = train::train_student(tc, Progress::null());  // a non-finite loss throws
-    EXPECT_GE(t.steps, 4) << amp;
+    EXPECT_GE(t.steps, 4) << choice_name(amp);
   }
 }

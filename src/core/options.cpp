@@ -83,6 +83,8 @@ void OptionSet::set(const std::string& name, const std::string& value) const {
           field->clear();
           for (const auto& item : split(value))
             field->push_back(parse_scalar<typename T::value_type>(name, item));
+        } else if constexpr (std::is_same_v<T, ChoiceField>) {
+          field->set(value, name);
         } else {
           *field = parse_scalar<T>(name, value);
         }
@@ -158,14 +160,25 @@ void OptionSet::copy(const OptionSet& from, const std::string& name) const {
   std::visit(
       [&](auto* field) {
         using Ptr = std::decay_t<decltype(field)>;
-        *field = *std::get<Ptr>(src->target);
+        if constexpr (std::is_same_v<Ptr, ChoiceField*>)
+          field->set(std::get<Ptr>(src->target)->get(), name);
+        else
+          *field = *std::get<Ptr>(src->target);
       },
       to->target);
 }
 
 json OptionSet::to_json() const {
   json j = json::object();
-  for (const auto& o : options_) std::visit([&](auto* f) { j[o.name] = *f; }, o.target);
+  for (const auto& o : options_)
+    std::visit(
+        [&](auto* f) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(*f)>, ChoiceField>)
+            j[o.name] = f->get();
+          else
+            j[o.name] = *f;
+        },
+        o.target);
   return j;
 }
 

@@ -7,30 +7,51 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <variant>
 #include <vector>
 
+#include "core/choice.h"
 #include "core/io.h"
 
 namespace lpld {
 
 class OptionSet {
  public:
+  // An enum field (core/choice.h), read and written through its names.
+  struct ChoiceField {
+    std::vector<std::string> names;
+    std::function<void(const std::string& text, const std::string& what)> set;
+    std::function<std::string()> get;
+  };
   using Target =
       std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, std::vector<double>*,
-                   std::vector<int64_t>*, std::vector<std::string>*>;
+                   std::vector<int64_t>*, std::vector<std::string>*, ChoiceField*>;
   struct Option {
     std::string name, help;
     Target target;
-    std::string companion;  // see value_sets
+    std::string companion;                // see value_sets
+    std::shared_ptr<ChoiceField> choice;  // owns what a ChoiceField* target points to
   };
 
+  // An enum field's help gets its choices appended: "help (a, b or c)".
   template <typename T>
   OptionSet& add(const std::string& name, T* field, const std::string& help) {
-    options_.push_back({name, help, Target(field), ""});
+    if constexpr (std::is_enum_v<T>) {
+      auto c = std::make_shared<ChoiceField>();
+      for (const auto& x : choices(T{})) c->names.push_back(x.name);
+      c->set = [field](const std::string& text, const std::string& what) {
+        *field = parse_choice<T>(text, what);
+      };
+      c->get = [field] { return choice_name(*field); };
+      options_.push_back({name, help + " (" + choice_list<T>() + ")", Target(c.get()), "", c});
+    } else {
+      options_.push_back({name, help, Target(field), "", nullptr});
+    }
     return *this;
   }
   // The last added option (a bool) may take a value that sets option `companion`:

@@ -7,22 +7,10 @@
 
 namespace lpld::engine {
 
-Amp parse_amp(const std::string& name) {
-  if (name == "off") return Amp::off;
-  if (name == "bf16") return Amp::bf16;
-  if (name == "fp16") return Amp::fp16;
-  throw std::invalid_argument("--amp: unknown precision '" + name + "' (use off, bf16 or fp16)");
-}
-
-std::string amp_name(Amp amp) {
-  switch (amp) {
-    case Amp::bf16:
-      return "bf16";
-    case Amp::fp16:
-      return "fp16";
-    default:
-      return "off";
-  }
+const std::vector<Choice<Amp>>& choices(Amp) {
+  static const std::vector<Choice<Amp>> table = {
+      {Amp::off, "off"}, {Amp::bf16, "bf16"}, {Amp::fp16, "fp16"}};
+  return table;
 }
 
 namespace {

@@ -7,22 +7,19 @@
 
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "core/choice.h"
 
 namespace lpld::engine {
 
 enum class Amp { off, bf16, fp16 };
+const std::vector<Choice<Amp>>& choices(Amp);
 
-// "off", "bf16" or "fp16"; anything else is an invalid_argument naming --amp.
-Amp parse_amp(const std::string& name);
-std::string amp_name(Amp amp);
-
-// The settings a stage runs under, parsed from its config's `amp` and `channels_last`.
+// The settings a stage runs under: its config's `amp` and `channels_last`.
 struct Precision {
   Amp amp = Amp::off;
   bool channels_last = false;
-  static Precision parse(const std::string& amp, bool channels_last) {
-    return {parse_amp(amp), channels_last};
-  }
 };
 
 // Autocast on `device` while alive (nothing for Amp::off); nests, and restores what was set.

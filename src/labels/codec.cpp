@@ -9,17 +9,37 @@
 
 namespace lpld::labels {
 
-void LabelCodec::validate() const {
-  check_arg(topk >= 0, "--topk", "must be >= 0 (0: every class)");
-  check_arg(values == "fp32" || values == "fp16" || values == "bf16" || values == "int8" ||
-                values == "int4" || values == "int8-max" || values == "int4-max",
-            "--logits",
-            "must be fp32, fp16, bf16, int8, int4, int8-max or int4-max, not '" + values + "'");
+const std::vector<LabelValuesFormat>& label_values_formats() {
+  using V = LabelValues;
+  static const std::vector<LabelValuesFormat> table = {
+      {V::fp32, "fp32", 32, 0, false, torch::kFloat32},
+      {V::fp16, "fp16", 16, 0, false, torch::kFloat16},
+      {V::bf16, "bf16", 16, 0, false, torch::kBFloat16},
+      {V::int8, "int8", 8, 4, false, torch::ScalarType::Undefined},
+      {V::int4, "int4", 4, 4, false, torch::ScalarType::Undefined},
+      {V::int8_max, "int8-max", 8, 1, true, torch::ScalarType::Undefined},
+      {V::int4_max, "int4-max", 4, 1, true, torch::ScalarType::Undefined},
+  };
+  return table;
 }
 
-int64_t LabelCodec::param_bytes() const {
-  if (!quantized()) return 0;
-  return max_relative() ? 1 : 4;
+const LabelValuesFormat& format_of(LabelValues values) {
+  for (const auto& f : label_values_formats())
+    if (f.values == values) return f;
+  throw std::logic_error("label values without a format");
+}
+
+const std::vector<Choice<LabelValues>>& choices(LabelValues) {
+  static const std::vector<Choice<LabelValues>> table = [] {
+    std::vector<Choice<LabelValues>> t;
+    for (const auto& f : label_values_formats()) t.push_back({f.values, f.name});
+    return t;
+  }();
+  return table;
+}
+
+void LabelCodec::validate() const {
+  check_arg(topk >= 0, "--topk", "must be >= 0 (0: every class)");
 }
 
 namespace {
@@ -48,10 +68,7 @@ int64_t LabelCodec::kept(int64_t classes) const {
 }
 
 int64_t LabelCodec::value_bytes(int64_t classes) const {
-  const int64_t k = kept(classes);
-  if (values == "fp32") return 4 * k;
-  if (quantized()) return bits() == 8 ? k : (k + 1) / 2;
-  return 2 * k;
+  return (kept(classes) * bits() + 7) / 8;  // int4: two values a byte
 }
 
 int64_t LabelCodec::row_bytes(int64_t classes) const {
@@ -114,11 +131,8 @@ std::string LabelCodec::encode(const torch::Tensor& logits) const {
   std::vector<torch::Tensor> parts;  // each [n, bytes], concatenated into rows
   torch::Tensor idx;
   if (k < C) std::tie(x, idx) = x.topk(k, 1);  // the largest first
-  if (values == "fp32" || values == "fp16" || values == "bf16") {
-    const auto type = values == "fp32"   ? torch::kFloat32
-                      : values == "fp16" ? torch::kFloat16
-                                         : torch::kBFloat16;
-    parts.push_back(bytes_of(x.to(type)));
+  if (!quantized()) {
+    parts.push_back(bytes_of(x.to(format_of(values).type)));
   } else {
     parts.push_back(quantize_rows(x.contiguous(), *this, value_bytes(C)));
   }
@@ -139,11 +153,8 @@ LabelCodec::Rows LabelCodec::decode(const char* data, int64_t n, int64_t C) cons
     return torch::empty({n, bytes}, torch::kUInt8).copy_(raw.narrow(1, from, bytes));
   };
   Rows rows;
-  if (values == "fp32" || values == "fp16" || values == "bf16") {
-    const auto type = values == "fp32"   ? torch::kFloat32
-                      : values == "fp16" ? torch::kFloat16
-                                         : torch::kBFloat16;
-    rows.values = column(0, vb).view(type).view({n, k}).to(torch::kFloat32);
+  if (!quantized()) {
+    rows.values = column(0, vb).view(format_of(values).type).view({n, k}).to(torch::kFloat32);
   } else {
     auto q = column(0, vb);
     if (bits() == 4)

@@ -23,14 +23,35 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
+
+#include "core/choice.h"
 
 namespace lpld::labels {
 
-struct LabelCodec {
-  int64_t topk = 0;             // 0: every class
-  std::string values = "fp16";  // fp32 | fp16 | bf16 | int8 | int4 | int8-max | int4-max
+// How a row's kept logits are stored (above).
+enum class LabelValues { fp32, fp16, bf16, int8, int4, int8_max, int4_max };
 
-  // Throws invalid_argument naming --topk / --logits.
+// The one table of label value formats: validation, help text, sizes, the header's names and
+// the Python reader's table (python/lpld_labels.py, checked against this one by a test) all
+// come from it.
+struct LabelValuesFormat {
+  LabelValues values;
+  const char* name;
+  int bits;                // per value
+  int64_t param_bytes;     // per row: int8/int4 scale + offset (2 x fp16), -max scale byte
+  bool max_relative;       // levels below the row's maximum (int8-max / int4-max)
+  torch::ScalarType type;  // fp32 / fp16 / bf16 values as they are; Undefined when quantized
+};
+const std::vector<LabelValuesFormat>& label_values_formats();
+const LabelValuesFormat& format_of(LabelValues values);
+const std::vector<Choice<LabelValues>>& choices(LabelValues);
+
+struct LabelCodec {
+  int64_t topk = 0;  // 0: every class
+  LabelValues values = LabelValues::fp16;
+
+  // Throws invalid_argument naming --topk.
   void validate() const;
   int64_t kept(int64_t classes) const;  // values per row
   bool indexed(int64_t classes) const { return kept(classes) < classes; }
@@ -38,10 +59,10 @@ struct LabelCodec {
   int64_t row_bytes(int64_t classes) const;
   // Of a row's bytes: values, quantization parameters, indices.
   int64_t value_bytes(int64_t classes) const;
-  int64_t param_bytes() const;
-  bool quantized() const { return values.rfind("int", 0) == 0; }
-  int bits() const { return values.rfind("int4", 0) == 0 ? 4 : 8; }
-  bool max_relative() const { return values == "int8-max" || values == "int4-max"; }
+  int64_t param_bytes() const { return format_of(values).param_bytes; }
+  bool quantized() const { return format_of(values).bits <= 8; }
+  int bits() const { return format_of(values).bits; }
+  bool max_relative() const { return format_of(values).max_relative; }
 
   // logits [n, C] (any float dtype, any device) -> n * row_bytes(C) bytes.
   std::string encode(const torch::Tensor& logits) const;

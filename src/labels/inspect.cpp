@@ -29,7 +29,7 @@ json store_info(const InspectConfig& config) {
           {"total_steps", h.total_steps()},
           {"prune_ratio", h.prune_ratio},
           {"format_version", h.format_version},
-          {"codec", {{"topk", h.codec.topk}, {"values", h.codec.values}}},
+          {"codec", {{"topk", h.codec.topk}, {"values", choice_name(h.codec.values)}}},
           {"replay_version", h.replay_version},
           {"views_stored", h.views_stored},
           {"seed", h.seed},

@@ -47,16 +47,21 @@ std::vector<int64_t> select_by_score(const std::vector<double>& scores, int64_t 
   return ids;
 }
 
+const std::vector<Choice<Granularity>>& choices(Granularity) {
+  static const std::vector<Choice<Granularity>> table = {
+      {Granularity::batch_to_epoch, "batch_to_epoch"},
+      {Granularity::batch, "batch"},
+      {Granularity::epoch, "epoch"}};
+  return table;
+}
+
 void validate_pool(const PoolSpec& s) {
-  check_arg(
-      s.granularity == "batch_to_epoch" || s.granularity == "batch" || s.granularity == "epoch",
-      "--granularity", "must be batch_to_epoch, batch or epoch, not '" + s.granularity + "'");
   check_arg(s.metric == "random" || s.metric == "order" || is_rule_metric(s.metric), "--metric",
             "must be random, order or <rule>_easy|_hard (rules: correct, diff, diff_signed, "
             "cut_ratio, confidence), not '" +
                 s.metric + "'");
   check_arg(s.pool_steps >= 1, "--prune-ratio", "leaves an empty label pool");
-  if (s.granularity == "epoch")
+  if (s.granularity == Granularity::epoch)
     check_arg(s.pool_steps >= s.batches_per_epoch, "--granularity",
               "epoch needs at least one whole stored epoch in the pool");
 }
@@ -72,7 +77,7 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
           s.selected[static_cast<size_t>(rng.below(static_cast<int64_t>(s.selected.size())))]);
     return steps;
   }
-  if (s.granularity == "epoch") {
+  if (s.granularity == Granularity::epoch) {
     const int64_t pooled_epochs = s.pool_steps / bpe;
     const int64_t e = s.metric == "random" ? rng.below(pooled_epochs) : epoch % pooled_epochs;
     for (int64_t b = 0; b < bpe; ++b) steps.push_back(e * bpe + b);
@@ -82,7 +87,7 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
     for (int64_t b = 0; b < bpe; ++b) steps.push_back((epoch * bpe + b) % s.pool_steps);
     return steps;
   }
-  if (s.granularity == "batch_to_epoch") {
+  if (s.granularity == Granularity::batch_to_epoch) {
     for (int64_t b = 0; b < bpe; ++b) steps.push_back(rng.below(s.pool_steps));
     return steps;
   }

@@ -22,12 +22,18 @@
 #include <string>
 #include <vector>
 
+#include "core/choice.h"
+
 namespace lpld::labels {
 
+// How a pruned run's epochs draw from the label pool (above).
+enum class Granularity { batch_to_epoch, batch, epoch };
+const std::vector<Choice<Granularity>>& choices(Granularity);
+
 struct PoolSpec {
-  std::string granularity = "batch_to_epoch";  // batch_to_epoch | batch | epoch
-  std::string metric = "random";               // random | order
-  int64_t pool_steps = 0;                      // floor((1-R) * S)
+  Granularity granularity = Granularity::batch_to_epoch;
+  std::string metric = "random";  // random | order
+  int64_t pool_steps = 0;         // floor((1-R) * S)
   int64_t batches_per_epoch = 0;
   int64_t stored_epochs = 0;
   uint64_t seed = 0;

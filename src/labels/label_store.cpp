@@ -1,10 +1,10 @@
 #include "labels/label_store.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <fmt/format.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -100,9 +100,9 @@ json LabelHeader::to_json() const {
             {"config", config}};
   if (!blas.empty()) j["blas"] = blas;
   if (format_version == 1) {
-    j["dtype"] = codec.values;
+    j["dtype"] = choice_name(codec.values);
   } else {
-    j["codec"] = {{"topk", codec.topk}, {"values", codec.values}};
+    j["codec"] = {{"topk", codec.topk}, {"values", choice_name(codec.values)}};
     j["replay_version"] = replay_version;
     j["views_stored"] = views_stored;
   }
@@ -125,12 +125,12 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
     h.batch_size = j.at("batch_size");
     h.steps_kept = j.at("steps_kept");
     h.prune_ratio = j.at("prune_ratio");
+    const auto& values = h.format_version == 1 ? j.at("dtype") : j.at("codec").at("values");
+    h.codec.values = parse_choice<LabelValues>(values.get<std::string>(), "logit values");
     if (h.format_version == 1) {
-      h.codec.values = j.at("dtype");
       h.codec.topk = 0;
     } else {
       h.codec.topk = j.at("codec").at("topk");
-      h.codec.values = j.at("codec").at("values");
       h.replay_version = j.at("replay_version");
       h.views_stored = j.at("views_stored");
     }
@@ -152,6 +152,8 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
     h.config = j.at("config");
   } catch (const json::exception& e) {
     fail_file(path, std::string("bad label store header: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    fail_file(path, std::string("bad label store header: ") + e.what());
   }
   check_file(h.num_images > 0 && h.num_classes > 1 && h.epochs > 0 && h.batch_size > 0, path,
              "label store header has non-positive sizes");
@@ -165,8 +167,8 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
   } catch (const std::invalid_argument& e) {
     fail_file(path, std::string("bad codec: ") + e.what());
   }
-  check_file(h.format_version == 2 || (h.codec.topk == 0 && h.codec.values.rfind("int", 0) != 0),
-             path, "format 1 stores hold full fp16, bf16 or fp32 logits");
+  check_file(h.format_version == 2 || (h.codec.topk == 0 && !h.codec.quantized()), path,
+             "format 1 stores hold full fp16, bf16 or fp32 logits");
   return h;
 }
 
@@ -235,8 +237,8 @@ LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& h
       fail_file(partial_, std::string("cannot truncate: ") + std::strerror(errno));
     write_all(fd_, head.data(), head.size(), 0, partial_);
   }
-  if (owner &&
-      ::ftruncate(fd_, static_cast<off_t>(record_offset(header_, data_offset_, header_.steps_kept))) != 0)
+  if (owner && ::ftruncate(fd_, static_cast<off_t>(
+                                    record_offset(header_, data_offset_, header_.steps_kept))) != 0)
     fail_file(partial_, std::string("cannot size: ") + std::strerror(errno));
   done_.assign(static_cast<size_t>(header_.steps_kept), 0);
 }

@@ -93,7 +93,7 @@ PipelineConfig load_pipeline_config(const std::string& path) {
   check_arg(!c.modes.empty() && !c.ipcs.empty() && !c.prune_ratios.empty() && !c.seeds.empty(),
             path, "modes, ipcs, prune_ratios and seeds must not be empty");
   for (const auto& m : c.modes)
-    check_arg(m == "class" || m == "mixed", path + ": modes", "'" + m + "' is not class or mixed");
+    parse_choice<recover::RecoverMode>(m, path + ": modes");
   for (auto i : c.ipcs) check_arg(i >= 1, path + ": ipcs", "must be >= 1");
   for (auto r : c.prune_ratios)
     check_arg(r >= 0 && r < 1, path + ": prune_ratios", fmt::format("{} is not in [0, 1)", r));
@@ -196,7 +196,7 @@ class PipelineRun {
     recover::RecoverConfig rc = config_.recover;
     rc.teacher = teacher_;
     rc.out = images_ = out_ + "/images/" + tag_;
-    rc.mode = mode;
+    rc.mode = parse_choice<recover::RecoverMode>(mode, "modes");
     rc.ipc = ipc;
     rc.seed = config_.seed;
     rc.device = config_.device;
@@ -259,7 +259,7 @@ class PipelineRun {
       tc.labels = lc.out;
       tc.prune_ratio = ratio;
       tc.epochs = lc.epochs;
-      if (config_.order_at_1x && ratio == 0) tc.granularity = "epoch", tc.metric = "order";
+      if (config_.order_at_1x && ratio == 0) tc.granularity = labels::Granularity::epoch, tc.metric = "order";
       auto tr = train_and_record(tc, seed, ratio, label_bytes, ratio_tag(ratio));
       progress_.message(
           fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag_, factor(ratio), seed, tr.top1));

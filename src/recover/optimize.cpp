@@ -93,13 +93,13 @@ GroupContext make_group_context(const models::Checkpoint& ck, const RecoverConfi
   GroupContext ctx;
   ctx.teacher = ck.model.get();
   ctx.config = &config;
-  ctx.targets = bn_targets(ck, config.mode == "class");
+  ctx.targets = bn_targets(ck, config.class_wise());
   ctx.channels = ck.meta.channels;
   ctx.size = ck.meta.image_size;
   ctx.norm = ck.meta.norm;
   std::tie(ctx.lo, ctx.hi) = data::pixel_bounds(ck.meta.norm, device);
   ctx.device = device;
-  ctx.precision = engine::Precision::parse(config.amp, config.channels_last);
+  ctx.precision = engine::Precision{config.amp, config.channels_last};
   if (ctx.precision.channels_last) engine::to_channels_last(*ck.model);
   return ctx;
 }
@@ -123,7 +123,7 @@ class GroupRun {
         K_(static_cast<int64_t>(group.size())),
         b_(group.front().count),
         path_(group_state_path(ctx.config->out, group)) {
-    const bool class_mode = config_.mode == "class";
+    const bool class_mode = config_.class_wise();
     std::vector<torch::Tensor> init;
     std::vector<int64_t> targets, rows;
     for (const auto& u : group) {
@@ -258,7 +258,7 @@ std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vecto
   work_done += first * K;
   if (first > 0) progress.skip(first * K);  // a killed run's iterations: done, not in the rate
   const int64_t window = trace_window(config.iterations);
-  const std::string who = config.mode == "class" ? fmt::format("class {}", group.front().label)
+  const std::string who = config.class_wise() ? fmt::format("class {}", group.front().label)
                                                  : fmt::format("batch {}", group.front().chunk);
   for (int64_t it = first; it < config.iterations; ++it) {
     run.step(it);

@@ -92,7 +92,7 @@ class RunState {
   RunState(const RecoverConfig& config, const ClassFolders& folders, int64_t C,
            std::vector<int64_t> pending, bool stage = true)
       : config_(config), folders_(folders), C_(C), pending_(std::move(pending)), stage_(stage) {
-    class_mode_ = config.mode == "class";
+    class_mode_ = config.class_wise();
     bs_ = unit_batch(config, C);
   }
   const std::vector<int64_t>& pending() const { return pending_; }
@@ -193,7 +193,7 @@ void optimize_units(const GroupContext& ctx, std::vector<std::vector<Unit>> grou
   for (int round = 0; !groups.empty(); ++round) {
     int64_t units = 0;
     for (const auto& g : groups) units += static_cast<int64_t>(g.size());
-    progress.start(round == 0 ? "recover " + config.mode : "recover restarts",
+    progress.start(round == 0 ? "recover " + choice_name(config.mode) : "recover restarts",
                    units * config.iterations, "it");
     work_done = 0;
     std::vector<std::vector<Unit>> again;
@@ -261,14 +261,14 @@ std::vector<std::unique_ptr<FileLock>> claim_classes(const RecoverConfig& config
   std::vector<std::unique_ptr<FileLock>> locks;
   const std::string dir = config.out + "/.locks/";
   // Mixed mode claims blocks of classes (a batch holds one image of each class of its block).
-  const int64_t bs = config.mode == "class" ? 1 : unit_batch(config, folders.num_classes());
+  const int64_t bs = config.class_wise() ? 1 : unit_batch(config, folders.num_classes());
   std::vector<int64_t> mine;
   std::string taken;
   int64_t held_block = -1;
   for (int64_t c : pending) {
     const std::string name =
-        config.mode == "class" ? folders.name(c) : fmt::format("mixed-block-{}", c / bs);
-    if (config.mode != "class" && c / bs == held_block) {
+        config.class_wise() ? folders.name(c) : fmt::format("mixed-block-{}", c / bs);
+    if (!config.class_wise() && c / bs == held_block) {
       mine.push_back(c);
       continue;
     }
@@ -276,7 +276,7 @@ std::vector<std::unique_ptr<FileLock>> claim_classes(const RecoverConfig& config
     if (!lock) {
       taken += fmt::format("{}{} ({})", taken.empty() ? "" : ", ", name,
                            FileLock::holder(dir + name + ".lock"));
-    } else if (config.mode != "class" || !folders.complete(c)) {  // finished meanwhile?
+    } else if (!config.class_wise() || !folders.complete(c)) {  // finished meanwhile?
       locks.push_back(std::move(lock));
       mine.push_back(c);
       held_block = c / bs;
@@ -311,7 +311,7 @@ void remove_unit_files(const RecoverConfig& config, int64_t C, int64_t first, in
 void write_manifest(const RecoverConfig& config, const models::ModelMeta& meta,
                     const json& identity, const ClassFolders& folders, const RunState& state,
                     int64_t first, int64_t last, RecoverResult& result, Progress& progress) {
-  const bool class_mode = config.mode == "class";
+  const bool class_mode = config.class_wise();
   const int64_t C = meta.num_classes;
   json classes = json::array(), unconverged = json::array();
   double correct_sum = 0;
@@ -390,7 +390,7 @@ void RecoverConfig::declare(OptionSet& o) {
   o.add("recipe", &recipe, "auto (from the teacher's resolution), small, tiny or imagenet1k")
       .add("teacher", &teacher, "teacher checkpoint from squeeze")
       .add("out", &out, "output folder (ImageFolder of PNGs)")
-      .add("mode", &mode, "class (LPLD: one class per batch, class BN stats) or mixed (SRe2L)")
+      .add("mode", &mode, "class: LPLD, one class per batch, class BN stats; mixed: SRe2L")
       .add("ipc", &ipc, "images per class")
       .add("iterations", &iterations, "optimization steps per batch")
       .add("lr", &lr, "Adam learning rate (cosine to 0)")
@@ -441,9 +441,6 @@ void RecoverConfig::apply_recipe(const std::string& name) {
 void RecoverConfig::validate() const {
   check_arg(!teacher.empty(), "--teacher", "a teacher checkpoint is required");
   check_arg(!out.empty(), "--out", "an output folder is required");
-  engine::parse_amp(amp);
-  check_arg(mode == "class" || mode == "mixed", "--mode",
-            "must be class or mixed, not '" + mode + "'");
   check_arg(ipc >= 1, "--ipc", "must be >= 1");
   check_arg(iterations >= 1, "--iterations", "must be >= 1");
   check_arg(lr > 0, "--lr", "must be > 0");
@@ -498,6 +495,12 @@ ClassRecord ClassRecord::from_json(const json& j) {
   return r;
 }
 
+const std::vector<Choice<RecoverMode>>& choices(RecoverMode) {
+  static const std::vector<Choice<RecoverMode>> table = {{RecoverMode::class_wise, "class"},
+                                                         {RecoverMode::mixed, "mixed"}};
+  return table;
+}
+
 json RecoverResult::to_json() const {
   json cls = json::array();
   for (const auto& c : classes) cls.push_back(c.to_json());
@@ -528,7 +531,7 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
   const RecoverConfig config = resolve_recipe(requested, ck.meta.image_size, "recover", &note);
   if (!note.empty()) progress.message(note);
   for (auto& p : ck.model->parameters()) p.set_requires_grad(false);
-  const bool class_mode = config.mode == "class";
+  const bool class_mode = config.class_wise();
   check_arg(!class_mode || !ck.class_stats.empty(), "--teacher",
             config.teacher + " has no class-wise BN statistics (run squeeze with class stats)");
   const int64_t C = ck.meta.num_classes;

@@ -19,9 +19,16 @@
 
 #include "core/options.h"
 #include "core/progress.h"
+#include "engine/precision.h"
 #include "recover/units.h"
 
 namespace lpld::recover {
+
+// class (LPLD): a batch holds one class and matches that class's BN statistics; mixed
+// (SRe2L): a batch holds one image of each class of a block and matches the teacher's running
+// statistics (METHOD.md Stage 2).
+enum class RecoverMode { class_wise, mixed };
+const std::vector<Choice<RecoverMode>>& choices(RecoverMode);
 
 struct RecoverConfig {
   // auto (default): from the teacher's resolution when the run starts (core/options.h
@@ -29,7 +36,7 @@ struct RecoverConfig {
   std::string recipe = "auto";
   std::string teacher;
   std::string out;
-  std::string mode = "class";  // class | mixed
+  RecoverMode mode = RecoverMode::class_wise;
   int64_t ipc = 10;
   int64_t iterations = 1000;
   double lr = 0.1;
@@ -50,14 +57,15 @@ struct RecoverConfig {
   double stall_loss = 0.75;        // stall rule: last-window loss above this x the first's
   double stall_accuracy = 0.5;     // stall rule: fewer saved images classified right
   std::string device = "cpu";
-  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
-  bool channels_last = false;  // NHWC teacher and views
+  engine::Amp amp = engine::Amp::off;  // engine/precision.h
+  bool channels_last = false;          // NHWC teacher and views
 
   void declare(OptionSet& o);
   // Official presets: "imagenet1k", "tiny", or "small" (our 28-32 px default); "auto" is
   // resolved when the teacher is known (resolve_recipe).
   void apply_recipe(const std::string& name);
   void validate() const;
+  bool class_wise() const { return mode == RecoverMode::class_wise; }
   // The options that determine the images (not classes, pack, device).
   json identity() const;
 };

@@ -16,18 +16,18 @@ json UnitResult::to_json() const {
 }
 
 int64_t unit_batch(const RecoverConfig& c, int64_t num_classes) {
-  if (c.mode != "class")
+  if (!c.class_wise())
     return std::min(c.batch_size > 0 ? c.batch_size : 100, num_classes);  // SRe2L: 100
   return c.batch_size > 0 ? std::min(c.batch_size, c.ipc) : c.ipc;
 }
 
 int64_t units_per_class(const RecoverConfig& c, int64_t num_classes) {
   const int64_t bs = unit_batch(c, num_classes);
-  return c.mode == "class" ? (c.ipc + bs - 1) / bs : c.ipc;
+  return c.class_wise() ? (c.ipc + bs - 1) / bs : c.ipc;
 }
 
 int64_t class_blocks(const RecoverConfig& c, int64_t num_classes) {
-  if (c.mode == "class") return 1;
+  if (c.class_wise()) return 1;
   const int64_t bs = unit_batch(c, num_classes);
   return (num_classes + bs - 1) / bs;
 }
@@ -35,7 +35,7 @@ int64_t class_blocks(const RecoverConfig& c, int64_t num_classes) {
 std::vector<int64_t> unit_ids_of_class(const RecoverConfig& config, int64_t C, int64_t c) {
   const int64_t chunks = units_per_class(config, C);
   std::vector<int64_t> ids;
-  if (config.mode == "class") {
+  if (config.class_wise()) {
     for (int64_t j = 0; j < chunks; ++j) ids.push_back(c * chunks + j);
   } else {
     const int64_t blocks = class_blocks(config, C), block = c / unit_batch(config, C);
@@ -48,7 +48,7 @@ std::vector<Unit> plan_units(const RecoverConfig& config, int64_t C,
                              const std::vector<int64_t>& classes) {
   std::vector<Unit> units;
   const int64_t bs = unit_batch(config, C);
-  if (config.mode == "class") {
+  if (config.class_wise()) {
     const int64_t chunks = units_per_class(config, C);
     for (int64_t c : classes)
       for (int64_t j = 0; j < chunks; ++j)

@@ -29,7 +29,7 @@ void RelabelConfig::declare(OptionSet& o) {
       .value_sets("cutmix_alpha")
       .add("cutmix_alpha", &cutmix_alpha, "CutMix Beta(alpha, alpha)")
       .add("logits", &logits,
-           "stored logit values: fp32, fp16, bf16, int8 / int4 with a scale and offset per row, "
+           "stored logit values: float as they are, int8 / int4 with a scale and offset per row, "
            "or int8-max / int4-max below the row's maximum with a one-byte scale")
       .add("topk", &topk, "keep only the k largest logits of each row and their classes (0: all)")
       .add("store_views", &store_views,
@@ -67,7 +67,6 @@ void RelabelConfig::validate() const {
   labels::LabelCodec{topk, logits}.validate();
   check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(forward_batch >= 0, "--forward-batch", "must be >= 0");
-  engine::parse_amp(amp);
 }
 
 json RelabelConfig::identity() const {
@@ -253,7 +252,7 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
                                  config.out, share.steps_intact, share.steps_todo));
   const double setup_seconds = seconds_since(start);
   progress.start("relabel", share.steps_todo, "step");
-  const auto precision = engine::Precision::parse(config.amp, config.channels_last);
+  const auto precision = engine::Precision{config.amp, config.channels_last};
   if (precision.channels_last) engine::to_channels_last(*ck.model);
   int64_t views = label_groups(set, ck, *writer, share.todo, group, device, precision, progress);
   progress.finish();

@@ -5,6 +5,8 @@
 
 #include "core/options.h"
 #include "core/progress.h"
+#include "engine/precision.h"
+#include "labels/codec.h"
 
 namespace lpld::relabel {
 
@@ -19,15 +21,15 @@ struct RelabelConfig {
   double prune_ratio = 0;
   bool cutmix = true;
   double cutmix_alpha = 1.0;
-  std::string logits = "fp16";  // fp32 | fp16 | bf16 | int8 | int4 | int8/int4-max (codec.h)
-  int64_t topk = 0;             // keep the k largest logits of each row (0: all; LPQLD's MR-k)
-  bool store_views = false;     // the views in every record, for tools without lpld's streams
+  labels::LabelValues logits = labels::LabelValues::fp16;  // labels/codec.h
+  int64_t topk = 0;          // keep the k largest logits of each row (0: all; LPQLD's MR-k)
+  bool store_views = false;  // the views in every record, for tools without lpld's streams
   double crop_scale_min = 0.08;
   uint64_t seed = 0;
   int64_t forward_batch = 0;  // images per teacher forward (0: automatic)
   std::string device = "cpu";
-  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16 (the teacher's forward)
-  bool channels_last = false;  // NHWC teacher and views
+  engine::Amp amp = engine::Amp::off;  // engine/precision.h (the teacher's forward)
+  bool channels_last = false;          // NHWC teacher and views
 
   void declare(OptionSet& o);
   void apply_recipe(const std::string& name);

@@ -98,7 +98,6 @@ void SqueezeConfig::validate() const {
   check_arg(epochs > 0 || !init.empty(), "--epochs", "0 epochs needs --init");
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
   check_arg(lr > 0, "--lr", "must be > 0");
-  engine::parse_amp(amp);
   check_arg(momentum >= 0 && momentum < 1, "--momentum", "must be in [0, 1)");
   check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
   check_arg(warmup_epochs >= 0, "--warmup-epochs", "must be >= 0");
@@ -167,7 +166,7 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
                    Progress& progress, SqueezeState& state,
                    const std::function<void(const SqueezeState&)>& save, Dist* dist) {
   auto& model = *ck.model;
-  const auto precision = engine::Precision::parse(config.amp, config.channels_last);
+  const auto precision = engine::Precision{config.amp, config.channels_last};
   if (precision.channels_last) engine::to_channels_last(model);
   engine::GradScaler scaler(precision.amp, device);
   torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(config.lr)

@@ -6,6 +6,7 @@
 
 #include "core/options.h"
 #include "core/progress.h"
+#include "engine/precision.h"
 
 namespace lpld::squeeze {
 
@@ -46,10 +47,10 @@ struct SqueezeConfig {
   bool class_stats = true;
   uint64_t seed = 0;
   std::string device = "cpu";
-  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
-  bool channels_last = false;  // NHWC model and inputs
-  int64_t workers = 0;           // decoding threads for streaming sets (0: one per core)
-  int64_t checkpoint_every = 1;  // epochs between resume states (squeeze/resume.h)
+  engine::Amp amp = engine::Amp::off;  // engine/precision.h
+  bool channels_last = false;          // NHWC model and inputs
+  int64_t workers = 0;                 // decoding threads for streaming sets (0: one per core)
+  int64_t checkpoint_every = 1;        // epochs between resume states (squeeze/resume.h)
 
   void declare(OptionSet& o);
   void apply_recipe(const std::string& name);  // sets `recipe` and its options

@@ -24,6 +24,20 @@
 namespace lpld::train {
 namespace fs = std::filesystem;
 
+const std::vector<Choice<Optimizer>>& choices(Optimizer) {
+  static const std::vector<Choice<Optimizer>> table = {{Optimizer::adamw, "adamw"},
+                                                       {Optimizer::sgd, "sgd"}};
+  return table;
+}
+
+const std::vector<Choice<TemperatureSchedule>>& choices(TemperatureSchedule) {
+  static const std::vector<Choice<TemperatureSchedule>> table = {
+      {TemperatureSchedule::constant, "constant"},
+      {TemperatureSchedule::step, "step"},
+      {TemperatureSchedule::cosine, "cosine"}};
+  return table;
+}
+
 void TrainConfig::declare(OptionSet& o) {
   o.add("recipe", &recipe, "auto (from the labels' resolution), small, tiny or imagenet1k")
       .add("images", &images, "synthetic image folder (recover output)")
@@ -34,11 +48,11 @@ void TrainConfig::declare(OptionSet& o) {
       .add("out", &out, "output folder")
       .add("epochs", &epochs, "training epochs")
       .add("prune_ratio", &prune_ratio, "R: the label pool is the first floor((1-R) * S) steps")
-      .add("granularity", &granularity, "batch_to_epoch, batch or epoch")
+      .add("granularity", &granularity, "how epochs draw from the label pool")
       .add("metric", &metric,
            "random, order, or rule-based <rule>_easy|_hard with rule correct, diff, diff_signed, "
            "cut_ratio or confidence (needs an unpruned store)")
-      .add("optimizer", &optimizer, "adamw or sgd")
+      .add("optimizer", &optimizer, "optimizer")
       .add("lr", &lr, "peak learning rate (cosine per epoch)")
       .add("weight_decay", &weight_decay, "weight decay")
       .add("momentum", &momentum, "SGD momentum")
@@ -46,7 +60,7 @@ void TrainConfig::declare(OptionSet& o) {
       .add("temperature", &temperature, "distillation temperature T")
       .add("temperature_squared", &temperature_squared, "multiply the loss by T^2 (tiny recipe)")
       .add("temperature_schedule", &temperature_schedule,
-           "teacher temperature over epochs (LPQLD's DKR): constant, step or cosine")
+           "teacher temperature over epochs (LPQLD's DKR)")
       .add("temperature_step", &temperature_step, "step schedule: epochs between decays")
       .add("temperature_gamma", &temperature_gamma, "step schedule: decay factor")
       .add("temperature_floor", &temperature_floor, "step schedule: lowest temperature")
@@ -74,11 +88,11 @@ void TrainConfig::declare(OptionSet& o) {
 void TrainConfig::apply_recipe(const std::string& name) {
   if (name == "auto") {  // resolved by open_inputs
   } else if (name == "imagenet1k" || name == "small") {
-    epochs = 300, optimizer = "adamw", lr = 1e-3, weight_decay = 0.01, warmup_epochs = 0;
+    epochs = 300, optimizer = Optimizer::adamw, lr = 1e-3, weight_decay = 0.01, warmup_epochs = 0;
     temperature = 20, temperature_squared = false, cutmix = true,
     batch_size = name == "small" ? 20 : 128;
   } else if (name == "tiny") {
-    epochs = 100, optimizer = "sgd", lr = 0.2, momentum = 0.9, weight_decay = 1e-4;
+    epochs = 100, optimizer = Optimizer::sgd, lr = 0.2, momentum = 0.9, weight_decay = 1e-4;
     warmup_epochs = 5, temperature = 20, temperature_squared = true, cutmix = false,
     batch_size = 64;
   } else {
@@ -95,19 +109,14 @@ void TrainConfig::validate() const {
   check_arg(!val.empty(), "--val", "a validation set is required");
   check_arg(!out.empty(), "--out", "an output folder is required");
   check_arg(epochs >= 1, "--epochs", "must be >= 1");
-  engine::parse_amp(amp);
   check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
   check_arg(labels != "online" || prune_ratio == 0, "--prune-ratio",
             "online labels are never pruned");
-  check_arg(optimizer == "adamw" || optimizer == "sgd", "--optimizer", "must be adamw or sgd");
   check_arg(lr > 0, "--lr", "must be > 0");
   check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
   check_arg(warmup_epochs >= 0 && warmup_epochs < epochs, "--warmup-epochs",
             "must be in [0, epochs)");
   check_arg(temperature > 0, "--temperature", "must be > 0");
-  check_arg(temperature_schedule == "constant" || temperature_schedule == "step" ||
-                temperature_schedule == "cosine",
-            "--temperature-schedule", "must be constant, step or cosine");
   check_arg(temperature_step >= 1, "--temperature-step", "must be >= 1");
   check_arg(temperature_gamma > 0 && temperature_floor > 0 && temperature_min > 0,
             "--temperature-gamma", "schedule parameters must be > 0");
@@ -160,7 +169,7 @@ models::Checkpoint make_student(const TrainConfig& config, const TrainInputs& in
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& config,
                                                         models::ClassifierImpl& model) {
-  if (config.optimizer == "adamw")
+  if (config.optimizer == Optimizer::adamw)
     return std::make_unique<torch::optim::AdamW>(
         model.parameters(),
         torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
@@ -191,11 +200,11 @@ engine::EvalResult evaluate_and_log(const TrainConfig& config, const TrainInputs
 }  // namespace
 
 double teacher_temperature(const TrainConfig& c, int64_t epoch, int64_t epochs) {
-  if (c.temperature_schedule == "step")
+  if (c.temperature_schedule == TemperatureSchedule::step)
     return std::max(c.temperature_floor,
                     c.temperature * std::pow(c.temperature_gamma,
                                              static_cast<double>(epoch / c.temperature_step)));
-  if (c.temperature_schedule == "cosine")
+  if (c.temperature_schedule == TemperatureSchedule::cosine)
     return c.temperature_min +
            0.5 * (c.temperature - c.temperature_min) *
                (1 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(epochs)));
@@ -243,7 +252,7 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
     result.rule_pool = choose_rule_pool(config.metric, *in.store, planner, in.pool);
   models::Checkpoint student = make_student(config, in, device);
   auto& model = *student.model;
-  const auto precision = engine::Precision::parse(config.amp, config.channels_last);
+  const auto precision = engine::Precision{config.amp, config.channels_last};
   if (precision.channels_last) engine::to_channels_last(model);
   auto optimizer = make_optimizer(config, model);
   ResumeState rs;
@@ -257,8 +266,8 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
   SerialWorker reader;  // the steps' input side, ahead of their compute (before ctx: outlives it)
   EpochContext ctx;
   ctx.reader = &reader;
-  ctx.read_ahead = static_cast<int>(config.read_ahead >= 0 ? config.read_ahead
-                                                           : (device.is_cuda() ? 2 : 0));
+  ctx.read_ahead =
+      static_cast<int>(config.read_ahead >= 0 ? config.read_ahead : (device.is_cuda() ? 2 : 0));
   ctx.model = &model;
   ctx.optimizer = optimizer.get();
   ctx.inputs = &in;

@@ -10,8 +10,17 @@
 
 #include "core/options.h"
 #include "core/progress.h"
+#include "engine/precision.h"
+#include "labels/label_pool.h"
 
 namespace lpld::train {
+
+enum class Optimizer { adamw, sgd };
+const std::vector<Choice<Optimizer>>& choices(Optimizer);
+// The teacher's temperature over epochs: constant, or LPQLD's DKR step or cosine decay
+// (teacher_temperature below).
+enum class TemperatureSchedule { constant, step, cosine };
+const std::vector<Choice<TemperatureSchedule>>& choices(TemperatureSchedule);
 
 struct TrainConfig {
   // auto (default): from the teacher's resolution when the run starts (core/options.h), options
@@ -25,9 +34,9 @@ struct TrainConfig {
   std::string out;
   int64_t epochs = 300;
   double prune_ratio = 0;
-  std::string granularity = "batch_to_epoch";
+  labels::Granularity granularity = labels::Granularity::batch_to_epoch;
   std::string metric = "random";
-  std::string optimizer = "adamw";  // adamw | sgd
+  Optimizer optimizer = Optimizer::adamw;
   double lr = 1e-3;
   double weight_decay = 0.01;
   double momentum = 0.9;  // sgd
@@ -38,7 +47,7 @@ struct TrainConfig {
   //   constant  T
   //   step      max(floor, T * gamma^(e // step))         (LPQLD: step 30, gamma 0.7, floor 2)
   //   cosine    T_min + (T - T_min) (1 + cos(pi e / E)) / 2
-  std::string temperature_schedule = "constant";
+  TemperatureSchedule temperature_schedule = TemperatureSchedule::constant;
   int64_t temperature_step = 30;
   double temperature_gamma = 0.7;
   double temperature_floor = 2;
@@ -58,8 +67,8 @@ struct TrainConfig {
   double crop_scale_min = 0.08;
   uint64_t seed = 0;
   std::string device = "cpu";
-  std::string amp = "off";     // engine/precision.h: off, bf16 or fp16
-  bool channels_last = false;  // NHWC model and inputs
+  engine::Amp amp = engine::Amp::off;  // engine/precision.h
+  bool channels_last = false;          // NHWC model and inputs
   // Label steps whose inputs (images, stored labels) are read ahead of the compute on a helper
   // thread (0: read inline; -1: 2 on a GPU, 0 on the CPU, where the input side is under 1% of a
   // step and handing it over cost 3%: bench/results/read-ahead.md). Changes no number, so it
