@@ -417,7 +417,24 @@ TEST(Recover, MixedModeBatchesOfSomeClassesSplitLikeClassMode) {
   split.classes = "2:3";
   recover::recover(split, Progress::null());
   EXPECT_EQ(test::png_bytes(one.out), test::png_bytes(split.out));
-  split.classes = "1:3";  // not whole batches of 2
-  EXPECT_THROW(recover::recover(split, Progress::null()), std::invalid_argument);
   EXPECT_TRUE(read_json(split.out + "/manifest.json")["complete"].get<bool>());
+  // Ranges that cut through a batch of 2 classes: the batch is made whole, its other class
+  // discarded (or left to the range that holds it).
+  auto cut = small_config(dir.path("cut"), "mixed");
+  cut.batch_size = 2;
+  cut.pack = 1;
+  cut.classes = "1:3";
+  auto part = recover::recover(cut, Progress::null());
+  EXPECT_EQ(part.images, 6);
+  cut.classes = "0:1";  // its batches were kept by the run above
+  EXPECT_EQ(recover::recover(cut, Progress::null()).units_optimized, 0);
+  EXPECT_EQ(test::png_bytes(one.out), test::png_bytes(cut.out));
+  EXPECT_FALSE(fs::exists(cut.out + "/.units"));  // complete: nothing left behind
+  const json a = read_json(one.out + "/manifest.json"), b = read_json(cut.out + "/manifest.json");
+  EXPECT_TRUE(b["complete"].get<bool>());
+  ASSERT_EQ(b["batches"].size(), a["batches"].size());  // 3 image indices x 2 blocks
+  for (size_t i = 0; i < a["batches"].size(); ++i) {
+    EXPECT_EQ(b["batches"][i]["classes"], a["batches"][i]["classes"]);
+    EXPECT_EQ(b["batches"][i]["ce"], a["batches"][i]["ce"]);
+  }
 }

@@ -289,13 +289,21 @@ std::vector<std::unique_ptr<FileLock>> claim_classes(const RecoverConfig& config
 }
 
 // Removes the unit files of this run's classes (also those an interrupted run completed
-// but did not clean up); processes sharing the folder (--classes) keep theirs.
-void remove_unit_files(const RecoverConfig& config, int64_t C, int64_t first, int64_t last) {
+// but did not clean up) once every class they hold is complete: processes sharing the folder
+// (--classes) keep theirs, and a mixed batch cut by the range stays for the range that holds
+// its other classes.
+void remove_unit_files(const RecoverConfig& config, const ClassFolders& folders, int64_t first,
+                       int64_t last) {
+  const int64_t C = folders.num_classes();
   std::vector<int64_t> range(static_cast<size_t>(last - first));
   std::iota(range.begin(), range.end(), first);
   std::set<std::string> mine;  // "u<id>.safetensors", which also prefixes its temp files
-  for (const auto& u : plan_units(config, C, range))
-    mine.insert(fs::path(unit_path(config.out, u.id)).filename().string());
+  for (const auto& u : plan_units(config, C, range)) {
+    bool complete = true;
+    for (int64_t c = u.first; c < (config.class_wise() ? u.label + 1 : u.first + u.count); ++c)
+      complete = complete && folders.complete(c);
+    if (complete) mine.insert(fs::path(unit_path(config.out, u.id)).filename().string());
+  }
   constexpr std::string_view kExt = ".safetensors";
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(config.out + "/.units", ec)) {
@@ -304,6 +312,32 @@ void remove_unit_files(const RecoverConfig& config, int64_t C, int64_t first, in
     if (dot != std::string::npos && mine.count(name.substr(0, dot + kExt.size())))
       fs::remove(e.path(), ec);
   }
+}
+
+// Mixed mode: the batch records of manifest.json, those a run made before (another
+// --classes range, or a complete folder run again) updated by this run's. This run's
+// teacher top-1 is exact over the images of its batches (class.json splits it evenly).
+json mixed_batches(const std::string& path, const RunState& state, RecoverResult& result) {
+  std::map<std::pair<int64_t, int64_t>, json> batches;  // (image index, first class)
+  if (file_exists(path)) try {
+      for (const auto& b : read_json(path).value("batches", json::array())) {
+        check_file(b.at("attempts").is_number_integer() && b.at("converged").is_boolean(), path,
+                   "a batch record without attempts or converged");
+        batches[{b.at("batch").get<int64_t>(), b.at("classes").at(0).get<int64_t>()}] = b;
+      }
+    } catch (const json::exception& e) {
+      fail_file(path, std::string("bad batch record: ") + e.what());
+    }
+  double correct = 0, images = 0;
+  for (const auto& [id, ur] : state.done()) {
+    batches[{ur.first.chunk, ur.first.first}] = unit_record(ur.first, ur.second, false);
+    correct += ur.second.correct;
+    images += static_cast<double>(ur.first.count);
+  }
+  if (images > 0) result.teacher_top1 = 100.0 * correct / images;
+  json out = json::array();
+  for (auto& [key, b] : batches) out.push_back(std::move(b));
+  return out;
 }
 
 // Fills the result's per-class records and teacher top-1, and writes manifest.json over
@@ -340,24 +374,12 @@ void write_manifest(const RecoverConfig& config, const models::ModelMeta& meta,
   result.teacher_top1 = counted > 0 ? correct_sum / counted : 0;
   json manifest = identity;
   if (!class_mode) {  // a mixed batch belongs to every class: its records live here
-    const std::string path = config.out + "/manifest.json";
-    json batches = json::array();
-    if (!state.done().empty()) {
-      double correct = 0;  // exact, where class.json splits it evenly
-      for (const auto& [id, ur] : state.done()) {
-        batches.push_back(unit_record(ur.first, ur.second, false));
-        restarts += ur.second.attempts - 1;
-        correct += ur.second.correct;
-        if (!ur.second.converged) unconverged.push_back({{"batch", ur.first.chunk}});
-      }
-      result.teacher_top1 = 100.0 * correct / (static_cast<double>(C) * config.ipc);
-    } else if (file_exists(path)) {  // a re-run of a complete folder keeps the old records
-      const json old = read_json(path);
-      batches = old.value("batches", json::array());
-      restarts = old.value("restarts", int64_t{0});
-      unconverged = old.value("unconverged", json::array());
+    manifest["batches"] = mixed_batches(config.out + "/manifest.json", state, result);
+    restarts = 0, unconverged = json::array();
+    for (const auto& b : manifest["batches"]) {
+      restarts += b.at("attempts").get<int64_t>() - 1;
+      if (!b.at("converged").get<bool>()) unconverged.push_back({{"batch", b.at("batch")}});
     }
-    manifest["batches"] = batches;
   }
   std::tie(result.images, result.image_bytes) = folders.count_images();
   manifest["num_classes"] = C;
@@ -536,13 +558,6 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
             config.teacher + " has no class-wise BN statistics (run squeeze with class stats)");
   const int64_t C = ck.meta.num_classes;
   const auto [first, last] = class_range(config.classes, C);
-  if (!class_mode && !config.classes.empty()) {
-    const int64_t bs = unit_batch(config, C);
-    check_arg(first % bs == 0 && (last % bs == 0 || last == C), "--classes",
-              fmt::format("in mixed mode a range must cover whole batches of {} classes "
-                          "(--batch-size)",
-                          bs));
-  }
   // A distributed run's rank 0 binds the folder first; the others then check it.
   if (dist && dist->rank() > 0) dist->barrier("recover: waiting for rank 0 to bind " + config.out);
   const json identity = bind_folder(config, hash_file(config.teacher));
@@ -609,7 +624,7 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
     return result;
   }
   state.publish_complete(names, result);  // units an interrupted run finished, none left to run
-  remove_unit_files(config, C, first, last);
+  remove_unit_files(config, folders, first, last);
   write_manifest(config, ck.meta, identity, folders, state, first, last, result, progress);
   result.seconds = seconds_since(start);
   return result;

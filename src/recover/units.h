@@ -57,8 +57,8 @@ int64_t class_blocks(const RecoverConfig& config, int64_t num_classes);
 // The ids of the units holding class c's images.
 std::vector<int64_t> unit_ids_of_class(const RecoverConfig& config, int64_t num_classes, int64_t c);
 
-// The units that make the images of `classes` (mixed mode: of their blocks, which `classes`
-// must cover whole).
+// The units that make the images of `classes` (mixed mode: every unit of the blocks they
+// touch; a unit then also holds classes outside `classes`).
 std::vector<Unit> plan_units(const RecoverConfig& config, int64_t num_classes,
                              const std::vector<int64_t>& classes);
 
