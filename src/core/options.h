@@ -24,7 +24,6 @@ class OptionSet {
  public:
   // An enum field (core/choice.h), read and written through its names.
   struct ChoiceField {
-    std::vector<std::string> names;
     std::function<void(const std::string& text, const std::string& what)> set;
     std::function<std::string()> get;
   };
@@ -43,7 +42,6 @@ class OptionSet {
   OptionSet& add(const std::string& name, T* field, const std::string& help) {
     if constexpr (std::is_enum_v<T>) {
       auto c = std::make_shared<ChoiceField>();
-      for (const auto& x : choices(T{})) c->names.push_back(x.name);
       c->set = [field](const std::string& text, const std::string& what) {
         *field = parse_choice<T>(text, what);
       };

@@ -1,7 +1,6 @@
 #include "recover/recover.h"
 
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <numeric>
 #include <set>
@@ -208,8 +207,11 @@ void optimize_units(const GroupContext& ctx, std::vector<std::vector<Unit>> grou
         r.converged =
             config.iterations < kMinStallIterations || !stalled(r.trace, r.correct, u.count, rule);
         const bool restart = !r.converged && u.attempt < config.stall_restarts;
-        if (restart)
-          again_of_group.push_back(Unit{u.id, u.label, u.chunk, u.first, u.count, u.attempt + 1});
+        if (restart) {
+          Unit next = u;
+          ++next.attempt;
+          again_of_group.push_back(next);
+        }
         if (!wanted.count(u.id)) {
           ++result.units_outside;
           continue;
@@ -299,9 +301,9 @@ void remove_unit_files(const RecoverConfig& config, const ClassFolders& folders,
   std::iota(range.begin(), range.end(), first);
   std::set<std::string> mine;  // "u<id>.safetensors", which also prefixes its temp files
   for (const auto& u : plan_units(config, C, range)) {
+    const int64_t end = config.class_wise() ? u.first + 1 : u.first + u.count;  // its classes
     bool complete = true;
-    for (int64_t c = u.first; c < (config.class_wise() ? u.label + 1 : u.first + u.count); ++c)
-      complete = complete && folders.complete(c);
+    for (int64_t c = u.first; c < end; ++c) complete = complete && folders.complete(c);
     if (complete) mine.insert(fs::path(unit_path(config.out, u.id)).filename().string());
   }
   constexpr std::string_view kExt = ".safetensors";
@@ -596,16 +598,12 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
   // The whole run's groups that hold a unit to make; a distributed run deals them out over
   // the ranks.
   std::vector<std::vector<Unit>> groups;
+  int64_t needed = 0;  // groups with a unit to make so far; the n-th goes to rank n mod N
   for (auto& g : whole_run_groups(config, C, pack)) {
-    const bool needed =
-        std::any_of(g.begin(), g.end(), [&](const Unit& u) { return todo.count(u.id) > 0; });
-    if (needed) groups.push_back(std::move(g));
-  }
-  if (dist) {
-    std::vector<std::vector<Unit>> mine;
-    for (size_t g = 0; g < groups.size(); ++g)
-      if (static_cast<int64_t>(g) % dist->world_size() == dist->rank()) mine.push_back(groups[g]);
-    groups = std::move(mine);
+    if (std::none_of(g.begin(), g.end(), [&](const Unit& u) { return todo.count(u.id) > 0; }))
+      continue;
+    if (!dist || needed % dist->world_size() == dist->rank()) groups.push_back(std::move(g));
+    ++needed;
   }
   RecoverResult result;
   result.recipe = config.recipe;
