@@ -1,13 +1,17 @@
 # Code shape checks of issue "one layer per concern" (docs/architecture.md), run by CTest:
-#  - no function in src/ longer than 120 lines (a function is a body closed by "}" alone in
+#  - no function in src/ or cli/ longer than 80 lines (a function is a body closed by "}" alone in
 #    column 0; it starts at the nearest line above that begins in column 0 with code, which
 #    is where clang-format puts a definition's first line);
+#  - no file in src/ or cli/ longer than 400 lines;
 #  - no `thread_local` in src/ (no hidden per-thread caches in library code).
-# Run: cmake -DROOT=<repository> [-DMAX_LINES=120] -P tests/check_functions.cmake
+# Run: cmake -DROOT=<repository> [-DMAX_LINES=80] [-DMAX_FILE_LINES=400] -P tests/check_functions.cmake
 if(NOT DEFINED MAX_LINES)
-  set(MAX_LINES 120)
+  set(MAX_LINES 80)
 endif()
-file(GLOB_RECURSE files ${ROOT}/src/*.cpp ${ROOT}/src/*.h)
+if(NOT DEFINED MAX_FILE_LINES)
+  set(MAX_FILE_LINES 400)
+endif()
+file(GLOB_RECURSE files ${ROOT}/src/*.cpp ${ROOT}/src/*.h ${ROOT}/cli/*.cpp ${ROOT}/cli/*.h)
 set(problems "")
 set(checked 0)
 foreach(f ${files})
@@ -44,9 +48,14 @@ foreach(f ${files})
       set(start -1)
     endif()
   endforeach()
+  if(n GREATER MAX_FILE_LINES)
+    list(APPEND problems "${rel}: file of ${n} lines (max ${MAX_FILE_LINES})")
+  endif()
 endforeach()
 if(problems)
   string(REPLACE ";" "\n  " text "${problems}")
   message(FATAL_ERROR "code shape:\n  ${text}")
 endif()
-message(STATUS "functions: ${checked} bodies checked, none over ${MAX_LINES} lines, no thread_local")
+list(LENGTH files nfiles)
+message(STATUS "functions: ${checked} bodies in ${nfiles} files checked, none over ${MAX_LINES} "
+               "lines, no file over ${MAX_FILE_LINES}, no thread_local")

@@ -178,7 +178,6 @@ TEST(Parity, RecoverLossAndImageGradient) {
   auto ck = import_as(dir.path("recover.pth"), "convnet-d3-w64", 28, 1, dir.path("t.safetensors"));
   for (auto& p : ck.model->parameters()) p.set_requires_grad(false);
   recover::RecoverConfig config;
-  config.r_bn = 0.05, config.first_bn_multiplier = 10;
   config.mode = recover::RecoverMode::mixed;  // targets are given below; the imported teacher has
                                               // no class stats
   recover::GroupContext ctx = recover::make_group_context(ck, config, torch::kCPU);
@@ -192,7 +191,8 @@ TEST(Parity, RecoverLossAndImageGradient) {
   views.views.assign(4, data::full_view());
   views.rolls = {{2, -1}};
   auto xin = recover::apply_views(x, views, 4, 28);
-  auto loss = recover::group_loss(ctx, xin, 1, torch::full({4}, 3, torch::kInt64), mean, var);
+  auto loss = recover::group_loss(ctx, {/*r_bn=*/0.05, /*first_bn_multiplier=*/10}, xin, 1,
+                                  torch::full({4}, 3, torch::kInt64), mean, var);
   loss.total.sum().backward();
   EXPECT_LE(max_rel_err(loss.ce, f.tensors["ce"]), 1e-5);
   EXPECT_LE(max_rel_err(loss.bn, f.tensors["bn"]), 1e-5);

@@ -342,6 +342,23 @@ TEST(Recover, BadInputIsAClearError) {
   EXPECT_THROW(recover::recover(c, Progress::null()), std::runtime_error);
 }
 
+// A loss that is not finite is an error naming the unit, as in squeeze and train, not a set of
+// NaN images: a class mean of 3e38 (finite, so the checkpoint loads) times the first layer's
+// multiplier 10 overflows the BN loss of class 1.
+TEST(Recover, ALossThatIsNotFiniteIsAnErrorNamingTheUnit) {
+  test::TempDir dir;
+  auto ck = models::load_checkpoint(test::toy().teacher, torch::kCPU);
+  auto& mean = ck.class_stats.mean.begin()->second;
+  mean[1][0] = 3e38f;  // class 1 only
+  const std::string teacher = dir.path("nan-stats.safetensors");
+  models::save_checkpoint(teacher, ck);
+  auto c = small_config(dir.path("out"));
+  c.teacher = teacher;
+  c.iterations = 20;
+  test::expect_throw_with<std::runtime_error>([&] { recover::recover(c, Progress::null()); },
+                                              {"recover: the loss of class 1", "not finite"});
+}
+
 // The stall rule reads only a unit's own trace and images: a loss that does not fall, or
 // images the teacher does not assign to their class, is a stall; a converging unit is not, a
 // hard class whose CE stays ~0.6 (Fashion-MNIST's pullover) neither.

@@ -10,29 +10,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/pickle.h"
 
 namespace lpld {
 namespace {
-
-// A value of the pickle machine. Only what torch.save files need is modelled; everything
-// else is an Opaque value that can be stored, passed and ignored.
-struct Value;
-using ValuePtr = std::shared_ptr<Value>;
-struct Value {
-  enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, Tensor, Opaque };
-  Kind kind = None;
-  int64_t i = 0;
-  double f = 0;
-  std::string s;                                       // Str, and the "module.name" of a Global
-  std::vector<ValuePtr> items;                         // Tuple, List
-  std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // Dict, in insertion order
-  torch::Tensor tensor;                                // Storage (1-D, its dtype), Tensor
-};
-ValuePtr make(Value::Kind k) {
-  auto v = std::make_shared<Value>();
-  v->kind = k;
-  return v;
-}
+using pickle::make;
+using pickle::Value;
+using pickle::ValuePtr;
 
 torch::ScalarType storage_dtype(const std::string& global) {
   static const std::map<std::string, torch::ScalarType> types = {
@@ -47,127 +31,30 @@ torch::ScalarType storage_dtype(const std::string& global) {
   return it->second;
 }
 
-class Unpickler {
+// torch.save's objects on the pickle machine: tensor storages (persistent ids naming zip
+// records) and the tensors and dicts REDUCE rebuilds.
+class TorchUnpickler : public pickle::Unpickler {
  public:
-  Unpickler(const std::string& pickle, caffe2::serialize::PyTorchStreamReader& zip)
-      : p_(pickle), zip_(zip) {}
-  // A pickle can make a container hold itself (a cycle of shared_ptrs, never freed) or nest
-  // containers a million deep (freed recursively, past the stack): emptying every container
-  // here, while all are still held, frees them all without either (fuzzing found the leak).
-  ~Unpickler() {
-    for (auto& c : containers_) c->items.clear(), c->entries.clear();
-  }
-  Unpickler(const Unpickler&) = delete;
-  Unpickler& operator=(const Unpickler&) = delete;
-  ValuePtr run();
+  TorchUnpickler(const std::string& pickle, caffe2::serialize::PyTorchStreamReader& zip)
+      : Unpickler(pickle), zip_(zip) {}
+
+ protected:
+  ValuePtr reduce(const ValuePtr& callable, const ValuePtr& args) override;
+  ValuePtr persistent_load(const ValuePtr& pid) override;
 
  private:
-  uint8_t byte() { return static_cast<uint8_t>(need(1)[0]); }
-  const char* need(size_t n) {
-    if (pos_ + n > p_.size()) throw std::runtime_error("pickle ends early");
-    const char* at = p_.data() + pos_;
-    pos_ += n;
-    return at;
-  }
-  template <typename T>
-  T little() {  // little-endian integer
-    T v;
-    std::memcpy(&v, need(sizeof(T)), sizeof(T));
-    return v;
-  }
-  std::string line() {
-    const size_t end = p_.find('\n', pos_);
-    if (end == std::string::npos) throw std::runtime_error("pickle ends early");
-    std::string s = p_.substr(pos_, end - pos_);
-    pos_ = end + 1;
-    return s;
-  }
-  ValuePtr pop() {
-    if (stack_.empty()) throw std::runtime_error("pickle stack underflow");
-    auto v = stack_.back();
-    stack_.pop_back();
-    return v;
-  }
-  std::vector<ValuePtr> pop_mark() {
-    if (marks_.empty()) throw std::runtime_error("pickle MARK missing");
-    const size_t m = marks_.back();
-    marks_.pop_back();
-    if (m > stack_.size()) throw std::runtime_error("pickle MARK beyond the stack");
-    std::vector<ValuePtr> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
-    stack_.resize(m);
-    return items;
-  }
-  ValuePtr& top() {
-    if (stack_.empty()) throw std::runtime_error("pickle stack underflow");
-    return stack_.back();
-  }
-  void memo_put(uint64_t k) { memo_[k] = top(); }
-  ValuePtr memo_get(uint64_t k) {
-    auto it = memo_.find(k);
-    if (it == memo_.end()) throw std::runtime_error("pickle memo key missing");
-    return it->second;
-  }
-  ValuePtr str(std::string s) {
-    auto v = make(Value::Str);
-    v->s = std::move(s);
-    return v;
-  }
-  ValuePtr integer(int64_t i) {
-    auto v = make(Value::Int);
-    v->i = i;
-    return v;
-  }
-  ValuePtr container(Value::Kind k) {  // a Tuple, List or Dict, emptied by the destructor
-    containers_.push_back(make(k));
-    return containers_.back();
-  }
-  ValuePtr tuple(std::vector<ValuePtr> items) {
-    auto v = container(Value::Tuple);
-    v->items = std::move(items);
-    return v;
-  }
-  void set_items(const ValuePtr& dict, const std::vector<ValuePtr>& kv) {
-    if (kv.size() % 2) throw std::runtime_error("pickle SETITEMS with an odd count");
-    if (dict->kind != Value::Dict) return;  // items of an opaque mapping: ignored
-    for (size_t i = 0; i < kv.size(); i += 2) dict->entries.emplace_back(kv[i], kv[i + 1]);
-  }
-  ValuePtr reduce(const ValuePtr& callable, const ValuePtr& args);
-  ValuePtr persistent_load(const ValuePtr& pid);
-  bool step();                 // one opcode; false at STOP
-  bool scalar_op(uint8_t op);  // each: false when `op` is not one of its opcodes
-  bool container_op(uint8_t op);
-  bool memo_op(uint8_t op);
-  bool object_op(uint8_t op);
-
-  const std::string& p_;
   caffe2::serialize::PyTorchStreamReader& zip_;
-  size_t pos_ = 0;
-  std::vector<ValuePtr> stack_;
-  std::vector<size_t> marks_;
-  std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, torch::Tensor> storages_;
-  std::vector<ValuePtr> containers_;
 };
 
-int64_t as_int(const ValuePtr& v) {
-  if (!v || v->kind != Value::Int) throw std::runtime_error("expected an integer");
-  return v->i;
-}
-std::vector<int64_t> as_ints(const ValuePtr& v) {
-  if (!v || v->kind != Value::Tuple) throw std::runtime_error("expected a tuple of integers");
-  std::vector<int64_t> out;
-  for (const auto& x : v->items) out.push_back(as_int(x));
-  return out;
-}
-
-ValuePtr Unpickler::persistent_load(const ValuePtr& pid) {
+ValuePtr TorchUnpickler::persistent_load(const ValuePtr& pid) {
   // ('storage', <storage type>, key, location, numel)
   if (pid->kind != Value::Tuple || pid->items.size() < 5 || pid->items[0]->s != "storage" ||
       pid->items[1]->kind != Value::Global || pid->items[2]->kind != Value::Str)
     throw std::runtime_error("unsupported persistent id (not a tensor storage)");
   const auto dtype = storage_dtype(pid->items[1]->s);
   const std::string key = pid->items[2]->s;
-  const int64_t numel = as_int(pid->items[4]);
+  const int64_t numel = pickle::as_int(pid->items[4]);
   auto it = storages_.find(key);
   if (it == storages_.end()) {
     const std::string record = "data/" + key;
@@ -210,7 +97,7 @@ void check_view(const std::vector<int64_t>& size, const std::vector<int64_t>& st
     throw std::runtime_error("tensor view exceeds its storage");
 }
 
-ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
+ValuePtr TorchUnpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
   const std::string name = callable->kind == Value::Global ? callable->s : "";
   if (name == "collections.OrderedDict" || name == "builtins.dict") return container(Value::Dict);
   if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
@@ -219,8 +106,8 @@ ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
         args->items[0]->kind != Value::Storage)
       throw std::runtime_error("malformed tensor in " + name);
     const auto& storage = args->items[0]->tensor;
-    const int64_t offset = as_int(args->items[1]);
-    const auto size = as_ints(args->items[2]), stride = as_ints(args->items[3]);
+    const int64_t offset = pickle::as_int(args->items[1]);
+    const auto size = pickle::as_ints(args->items[2]), stride = pickle::as_ints(args->items[3]);
     check_view(size, stride, offset, storage.numel());
     auto v = make(Value::Tensor);
     v->tensor = storage.as_strided(size, stride, offset).clone();
@@ -232,274 +119,6 @@ ValuePtr Unpickler::reduce(const ValuePtr& callable, const ValuePtr& args) {
       return args->items[0];
   }
   return make(Value::Opaque);
-}
-
-// Constants: protocol and frame markers, None, bools, numbers, strings, globals.
-bool Unpickler::scalar_op(uint8_t op) {
-  switch (op) {
-    case 0x80:
-      byte();
-      break;  // PROTO
-    case 0x95:
-      little<uint64_t>();
-      break;  // FRAME
-    case 'N':
-      stack_.push_back(make(Value::None));
-      break;
-    case 0x88:
-    case 0x89: {  // NEWTRUE, NEWFALSE
-      auto v = make(Value::Bool);
-      v->i = op == 0x88;
-      stack_.push_back(v);
-      break;
-    }
-    case 'J':
-      stack_.push_back(integer(little<int32_t>()));
-      break;  // BININT
-    case 'K':
-      stack_.push_back(integer(byte()));
-      break;  // BININT1
-    case 'M':
-      stack_.push_back(integer(little<uint16_t>()));
-      break;      // BININT2
-    case 0x8a: {  // LONG1
-      const uint8_t n = byte();
-      if (n > 8) throw std::runtime_error("integer too large");
-      const char* b = need(n);
-      int64_t v = 0;
-      for (int k = n - 1; k >= 0; --k) v = (v << 8) | static_cast<uint8_t>(b[k]);
-      if (n > 0 && n < 8 && (static_cast<uint8_t>(b[n - 1]) & 0x80)) v -= int64_t{1} << (8 * n);
-      stack_.push_back(integer(v));
-      break;
-    }
-    case 'G': {  // BINFLOAT, big-endian
-      const char* b = need(8);
-      uint64_t bits = 0;
-      for (int k = 0; k < 8; ++k) bits = (bits << 8) | static_cast<uint8_t>(b[k]);
-      auto v = make(Value::Float);
-      std::memcpy(&v->f, &bits, 8);
-      stack_.push_back(v);
-      break;
-    }
-    case 'X': {
-      const uint32_t n = little<uint32_t>();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 0x8c: {
-      const uint8_t n = byte();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 0x8d: {
-      const uint64_t n = little<uint64_t>();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 'B': {
-      const uint32_t n = little<uint32_t>();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 'C': {
-      const uint8_t n = byte();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 'U': {
-      const uint8_t n = byte();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 'T': {
-      const uint32_t n = little<uint32_t>();
-      stack_.push_back(str(std::string(need(n), n)));
-      break;
-    }
-    case 'c': {  // GLOBAL module\nname\n
-      auto v = make(Value::Global);
-      const std::string module = line();
-      v->s = module + "." + line();
-      stack_.push_back(v);
-      break;
-    }
-    case 0x93: {  // STACK_GLOBAL
-      auto name = pop(), module = pop();
-      auto v = make(Value::Global);
-      v->s = module->s + "." + name->s;
-      stack_.push_back(v);
-      break;
-    }
-    default:
-      return false;
-  }
-  return true;
-}
-
-// Tuples, lists, dicts, sets and the MARK they are built from.
-bool Unpickler::container_op(uint8_t op) {
-  switch (op) {
-    case '(':
-      marks_.push_back(stack_.size());
-      break;  // MARK
-    case ')':
-      stack_.push_back(tuple({}));
-      break;  // EMPTY_TUPLE
-    case 0x85: {
-      auto a = pop();
-      stack_.push_back(tuple({a}));
-      break;
-    }
-    case 0x86: {
-      auto b = pop(), a = pop();
-      stack_.push_back(tuple({a, b}));
-      break;
-    }
-    case 0x87: {
-      auto c = pop(), b = pop(), a = pop();
-      stack_.push_back(tuple({a, b, c}));
-      break;
-    }
-    case 't':
-      stack_.push_back(tuple(pop_mark()));
-      break;  // TUPLE
-    case ']':
-      stack_.push_back(container(Value::List));
-      break;  // EMPTY_LIST
-    case 'l': {
-      auto v = container(Value::List);
-      v->items = pop_mark();
-      stack_.push_back(v);
-      break;
-    }
-    case '}':
-      stack_.push_back(container(Value::Dict));
-      break;  // EMPTY_DICT
-    case 'd': {
-      auto v = container(Value::Dict);
-      set_items(v, pop_mark());
-      stack_.push_back(v);
-      break;
-    }
-    case 0x8f:
-      stack_.push_back(make(Value::Opaque));
-      break;  // EMPTY_SET
-    case 0x90:
-      pop_mark();
-      break;  // ADDITEMS
-    case 0x91:
-      pop_mark();
-      stack_.push_back(make(Value::Opaque));
-      break;  // FROZENSET
-    case 'a': {
-      auto v = pop();
-      if (top()->kind == Value::List) top()->items.push_back(v);
-      break;
-    }
-    case 'e': {
-      auto items = pop_mark();
-      if (top()->kind == Value::List)
-        for (auto& v : items) top()->items.push_back(v);
-      break;
-    }
-    case 's': {
-      auto v = pop(), k = pop();
-      set_items(top(), {k, v});
-      break;
-    }
-    case 'u': {
-      auto kv = pop_mark();
-      set_items(top(), kv);
-      break;
-    }
-    default:
-      return false;
-  }
-  return true;
-}
-
-// The memo and plain stack manipulation.
-bool Unpickler::memo_op(uint8_t op) {
-  switch (op) {
-    case 'q':
-      memo_put(byte());
-      break;  // BINPUT
-    case 'r':
-      memo_put(little<uint32_t>());
-      break;  // LONG_BINPUT
-    case 0x94:
-      memo_put(memo_.size());
-      break;  // MEMOIZE
-    case 'h':
-      stack_.push_back(memo_get(byte()));
-      break;  // BINGET
-    case 'j':
-      stack_.push_back(memo_get(little<uint32_t>()));
-      break;  // LONG_BINGET
-    case '0':
-      pop();
-      break;  // POP
-    case '1':
-      pop_mark();
-      break;  // POP_MARK
-    case '2':
-      stack_.push_back(top());
-      break;  // DUP
-    default:
-      return false;
-  }
-  return true;
-}
-
-// Objects: REDUCE / NEWOBJ build them, BUILD sets their state, BINPERSID loads storages.
-bool Unpickler::object_op(uint8_t op) {
-  switch (op) {
-    case 'R': {
-      auto args = pop(), f = pop();
-      stack_.push_back(reduce(f, args));
-      break;
-    }
-    case 0x81: {
-      pop();
-      pop();
-      stack_.push_back(make(Value::Opaque));
-      break;
-    }  // NEWOBJ
-    case 0x92: {
-      pop();
-      pop();
-      pop();
-      stack_.push_back(make(Value::Opaque));
-      break;
-    }  // NEWOBJ_EX
-    case 'b':
-      pop();
-      break;  // BUILD: object state (e.g. a state_dict's _metadata) is not needed
-    case 'Q': {
-      auto pid = pop();
-      stack_.push_back(persistent_load(pid));
-      break;
-    }  // BINPERSID
-    default:
-      return false;
-  }
-  return true;
-}
-
-bool Unpickler::step() {
-  const uint8_t op = byte();
-  if (op == '.') return false;  // STOP
-  if (!scalar_op(op) && !container_op(op) && !memo_op(op) && !object_op(op))
-    throw std::runtime_error(
-        fmt::format("unsupported pickle opcode 0x{:02x} at byte {}", op, pos_ - 1));
-  return true;
-}
-
-ValuePtr Unpickler::run() {
-  while (step()) {
-  }
-  if (stack_.size() != 1) throw std::runtime_error("pickle did not leave one value");
-  return stack_.back();
 }
 
 // A checkpoint's tensors sit a few dicts deep ({"state_dict": {"layer.weight": ...}}); a dict
@@ -577,7 +196,7 @@ std::map<std::string, torch::Tensor> load_torch_file(const std::string& path) {
                "zip archive without data.pkl (a TorchScript archive? save a state_dict instead)");
     auto [ptr, size] = zip.getRecord("data.pkl");
     const std::string pickle(static_cast<const char*>(ptr.get()), size);
-    Unpickler u(pickle, zip);
+    TorchUnpickler u(pickle, zip);
     std::map<std::string, torch::Tensor> out;
     flatten(u.run(), "", out);
     return out;

@@ -72,6 +72,44 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
   save_safetensors(path, file);
 }
 
+namespace {
+// The class-wise BN statistics (squeeze's, recover's targets), if the file holds them: every
+// BatchNorm layer's or none. Returns how many of the file's tensors they are.
+size_t load_class_stats(const TensorFile& file, const std::string& path,
+                        const torch::Device& device, Checkpoint& ck) {
+  size_t used = 0;
+  for (const auto& [name, bn] : ck.model->batchnorms()) {
+    auto m = file.tensors.find("class_stats." + name + ".mean");
+    auto v = file.tensors.find("class_stats." + name + ".var");
+    if (m == file.tensors.end() && v == file.tensors.end()) continue;
+    check_file(m != file.tensors.end() && v != file.tensors.end(), path,
+               "class statistics of " + name + " are incomplete");
+    const std::vector<int64_t> shape = {ck.meta.num_classes, bn->options.num_features()};
+    check_file(m->second.sizes() == shape && v->second.sizes() == shape, path,
+               "class statistics of " + name + " have the wrong shape");
+    check_file(
+        m->second.scalar_type() == torch::kFloat32 && v->second.scalar_type() == torch::kFloat32,
+        path, "class statistics of " + name + " are not float32");
+    check_finite_stats(path, "class_stats." + name + ".mean", m->second);
+    check_finite_stats(path, "class_stats." + name + ".var", v->second);
+    ck.class_stats.mean[name] = m->second.to(device);
+    ck.class_stats.var[name] = v->second.to(device);
+    used += 2;
+  }
+  if (!ck.class_stats.mean.empty())
+    check_file(ck.class_stats.mean.size() == ck.model->batchnorms().size(), path,
+               "class statistics cover only some BatchNorm layers");
+  if (auto c = file.tensors.find("class_stats.count"); c != file.tensors.end()) {
+    check_file(c->second.scalar_type() == torch::kInt64 &&
+                   c->second.sizes() == std::vector<int64_t>{ck.meta.num_classes},
+               path, "class_stats.count has the wrong dtype or shape");
+    ck.class_stats.count = c->second;
+    ++used;
+  }
+  return used;
+}
+}  // namespace
+
 Checkpoint load_checkpoint(const std::string& path, const torch::Device& device) {
   TensorFile file = load_safetensors(path);
   auto md = [&](const std::string& key) {
@@ -120,34 +158,7 @@ Checkpoint load_checkpoint(const std::string& path, const torch::Device& device)
   };
   for (auto& p : ck.model->named_parameters()) load_into(p.key(), p.value());
   for (auto& b : ck.model->named_buffers()) load_into(b.key(), b.value());
-  for (const auto& [name, bn] : ck.model->batchnorms()) {
-    auto m = file.tensors.find("class_stats." + name + ".mean");
-    auto v = file.tensors.find("class_stats." + name + ".var");
-    if (m == file.tensors.end() && v == file.tensors.end()) continue;
-    check_file(m != file.tensors.end() && v != file.tensors.end(), path,
-               "class statistics of " + name + " are incomplete");
-    const std::vector<int64_t> shape = {ck.meta.num_classes, bn->options.num_features()};
-    check_file(m->second.sizes() == shape && v->second.sizes() == shape, path,
-               "class statistics of " + name + " have the wrong shape");
-    check_file(
-        m->second.scalar_type() == torch::kFloat32 && v->second.scalar_type() == torch::kFloat32,
-        path, "class statistics of " + name + " are not float32");
-    check_finite_stats(path, "class_stats." + name + ".mean", m->second);
-    check_finite_stats(path, "class_stats." + name + ".var", v->second);
-    ck.class_stats.mean[name] = m->second.to(device);
-    ck.class_stats.var[name] = v->second.to(device);
-    used += 2;
-  }
-  if (!ck.class_stats.mean.empty())
-    check_file(ck.class_stats.mean.size() == ck.model->batchnorms().size(), path,
-               "class statistics cover only some BatchNorm layers");
-  if (auto c = file.tensors.find("class_stats.count"); c != file.tensors.end()) {
-    check_file(c->second.scalar_type() == torch::kInt64 &&
-                   c->second.sizes() == std::vector<int64_t>{ck.meta.num_classes},
-               path, "class_stats.count has the wrong dtype or shape");
-    ck.class_stats.count = c->second;
-    ++used;
-  }
+  used += load_class_stats(file, path, device, ck);
   if (used != file.tensors.size()) {
     std::string extra;
     for (const auto& [name, t] : file.tensors) {

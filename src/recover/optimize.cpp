@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "core/clock.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
@@ -52,10 +54,14 @@ torch::Tensor apply_views(const torch::Tensor& x, const GroupViews& g, int64_t b
   return K == 1 ? parts[0] : torch::cat(parts);
 }
 
-GroupLoss group_loss(const GroupContext& ctx, const torch::Tensor& xin, int64_t K,
-                     const torch::Tensor& target, const std::vector<torch::Tensor>& target_mean,
+LossWeights loss_weights(const RecoverConfig& config) {
+  return {config.r_bn, config.first_bn_multiplier, config.tv_l2, config.l2};
+}
+
+GroupLoss group_loss(const GroupContext& ctx, const LossWeights& w, const torch::Tensor& xin,
+                     int64_t K, const torch::Tensor& target,
+                     const std::vector<torch::Tensor>& target_mean,
                      const std::vector<torch::Tensor>& target_var) {
-  const auto& config = *ctx.config;
   models::BnCapture capture(*ctx.teacher);
   torch::Tensor logits;
   {  // the forward under autocast; the losses below in float32 (engine/precision.h)
@@ -67,10 +73,10 @@ GroupLoss group_loss(const GroupContext& ctx, const torch::Tensor& xin, int64_t 
   GroupLoss l;
   // CE is a mean within each unit (the official per-batch mean), summed over units.
   l.ce = torch::cross_entropy_loss(logits, target, {}, at::Reduction::None).view({K, -1}).mean(1);
-  l.bn = bn_matching_loss(bn_inputs, K, target_mean, target_var, config.first_bn_multiplier);
-  l.total = l.ce + config.r_bn * l.bn;
-  if (config.tv_l2 > 0) l.total = l.total + config.tv_l2 * tv_l2_prior(xin, K);
-  if (config.l2 > 0) l.total = l.total + config.l2 * xin.reshape({K, -1}).norm(2, {1});
+  l.bn = bn_matching_loss(bn_inputs, K, target_mean, target_var, w.first_bn_multiplier);
+  l.total = l.ce + w.r_bn * l.bn;
+  if (w.tv_l2 > 0) l.total = l.total + w.tv_l2 * tv_l2_prior(xin, K);
+  if (w.l2 > 0) l.total = l.total + w.l2 * xin.reshape({K, -1}).norm(2, {1});
   return l;
 }
 
@@ -122,7 +128,8 @@ class GroupRun {
         group_(group),
         K_(static_cast<int64_t>(group.size())),
         b_(group.front().count),
-        path_(group_state_path(ctx.config->out, group)) {
+        path_(group_state_path(ctx.config->out, group)),
+        weights_(loss_weights(*ctx.config)) {
     const bool class_mode = config_.class_wise();
     std::vector<torch::Tensor> init;
     std::vector<int64_t> targets, rows;
@@ -170,7 +177,7 @@ class GroupRun {
     engine::set_lr(*adam_, engine::cosine_lr(config_.lr, static_cast<double>(it),
                                              static_cast<double>(config_.iterations)));
     auto xin = apply_views(x_, draw_views(config_, aug_, b_, ctx_.size), b_, ctx_.size);
-    auto loss = group_loss(ctx_, xin, K_, target_, mean_, var_);
+    auto loss = group_loss(ctx_, weights_, xin, K_, target_, mean_, var_);
     adam_->zero_grad();
     scaler_.scale(loss.total.sum()).backward();
     scaler_.step(*adam_);
@@ -184,8 +191,15 @@ class GroupRun {
   // Closes the trace window ending at iteration `it` (exclusive); one host copy per window.
   std::pair<double, double> close_window(int64_t it) {
     auto ce = (ce_sum_ / in_window_).cpu(), bn = (bn_sum_ / in_window_).cpu();
-    for (int64_t k = 0; k < K_; ++k)
-      traces_[k].push_back({it, ce[k].item<double>(), bn[k].item<double>()});
+    for (int64_t k = 0; k < K_; ++k) {
+      const double ce_k = ce[k].item<double>(), bn_k = bn[k].item<double>();
+      if (!std::isfinite(ce_k) || !std::isfinite(bn_k))
+        throw std::runtime_error(fmt::format(
+            "recover: the loss of {} is not finite (ce {}, bn {}) in the iterations before {}; "
+            "lower --lr",
+            describe(group_[k]), ce_k, bn_k, it));
+      traces_[k].push_back({it, ce_k, bn_k});
+    }
     ce_sum_.zero_(), bn_sum_.zero_(), in_window_ = 0;
     return {ce.mean().item<double>(), bn.mean().item<double>()};
   }
@@ -237,6 +251,7 @@ class GroupRun {
   const std::vector<Unit>& group_;
   const int64_t K_, b_;
   const std::string path_;
+  const LossWeights weights_;
   torch::Tensor x_, target_, ce_sum_, bn_sum_;
   std::vector<torch::Tensor> mean_, var_;
   std::vector<Rng> aug_;
@@ -259,7 +274,7 @@ std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vecto
   if (first > 0) progress.skip(first * K);  // a killed run's iterations: done, not in the rate
   const int64_t window = trace_window(config.iterations);
   const std::string who = config.class_wise() ? fmt::format("class {}", group.front().label)
-                                                 : fmt::format("batch {}", group.front().chunk);
+                                              : fmt::format("batch {}", group.front().chunk);
   for (int64_t it = first; it < config.iterations; ++it) {
     run.step(it);
     work_done += K;

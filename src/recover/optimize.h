@@ -50,14 +50,23 @@ GroupViews draw_views(const RecoverConfig& config, std::vector<Rng>& unit_stream
 // x: [K * b, C, S, S] -> the views rendered and rolled, same shape.
 torch::Tensor apply_views(const torch::Tensor& x, const GroupViews& views, int64_t b, int64_t size);
 
+// The weights of the recover loss (METHOD.md Stage 2).
+struct LossWeights {
+  double r_bn = 0.05;               // of the BN-matching loss
+  double first_bn_multiplier = 10;  // of its first layer, on top of r_bn
+  double tv_l2 = 0, l2 = 0;         // of the priors (the ImageNet script's; 0 by default)
+};
+LossWeights loss_weights(const RecoverConfig& config);
+
 // The recover loss of K groups, [K] each: CE (mean within a group) and the BN-matching loss
 // against per-group targets (bn_loss.h), total = ce + r_bn * bn (+ the optional priors).
 // xin: the augmented batch [K * b, C, S, S]; target: [K * b] classes.
 struct GroupLoss {
   torch::Tensor ce, bn, total;
 };
-GroupLoss group_loss(const GroupContext& ctx, const torch::Tensor& xin, int64_t K,
-                     const torch::Tensor& target, const std::vector<torch::Tensor>& target_mean,
+GroupLoss group_loss(const GroupContext& ctx, const LossWeights& weights, const torch::Tensor& xin,
+                     int64_t K, const torch::Tensor& target,
+                     const std::vector<torch::Tensor>& target_mean,
                      const std::vector<torch::Tensor>& target_var);
 
 // Where a group under optimization keeps its state (every config.checkpoint_every iterations);
@@ -66,7 +75,8 @@ std::string group_state_path(const std::string& out, const std::vector<Unit>& gr
 
 // Optimizes `group` (units with equal `count`) for config.iterations steps; returns one
 // result per unit: uint8 images, loss trace (stall.h windows), seconds, and how many saved
-// images the teacher assigns to their class. `work_done` counts unit-iterations.
+// images the teacher assigns to their class. `work_done` counts unit-iterations. A loss that is
+// not finite over a trace window is an error (as in squeeze and train).
 std::vector<UnitResult> optimize_group(const GroupContext& ctx, const std::vector<Unit>& group,
                                        Progress& progress, int64_t& work_done);
 

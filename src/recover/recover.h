@@ -5,11 +5,13 @@
 //   mixed mode (SRe2L): a batch holds one image of every class; BN matching against the
 //                      teacher's global running statistics.
 //
-// Parts: units.h (plan the work), optimize.h (optimize one group of units), stall.h (detect
-// a unit that did not converge; it is restarted from fresh streams), class_folders.h (stage
-// and publish complete classes). recover() below ties them together: bind the folder to one
-// config, plan the pending units, optimize them in packs, restart stalled ones, publish
-// classes as they complete, write the manifest.
+// Parts: units.h (plan the work, the whole run's groups), optimize.h (optimize one group of
+// units; the loss), rounds.h (groups round by round, stalled units restarted), stall.h (detect
+// a unit that did not converge; it is restarted from fresh streams), run_state.h (units done,
+// classes to publish), class_folders.h (stage and publish complete classes), folder.h
+// (recover.json, locks, unit files, manifest.json). recover() (recover.cpp) ties them
+// together: bind the folder to one config, plan the pending units, optimize them in packs,
+// restart stalled ones, publish classes as they complete, write the manifest.
 //
 // Output: an ImageFolder of PNGs (DIR/NNN_<name>/NNNNN.png), per class a class.json
 // with losses, loss traces, restarts and seconds, recover.json fixing the config, and
@@ -68,6 +70,8 @@ struct RecoverConfig {
   bool class_wise() const { return mode == RecoverMode::class_wise; }
   // The options that determine the images (not classes, pack, device).
   json identity() const;
+  // --classes as [first, last) within [0, C); empty: every class.
+  std::pair<int64_t, int64_t> class_range(int64_t num_classes) const;
 };
 
 struct ClassRecord {

@@ -1,5 +1,10 @@
 #include "recover/units.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "recover/recover.h"
@@ -13,6 +18,11 @@ json UnitResult::to_json() const {
       {"ce", ce},           {"bn", bn},           {"ce_start", ce_start}, {"bn_start", bn_start},
       {"seconds", seconds}, {"correct", correct}, {"attempts", attempts}, {"converged", converged},
       {"trace", t}};
+}
+
+std::string describe(const Unit& u) {
+  if (u.label >= 0) return fmt::format("class {}, chunk {}", u.label, u.chunk);
+  return fmt::format("batch {} of classes {}..{}", u.chunk, u.first, u.first + u.count - 1);
 }
 
 int64_t unit_batch(const RecoverConfig& c, int64_t num_classes) {
@@ -92,6 +102,35 @@ UnitResult load_unit(const std::string& path) {
     fail_file(path, std::string("bad unit record: ") + e.what());
   }
   return r;
+}
+
+namespace {
+// Groups of equal-sized units, at most `pack` units per pass (only a class's last chunk can
+// be smaller; it goes alone).
+std::vector<std::vector<Unit>> make_groups(const std::vector<Unit>& units, int64_t pack) {
+  std::vector<std::vector<Unit>> groups;
+  for (size_t p0 = 0; p0 < units.size(); p0 += static_cast<size_t>(pack)) {
+    const size_t p1 = std::min(units.size(), p0 + static_cast<size_t>(pack));
+    std::vector<std::vector<Unit>> by_size;
+    for (size_t i = p0; i < p1; ++i) {
+      auto it = std::find_if(by_size.begin(), by_size.end(),
+                             [&](const auto& g) { return g.front().count == units[i].count; });
+      if (it == by_size.end())
+        by_size.push_back({units[i]});
+      else
+        it->push_back(units[i]);
+    }
+    for (auto& g : by_size) groups.push_back(std::move(g));
+  }
+  return groups;
+}
+}  // namespace
+
+std::vector<std::vector<Unit>> whole_run_groups(const RecoverConfig& config, int64_t C,
+                                                int64_t pack) {
+  std::vector<int64_t> every(static_cast<size_t>(C));
+  std::iota(every.begin(), every.end(), 0);
+  return make_groups(plan_units(config, C, every), pack);
 }
 
 }  // namespace lpld::recover

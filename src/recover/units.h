@@ -47,6 +47,9 @@ struct UnitResult {
   json to_json() const;  // everything but the images
 };
 
+// "class 3, chunk 0" or "batch 2 of classes 0..9", for messages.
+std::string describe(const Unit& u);
+
 // Images per unit: class mode min(batch_size, ipc) (0: ipc); mixed mode classes per block,
 // min(batch_size, C) (0: C).
 int64_t unit_batch(const RecoverConfig& config, int64_t num_classes);
@@ -61,6 +64,14 @@ std::vector<int64_t> unit_ids_of_class(const RecoverConfig& config, int64_t num_
 // touch; a unit then also holds classes outside `classes`).
 std::vector<Unit> plan_units(const RecoverConfig& config, int64_t num_classes,
                              const std::vector<int64_t>& classes);
+
+// The groups of one whole run (every class of the teacher): equal-sized units, at most `pack`
+// per forward pass. Every run optimizes whole groups of this list: a split (--classes), a
+// resumed run and each rank of a distributed run, so a unit always sees the forward batch it
+// sees in one uninterrupted run. Units do not interact (optimize.h), but a batch's make-up
+// changes float summation order, which thousands of iterations amplify into other PNGs.
+std::vector<std::vector<Unit>> whole_run_groups(const RecoverConfig& config, int64_t num_classes,
+                                                int64_t pack);
 
 // Where a finished unit is kept until its classes are complete.
 std::string unit_path(const std::string& out, int64_t id);

@@ -20,111 +20,6 @@
 
 namespace lpld::squeeze {
 
-void SqueezeConfig::declare(OptionSet& o) {
-  o.add("recipe", &recipe, "teacher recipe: auto, small, official, tiny or imagenet1k")
-      .add("data", &data, "training set spec")
-      .add("val", &val, "validation set spec")
-      .add("arch", &arch, "teacher architecture (convnet-dD-wW, resnet18/34/50[-small|-imagenet])")
-      .add("out", &out, "checkpoint file to write")
-      .add("init", &init, "start from this checkpoint instead of a fresh model")
-      .add("epochs", &epochs, "training epochs (0 with --init: only gather class statistics)")
-      .add("batch_size", &batch_size, "training batch size")
-      .add("lr", &lr, "peak SGD learning rate")
-      .add("momentum", &momentum, "SGD momentum")
-      .add("weight_decay", &weight_decay, "SGD weight decay")
-      .add("warmup_epochs", &warmup_epochs, "linear warm-up epochs before the cosine")
-      .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
-      .add("flip", &flip, "random horizontal flip")
-      .add("image_size", &image_size, "training resolution (0: the dataset's)")
-      .add("norm", &norm,
-           "normalization: imagenet, cifar10, cifar100, mnist, fashion-mnist or MEAN,.../STD,... "
-           "(default: the data set's standard one, else estimated from the images)")
-      .add("stats_augment", &stats_augment, "augment during the class-statistics pass")
-      .add("class_stats", &class_stats, "gather class-wise BN statistics")
-      .add("seed", &seed, "random seed")
-      .add("device", &device, "cpu, cuda or cuda:N")
-      .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
-      .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs")
-      .add("workers", &workers, "decoding threads for streaming datasets (0: one per core)")
-      .add("checkpoint_every", &checkpoint_every, "epochs between resume states");
-}
-
-void SqueezeConfig::apply_recipe(const std::string& name) {
-  const SqueezeConfig small;
-  epochs = small.epochs, batch_size = small.batch_size, lr = small.lr;
-  momentum = small.momentum, weight_decay = small.weight_decay;
-  warmup_epochs = small.warmup_epochs, crop_scale_min = small.crop_scale_min;
-  if (name == "small" || name == "auto") {
-  } else if (name == "official") {
-    epochs = 15, batch_size = 256, lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
-    warmup_epochs = 0, crop_scale_min = 0.5;
-  } else if (name == "tiny") {
-    epochs = 50, batch_size = 256, lr = 0.2, momentum = 0.9, weight_decay = 1e-4;
-    warmup_epochs = 5, crop_scale_min = 0.08;
-  } else if (name == "imagenet1k") {
-    epochs = 90, batch_size = 256, lr = 0.1, momentum = 0.9, weight_decay = 1e-4;
-    warmup_epochs = 0, crop_scale_min = 0.08;
-  } else {
-    throw std::invalid_argument("--recipe: unknown teacher recipe '" + name +
-                                "' (use auto, small, official, tiny or imagenet1k)");
-  }
-  recipe = name;
-}
-
-// The recipe "auto" picks for data of `size` px and `channels` channels. Up to 32 px the
-// choice is measured by students, not by the teacher's top-1 (bench/teacher_recipes_findings.md):
-// on Fashion-MNIST the small recipe's students beat the official recipe's by 6.8 points, on
-// CIFAR-10 the official recipe's beat the small one's by 8.6.
-namespace {
-std::string auto_recipe(int64_t size, int64_t channels) {
-  if (size <= 32) return channels == 1 ? "small" : "official";
-  return size <= 64 ? "tiny" : "imagenet1k";
-}
-}  // namespace
-
-SqueezeConfig SqueezeConfig::resolved(int64_t size, int64_t channels, std::string* note) const {
-  if (recipe != "auto") return *this;
-  SqueezeConfig r = *this;
-  const std::string set = apply_recipe_keeping_set(r, auto_recipe(size, channels));
-  if (note && !set.empty())
-    *note = fmt::format("squeeze: the '{}' recipe for {} px, {} channel(s), with {} as set",
-                        r.recipe, size, channels, set);
-  return r;
-}
-
-void SqueezeConfig::validate() const {
-  check_arg(!out.empty(), "--out", "a checkpoint path is required");
-  check_arg(epochs >= 0, "--epochs", "must be >= 0");
-  check_arg(epochs > 0 || !init.empty(), "--epochs", "0 epochs needs --init");
-  check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
-  check_arg(lr > 0, "--lr", "must be > 0");
-  check_arg(momentum >= 0 && momentum < 1, "--momentum", "must be in [0, 1)");
-  check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
-  check_arg(warmup_epochs >= 0, "--warmup-epochs", "must be >= 0");
-  check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
-  check_arg(image_size >= 0, "--image-size", "must be >= 0");
-  check_arg(workers >= 0, "--workers", "must be >= 0 (0: one per core)");
-  check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
-}
-
-json SqueezeResult::to_json() const {
-  return {{"recipe", recipe},
-          {"top1", top1},
-          {"top5", top5},
-          {"seconds", seconds},
-          {"setup_seconds", setup_seconds},
-          {"train_seconds", train_seconds},
-          {"stats_seconds", stats_seconds},
-          {"eval_seconds", eval_seconds},
-          {"images_per_second", images_per_second},
-          {"step_images_per_second", step_images_per_second},
-          {"train_images", train_images},
-          {"num_classes", num_classes},
-          {"resumed_from_epoch", resumed_from_epoch},
-          {"checkpoint", checkpoint},
-          {"checkpoint_hash", checkpoint_hash}};
-}
-
 namespace {
 
 // The teacher to train: a fresh model of `arch` for the data, or the --init checkpoint.
@@ -155,6 +50,24 @@ models::Checkpoint open_teacher(const SqueezeConfig& config, const data::Dataset
   return ck;
 }
 
+// One training epoch's batches: shuffled by the epoch's seed, RandomResizedCrop + flip, the
+// last partial batch dropped; a rank of a distributed run takes its rows of every batch.
+data::EpochOptions epoch_options(const SqueezeConfig& config, int64_t image_size, int64_t epoch,
+                                 const Dist* dist) {
+  data::EpochOptions eo;
+  eo.batch_size = config.batch_size;
+  eo.image_size = image_size;
+  eo.augment = true;
+  eo.crop.scale_lo = config.crop_scale_min;
+  eo.crop.flip = config.flip;
+  eo.shuffle = true;
+  eo.drop_last = true;
+  eo.seed = derive_seed(config.seed, kTagTrainOrder, static_cast<uint64_t>(epoch));
+  eo.workers = static_cast<int>(config.workers);
+  if (dist) eo.shard = dist->rank(), eo.shards = dist->world_size(), eo.shard_rows = true;
+  return eo;
+}
+
 // SGD + momentum, cosine per step after an optional linear warm-up, RandomResizedCrop +
 // flip (METHOD.md Stage 1), from `state` (a resumed run's epoch) on; the state is saved
 // every config.checkpoint_every epochs through `save`.
@@ -183,18 +96,8 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
   if (state.step > 0) progress.skip(state.step * config.batch_size);
   model.train();
   for (int64_t epoch = state.epochs_done; epoch < config.epochs; ++epoch) {
-    data::EpochOptions eo;
-    eo.batch_size = config.batch_size;
-    eo.image_size = ck.meta.image_size;
-    eo.augment = true;
-    eo.crop.scale_lo = config.crop_scale_min;
-    eo.crop.flip = config.flip;
-    eo.shuffle = true;
-    eo.drop_last = true;
-    eo.seed = derive_seed(config.seed, kTagTrainOrder, static_cast<uint64_t>(epoch));
-    eo.workers = static_cast<int>(config.workers);
-    if (dist) eo.shard = dist->rank(), eo.shards = dist->world_size(), eo.shard_rows = true;
-    data::EpochBatches batches(train_set, ck.meta.norm, eo, device);
+    data::EpochBatches batches(train_set, ck.meta.norm,
+                               epoch_options(config, ck.meta.image_size, epoch, dist), device);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     int64_t epoch_steps = 0;
     const std::string status = fmt::format("epoch {}/{}", epoch + 1, config.epochs);
@@ -245,6 +148,36 @@ void train_teacher(const SqueezeConfig& config, models::Checkpoint& ck,
   progress.finish();
 }
 
+// The class-wise BN statistics of the trained teacher (METHOD.md Stage 1), resumed from a
+// killed pass's state; a distributed pass is short next to training and starts over.
+models::ClassStats class_stats_pass(const SqueezeConfig& config, models::Checkpoint& ck,
+                                    const std::shared_ptr<data::Dataset>& train_set,
+                                    const torch::Device& device, const SqueezeState& state,
+                                    const std::function<void(const SqueezeState&)>& save,
+                                    Dist* dist, Progress& progress) {
+  ClassStatsOptions so;
+  so.image_size = ck.meta.image_size;
+  so.augment = config.stats_augment;
+  so.crop.scale_lo = config.crop_scale_min;
+  so.crop.flip = config.flip;
+  so.seed = derive_seed(config.seed, kTagTrainAug, 1u << 20);
+  so.workers = static_cast<int>(config.workers);
+  if (dist) {
+    so.dist = dist;
+  } else {
+    if (state.phase == "stats" && state.stats_batches > 0) {
+      so.start_batch = state.stats_batches;
+      so.resume_sums = &state.stats;
+    }
+    so.checkpoint = [&](int64_t batches, const ClassStatsAccumulator& acc) {
+      SqueezeState s = state;
+      s.phase = "stats", s.stats_batches = batches, s.stats = acc.sums(), s.optimizer.clear();
+      save(s);
+    };
+  }
+  return compute_class_stats(*ck.model, train_set, ck.meta.norm, so, device, progress);
+}
+
 // What makes two squeeze runs the same (the resume state of one serves the other).
 json squeeze_identity(const SqueezeConfig& c) {
   json j = config_json(c);
@@ -256,6 +189,19 @@ json squeeze_identity(const SqueezeConfig& c) {
 
 namespace {
 
+// The training and validation sets (decoded into memory when their images have one size).
+std::pair<std::shared_ptr<data::Dataset>, std::shared_ptr<data::Dataset>> open_sets(
+    const SqueezeConfig& config) {
+  auto train_set = data::open_dataset(config.data);
+  auto val_set = data::open_dataset(config.val);
+  if (train_set->fixed_size()[0] > 0) train_set = data::load_into_memory(train_set);
+  if (val_set->fixed_size()[0] > 0) val_set = data::load_into_memory(val_set);
+  check_arg(val_set->num_classes() == train_set->num_classes(), "--val",
+            "has " + std::to_string(val_set->num_classes()) + " classes, the training set " +
+                std::to_string(train_set->num_classes()));
+  return {train_set, val_set};
+}
+
 // One process's part of a squeeze run (`dist` null: the whole run). In a distributed run the
 // ranks train one teacher data-parallel and gather the class statistics over shares of the
 // data; rank 0 alone holds the lock and writes the state and the checkpoint.
@@ -263,13 +209,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   const auto start = Clock::now();
   const torch::Device device = parse_device(requested.device);
   torch::manual_seed(requested.seed);  // weight initialization
-  auto train_set = data::open_dataset(requested.data);
-  auto val_set = data::open_dataset(requested.val);
-  if (train_set->fixed_size()[0] > 0) train_set = data::load_into_memory(train_set);
-  if (val_set->fixed_size()[0] > 0) val_set = data::load_into_memory(val_set);
-  check_arg(val_set->num_classes() == train_set->num_classes(), "--val",
-            "has " + std::to_string(val_set->num_classes()) + " classes, the training set " +
-                std::to_string(train_set->num_classes()));
+  const auto [train_set, val_set] = open_sets(requested);
   models::Checkpoint ck = open_teacher(requested, *train_set, device);
   std::string note;
   const SqueezeConfig config = requested.resolved(ck.meta.image_size, ck.meta.channels, &note);
@@ -323,29 +263,8 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   progress.message(fmt::format("teacher top-1 {:.2f}%, top-5 {:.2f}%", ev.top1, ev.top5));
 
   const auto stats_start = Clock::now();
-  if (config.class_stats) {
-    ClassStatsOptions so;
-    so.image_size = ck.meta.image_size;
-    so.augment = config.stats_augment;
-    so.crop.scale_lo = config.crop_scale_min;
-    so.crop.flip = config.flip;
-    so.seed = derive_seed(config.seed, kTagTrainAug, 1u << 20);
-    so.workers = static_cast<int>(config.workers);
-    if (dist) {
-      so.dist = dist;  // a distributed pass is short next to training and starts over
-    } else {
-      if (state.phase == "stats" && state.stats_batches > 0) {
-        so.start_batch = state.stats_batches;
-        so.resume_sums = &state.stats;
-      }
-      so.checkpoint = [&](int64_t batches, const ClassStatsAccumulator& acc) {
-        SqueezeState s = state;
-        s.phase = "stats", s.stats_batches = batches, s.stats = acc.sums(), s.optimizer.clear();
-        save(s);
-      };
-    }
-    ck.class_stats = compute_class_stats(model, train_set, ck.meta.norm, so, device, progress);
-  }
+  if (config.class_stats)
+    ck.class_stats = class_stats_pass(config, ck, train_set, device, state, save, dist, progress);
   result.stats_seconds = seconds_since(stats_start);
 
   ck.meta.info = {

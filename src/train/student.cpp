@@ -213,6 +213,89 @@ double teacher_temperature(const TrainConfig& c, int64_t epoch, int64_t epochs) 
 
 namespace {
 
+// What every epoch of a run shares (train/epoch.h), but the input thread.
+EpochContext make_epoch_context(TrainInputs& in, models::ClassifierImpl& model,
+                                torch::optim::Optimizer& optimizer, labels::StepPlanner& planner,
+                                const data::NormTensors& norm, const torch::Device& device,
+                                Dist* dist) {
+  const TrainConfig& config = in.config;
+  EpochContext ctx;
+  ctx.read_ahead =
+      static_cast<int>(config.read_ahead >= 0 ? config.read_ahead : (device.is_cuda() ? 2 : 0));
+  ctx.model = &model;
+  ctx.optimizer = &optimizer;
+  ctx.inputs = &in;
+  ctx.planner = &planner;
+  ctx.norm = &norm;
+  ctx.temperature_squared = config.temperature_squared;
+  ctx.student_temperature = config.student_temperature > 0      ? config.student_temperature
+                            : config.student_temperature_search ? 1.0
+                                                                : 0.0;
+  ctx.device = device;
+  ctx.precision = engine::Precision{config.amp, config.channels_last};
+  ctx.scaler = engine::GradScaler(config.amp, device);
+  ctx.dist = dist;
+  return ctx;
+}
+
+// The student checkpoint and result.json (with the run's identity, so a rerun reuses it).
+void write_outputs(const TrainConfig& config, const json& identity, models::Checkpoint& student,
+                   const TrainResult& result) {
+  student.meta.info = {{"stage", "train"},
+                       {"config", config_json(config)},
+                       {"top1", result.top1},
+                       {"top5", result.top5}};
+  models::save_checkpoint(config.out + "/student.safetensors", student);
+  json rj = result.to_json();
+  rj["identity"] = identity;
+  rj["runtime"] = runtime_info();
+  write_json(config.out + "/result.json", rj);
+}
+
+// A killed run's model, optimizer and counts, restored from its state file; none: a fresh run.
+ResumeState resume(const std::string& state_path, const json& identity,
+                   models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                   Progress& progress) {
+  if (!file_exists(state_path)) return {};
+  ResumeState rs = load_resume_state(state_path, identity, model, optimizer);
+  progress.message(fmt::format("resuming {} at epoch {}",
+                               fs::path(state_path).parent_path().string(), rs.epochs_done));
+  return rs;
+}
+
+// BatchNorm's running statistics of every rank, averaged (collective: all ranks call it at
+// the same points) before the model is evaluated or saved.
+void sync_buffers(const EpochContext& ctx) {
+  if (ctx.dist) engine::average_buffers(*ctx.dist, *ctx.model, "train: BatchNorm statistics");
+}
+
+// Where a run keeps its resume state, and whether this process writes it (rank 0).
+struct StateFile {
+  const std::string& path;
+  const json& identity;
+  bool writer = true;
+};
+
+// After an epoch but the last: an evaluation every eval_every epochs, the resume state every
+// checkpoint_every. `seconds`: of training so far, and since the run started.
+void after_epoch(EpochContext& ctx, int64_t epochs_done, const StateFile& state,
+                 int64_t images_seen, std::pair<double, double> seconds, TrainResult& result,
+                 Progress& progress) {
+  const TrainConfig& config = ctx.inputs->config;
+  const bool eval = config.eval_every > 0 && epochs_done % config.eval_every == 0;
+  const bool save = epochs_done % config.checkpoint_every == 0;
+  if (eval || save) sync_buffers(ctx);
+  if (eval) {
+    evaluate_and_log(config, *ctx.inputs, *ctx.model, ctx.device, epochs_done, seconds.second,
+                     result.evals, progress, ctx.dist);
+    ctx.model->train();
+  }
+  if (save && state.writer)
+    save_resume_state(state.path, state.identity, *ctx.model, *ctx.optimizer,
+                      {epochs_done, result.steps, images_seen, seconds.first,
+                       ctx.student_temperature, result.evals});
+}
+
 // LPQLD's dynamic CA after an epoch: the searched temperature, rank 0's in a distributed run
 // (so that every rank trains the same model).
 double next_student_temperature(const EpochContext& ctx) {
@@ -252,41 +335,16 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
     result.rule_pool = choose_rule_pool(config.metric, *in.store, planner, in.pool);
   models::Checkpoint student = make_student(config, in, device);
   auto& model = *student.model;
-  const auto precision = engine::Precision{config.amp, config.channels_last};
-  if (precision.channels_last) engine::to_channels_last(model);
+  if (config.channels_last) engine::to_channels_last(model);
   auto optimizer = make_optimizer(config, model);
-  ResumeState rs;
-  if (file_exists(state_path)) {
-    rs = load_resume_state(state_path, identity, model, *optimizer);
-    progress.message(fmt::format("resuming {} at epoch {}", config.out, rs.epochs_done));
-  }
+  ResumeState rs = resume(state_path, identity, model, *optimizer, progress);
   result.steps = rs.steps, result.evals = rs.evals, result.resumed_from_epoch = rs.epochs_done;
 
   const data::NormTensors norm(h.norm, device);
   SerialWorker reader;  // the steps' input side, ahead of their compute (before ctx: outlives it)
-  EpochContext ctx;
+  EpochContext ctx = make_epoch_context(in, model, *optimizer, planner, norm, device, dist);
   ctx.reader = &reader;
-  ctx.read_ahead =
-      static_cast<int>(config.read_ahead >= 0 ? config.read_ahead : (device.is_cuda() ? 2 : 0));
-  ctx.model = &model;
-  ctx.optimizer = optimizer.get();
-  ctx.inputs = &in;
-  ctx.planner = &planner;
-  ctx.norm = &norm;
-  ctx.temperature_squared = config.temperature_squared;
-  ctx.student_temperature = config.student_temperature > 0      ? config.student_temperature
-                            : config.student_temperature_search ? 1.0
-                                                                : 0.0;
   if (rs.student_temperature > 0) ctx.student_temperature = rs.student_temperature;
-  ctx.device = device;
-  ctx.precision = precision;
-  ctx.scaler = engine::GradScaler(precision.amp, device);
-  ctx.dist = dist;
-  // BatchNorm's running statistics of every rank, averaged (collective: all ranks call it
-  // at the same points) before the model is evaluated or saved.
-  auto sync_buffers = [&] {
-    if (dist) engine::average_buffers(*dist, model, "train: BatchNorm statistics");
-  };
 
   result.setup_seconds = seconds_since(start);
   const auto train_start = Clock::now();
@@ -308,22 +366,12 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
                                "; lower --lr");
     progress.update((epoch + 1 - result.resumed_from_epoch) * bpe,
                     fmt::format("epoch {} loss {:.4f}", epoch + 1, loss));
-    if (epoch + 1 == config.epochs) break;
-    const bool eval = config.eval_every > 0 && (epoch + 1) % config.eval_every == 0;
-    const bool save = (epoch + 1) % config.checkpoint_every == 0;
-    if (eval || save) sync_buffers();
-    if (eval) {
-      evaluate_and_log(config, in, model, device, epoch + 1, seconds_since(start), result.evals,
-                       progress, dist);
-      model.train();
-    }
-    if (save && writer)
-      save_resume_state(state_path, identity, model, *optimizer,
-                        {epoch + 1, result.steps, rs.images_seen, train_seconds(),
-                         ctx.student_temperature, result.evals});
+    if (epoch + 1 < config.epochs)
+      after_epoch(ctx, epoch + 1, {state_path, identity, writer}, rs.images_seen,
+                  {train_seconds(), seconds_since(start)}, result, progress);
   }
   progress.finish();
-  sync_buffers();
+  sync_buffers(ctx);
   result.train_seconds = train_seconds();
   result.images_per_second = result.train_seconds > 0 ? rs.images_seen / result.train_seconds : 0;
   result.input_wait_seconds = ctx.input_wait_seconds;
@@ -334,13 +382,7 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
   result.seconds = seconds_since(start);
   if (!writer) return result;  // rank 0 writes
 
-  student.meta.info = {
-      {"stage", "train"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
-  models::save_checkpoint(config.out + "/student.safetensors", student);
-  json rj = result.to_json();
-  rj["identity"] = identity;
-  rj["runtime"] = runtime_info();
-  write_json(result_path, rj);
+  write_outputs(config, identity, student, result);
   fs::remove(state_path);
   lock->release_and_remove();
   return result;
