@@ -126,7 +126,7 @@ torch::Tensor quantize_rows(const torch::Tensor& x, const LabelCodec& codec, int
 }  // namespace
 
 std::string LabelCodec::encode(const torch::Tensor& logits) const {
-  const int64_t n = logits.size(0), C = logits.size(1), k = kept(C);
+  const int64_t C = logits.size(1), k = kept(C);
   torch::Tensor x = logits.detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
   std::vector<torch::Tensor> parts;  // each [n, bytes], concatenated into rows
   torch::Tensor idx;
