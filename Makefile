@@ -32,15 +32,20 @@ $(BUILD)/build.ninja: CMakeLists.txt | deps
 build: deps $(BUILD)/build.ninja
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# Tests run JOBS at a time, each with its share of the cores: OpenMP threads that outnumber the
+# cores wait on each other (2 tests x 2 threads on 2 cores: ctest took 381 s, at 1 thread each
+# 189 s; bench/results/test-time.md).
+TEST_THREADS = $(shell echo $$(( $$(nproc) / $(JOBS) > 0 ? $$(nproc) / $(JOBS) : 1 )))
+
 # Every test (ctest labels: fast, parity, kill, distributed; `ctest -L parity` runs a part),
 # then the fuzz targets on their corpora.
 test: build fuzz
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@cd $(BUILD) && OMP_NUM_THREADS=$(TEST_THREADS) ctest --output-on-failure -j $(JOBS) --timeout 600
 	@scripts/fuzz-smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # The tests labelled fast (CI runs them on the TORCH=debian build).
 test-fast: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L fast
+	@cd $(BUILD) && OMP_NUM_THREADS=$(TEST_THREADS) ctest --output-on-failure -j $(JOBS) --timeout 600 -L fast
 
 # The libFuzzer targets (fuzz/), built with clang-14, ASan and UBSan; bench/fuzz.sh runs them
 # for longer.

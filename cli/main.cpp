@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global flags may also follow the subcommand
   app.set_version_flag("--version", [] { return lpld::version_text(); });
-  app.add_option("--threads", ctx.threads, "CPU threads (default: all cores)")
+  app.add_option("--threads", ctx.threads, "CPU threads (default: OMP_NUM_THREADS, else all cores)")
       ->check(CLI::Range(1, kMaxThreads));
   app.add_flag("--quiet,-q", ctx.quiet, "no progress bars");
   app.add_flag("--verbose", verbose, "libtorch errors with their backtrace");

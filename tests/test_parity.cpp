@@ -53,9 +53,8 @@ bool have_torch() {
 void fixtures(const std::string& which, const std::string& dir, const std::string& args = "") {
   const std::string src = LPLD_SOURCE_DIR;  // compile definition (CMakeLists.txt)
   const std::string log = dir + "/" + which + ".log";
-  const std::string cmd = "OMP_NUM_THREADS=2 " + kPython + " " + src +
-                          "/tests/parity/fixtures.py " + which + " " + dir + " " + args + " > " +
-                          log + " 2>&1";
+  const std::string cmd = kPython + " " + src + "/tests/parity/fixtures.py " + which + " " + dir +
+                          " " + args + " > " + log + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);
 }
 
@@ -315,7 +314,7 @@ TEST(Parity, NumpyReadsCheckpointsAndLabelStoresAsLpldDoes) {
   const recover::RecoverConfig rc = toy_images(dir, 2);
   relabel::RelabelConfig lc;
   lc.teacher = rc.teacher, lc.images = rc.out, lc.out = dir.path("l.lpld");
-  lc.epochs = 3, lc.batch_size = 4, lc.prune_ratio = 0.3;
+  lc.epochs = 3, lc.views.batch_size = 4, lc.prune_ratio = 0.3;
   relabel::relabel(lc, Progress::null());
   fixtures("read", dir.path(), rc.teacher + " " + lc.out);
   auto numpy = load_safetensors(dir.path("read.safetensors")).tensors;
@@ -409,7 +408,7 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
                        Case{0, "bf16", true}, Case{1, "fp32", false}, Case{0, "int4-max", false},
                        Case{2, "int8-max", true}}) {
     relabel::RelabelConfig lc;
-    lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4;
+    lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.views.batch_size = 4;
     lc.topk = c.topk, lc.logits = parse_choice<labels::LabelValues>(c.values, "test"),
     lc.store_views = c.views;
     lc.out = dir.path(fmt::format("s-{}-{}-{}.lpld", c.topk, c.values, c.views));
@@ -456,11 +455,11 @@ TEST(Parity, PyTorchExampleTrainsFromAStore) {
   test::TempDir dir;
   const recover::RecoverConfig rc = toy_images(dir, 3);
   relabel::RelabelConfig lc;
-  lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.batch_size = 4, lc.topk = 2;
+  lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.views.batch_size = 4, lc.topk = 2;
   lc.logits = labels::LabelValues::int8, lc.out = dir.path("l.lpld");
   relabel::relabel(lc, Progress::null());
   const std::string log = dir.path("example.log");
-  const std::string cmd = "OMP_NUM_THREADS=2 " + kPython + " " + std::string(LPLD_SOURCE_DIR) +
+  const std::string cmd = kPython + " " + std::string(LPLD_SOURCE_DIR) +
                           "/python/examples/train_from_store.py " + rc.out + " " + lc.out +
                           " --epochs 2 --val " + test::toy().val + " > " + log + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);

@@ -328,7 +328,7 @@ TEST(Pipeline, ThousandAndOneClassesGiveTheSameStudentUnderAnyNames) {
     recover::recover(rc, Progress::null());
     relabel::RelabelConfig lc;
     lc.teacher = rc.teacher, lc.images = rc.out, lc.out = dir.path(tag + ".lpld");
-    lc.epochs = 2, lc.batch_size = 50;
+    lc.epochs = 2, lc.views.batch_size = 50;
     relabel::relabel(lc, Progress::null());
     train::TrainConfig tc;
     tc.images = rc.out, tc.labels = lc.out, tc.val = sq.val, tc.arch = "convnet-d1-w4";

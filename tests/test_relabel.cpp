@@ -16,8 +16,10 @@
 #include "data/image_io.h"
 #include "fixtures.h"
 #include "labels/image_set.h"
+#include "labels/label_pool.h"
 #include "labels/label_store.h"
 #include "labels/replay.h"
+#include "labels/views.h"
 #include "models/checkpoint.h"
 #include "recover/recover.h"
 #include "relabel/relabel.h"
@@ -47,11 +49,33 @@ relabel::RelabelConfig small(const std::string& out, double ratio = 0) {
   c.images = toy_images();
   c.out = out;
   c.epochs = 5;
-  c.batch_size = 5;  // 12 images: batches 5, 5, 2
+  c.views.batch_size = 5;  // 12 images: batches 5, 5, 2
   c.prune_ratio = ratio;
   return c;
 }
 }  // namespace
+
+// The views are one type (labels/views.h): relabel's options go into the store's header as
+// they are, and a train config set otherwise is refused option by option.
+TEST(LabelStore, ViewOptionsGoFromTheConfigIntoTheHeaderAndClashesAreNamed) {
+  test::TempDir dir;
+  auto c = small(dir.path("v.lpld"), 0.5);
+  c.views.cutmix_alpha = 0.5, c.views.crop.scale_lo = 0.25;
+  relabel::relabel(c, Progress::null());
+  const labels::LabelStore s(c.out);
+  EXPECT_TRUE(s.header().views == c.views);
+  labels::ViewOptions mine = c.views;
+  mine.batch_size = 7, mine.crop.scale_lo = 0.5;
+  const json set = {{"batch_size", 7}};  // crop_scale_min differs too, but was not set
+  const auto clashes = labels::view_clashes(mine, s.header().views, set);
+  ASSERT_EQ(clashes.size(), 1u);
+  EXPECT_EQ(clashes[0].option, "--batch-size");
+  EXPECT_EQ(clashes[0].mine, "7");
+  EXPECT_EQ(clashes[0].theirs, "5");
+  test::expect_throw_with<std::invalid_argument>(
+      [] { labels::check_prune_ratio(1.0, "demo.yaml: prune_ratios"); },
+      {"demo.yaml: prune_ratios: must be in [0, 1), got 1"});
+}
 
 TEST(LabelStore, StepsKeptFollowThePoolFormula) {
   EXPECT_EQ(labels::steps_for_ratio(0.0, 1500), 1500);
@@ -114,7 +138,7 @@ TEST(LabelStore, StepDescriptionMatchesThePlan) {
   relabel::relabel(small(dir.path("l.lpld")), Progress::null());
   labels::LabelStore s(dir.path("l.lpld"));
   const auto& h = s.header();
-  ASSERT_TRUE(h.cutmix);
+  ASSERT_TRUE(h.views.cutmix);
   for (int64_t step : {0, 4, 8}) {
     auto plan = labels::plan_step(h, step);
     json d = labels::describe_step(h, plan);
@@ -236,7 +260,7 @@ TEST(LabelStore, KilledWriteResumesToTheSameBytes) {
 TEST(LabelStore, UncommittedWriterLeavesAPartialFileThatResumes) {
   test::TempDir dir;
   labels::LabelHeader h;
-  h.num_images = 2, h.num_classes = 2, h.epochs = 2, h.batch_size = 2, h.steps_kept = 2;
+  h.num_images = 2, h.num_classes = 2, h.epochs = 2, h.views.batch_size = 2, h.steps_kept = 2;
   h.images = {"a", "b"};
   h.labels = {0, 1};
   {
@@ -319,7 +343,7 @@ TEST(ImageSet, IdentityFromRecoverRecordsAndPixelsFromTheCache) {
 TEST(LabelStore, HeaderHoldsTwoMillionImagePaths) {
   test::TempDir dir;
   labels::LabelHeader h;
-  h.num_images = 2'100'000, h.num_classes = 10'450, h.epochs = 1, h.batch_size = 1000;
+  h.num_images = 2'100'000, h.num_classes = 10'450, h.epochs = 1, h.views.batch_size = 1000;
   h.image_size = 32;
   h.steps_kept = 1;
   h.images.reserve(h.num_images);
@@ -383,7 +407,7 @@ TEST(KnownAnswer, ViewsAndCutMix) {
 
 TEST(KnownAnswer, StepPlanAndDigest) {
   labels::LabelHeader h;
-  h.num_images = 10, h.batch_size = 4, h.image_size = 32, h.seed = 3, h.epochs = 2;
+  h.num_images = 10, h.views.batch_size = 4, h.image_size = 32, h.seed = 3, h.epochs = 2;
   h.num_classes = 2;
   const auto p = labels::plan_step(h, 5);
   EXPECT_EQ(p.indices, (std::vector<int64_t>{5, 7}));

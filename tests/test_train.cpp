@@ -116,7 +116,7 @@ struct Labelled {
     lc.images = images;
     lc.out = dir.path("labels.lpld");
     lc.epochs = 30;
-    lc.batch_size = 4;
+    lc.views.batch_size = 4;
     lc.prune_ratio = 0.5;
     relabel::relabel(lc, Progress::null());
     labels = lc.out;
@@ -269,7 +269,7 @@ TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
     EXPECT_EQ(rc.iterations, 1000);
     EXPECT_EQ(rc.jitter, 2);
     const auto lc = resolve_recipe(relabel::RelabelConfig{}, px, "relabel");
-    EXPECT_EQ(lc.batch_size, 20);
+    EXPECT_EQ(lc.views.batch_size, 20);
     const auto tc = resolve_recipe(train::TrainConfig{}, px, "train");
     EXPECT_EQ(tc.recipe, "small");
     EXPECT_EQ(tc.optimizer, train::Optimizer::adamw);
@@ -284,9 +284,9 @@ TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
   EXPECT_EQ(r64.jitter, 4);
   EXPECT_EQ(r64.batch_size, 100);
   const auto l64 = resolve_recipe(relabel::RelabelConfig{}, 64, "relabel");
-  EXPECT_EQ(l64.batch_size, 64);
+  EXPECT_EQ(l64.views.batch_size, 64);
   EXPECT_EQ(l64.epochs, 100);
-  EXPECT_FALSE(l64.cutmix);
+  EXPECT_FALSE(l64.views.cutmix);
   const auto t64 = resolve_recipe(train::TrainConfig{}, 64, "train");
   EXPECT_EQ(t64.optimizer, train::Optimizer::sgd);
   EXPECT_DOUBLE_EQ(t64.lr, 0.2);
@@ -304,12 +304,12 @@ TEST(Recipe, AutoResolvesToTheAuthorsSettingsAtEachScale) {
   EXPECT_EQ(recover::unit_batch(r224, 1000), 50);  // class-wise batch = IPC
   r224.mode = recover::RecoverMode::mixed;
   EXPECT_EQ(recover::unit_batch(r224, 1000), 100);  // SRe2L's mixed batch: 100 classes
-  EXPECT_EQ(resolve_recipe(relabel::RelabelConfig{}, 224, "relabel").batch_size, 128);
+  EXPECT_EQ(resolve_recipe(relabel::RelabelConfig{}, 224, "relabel").views.batch_size, 128);
   const auto t224 = resolve_recipe(train::TrainConfig{}, 224, "train");
   EXPECT_EQ(t224.optimizer, train::Optimizer::adamw);
   EXPECT_DOUBLE_EQ(t224.lr, 1e-3);
   EXPECT_DOUBLE_EQ(t224.weight_decay, 0.01);
-  EXPECT_EQ(t224.batch_size, 128);
+  EXPECT_EQ(t224.views.batch_size, 128);
   EXPECT_DOUBLE_EQ(t224.temperature, 20);
   EXPECT_FALSE(t224.temperature_squared);
   // what was set is kept and said; a named recipe is not re-resolved
@@ -333,10 +333,10 @@ TEST(Train, ViewOptionsThatDifferFromTheStoresAreErrorsNotIgnored) {
   test::TempDir dir;
   const labels::LabelStore store(labelled().labels);
   const auto& h = store.header();
-  ASSERT_EQ(h.batch_size, 4);
-  ASSERT_TRUE(h.cutmix);
+  ASSERT_EQ(h.views.batch_size, 4);
+  ASSERT_TRUE(h.views.cutmix);
   auto c = small(dir.path("x"));
-  c.batch_size = 7;
+  c.views.batch_size = 7;
   test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
                                                  {"--batch-size", "7", "4", labelled().labels});
   c = small(dir.path("x"));
@@ -344,16 +344,16 @@ TEST(Train, ViewOptionsThatDifferFromTheStoresAreErrorsNotIgnored) {
   test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
                                                  {"--batch-size", "128"});
   c = small(dir.path("x"));
-  c.cutmix = false;
+  c.views.cutmix = false;
   test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
                                                  {"--cutmix", "false"});
   c = small(dir.path("x"));
-  c.crop_scale_min = 0.5;
+  c.views.crop.scale_lo = 0.5;
   test::expect_throw_with<std::invalid_argument>([&] { train::train_student(c, Progress::null()); },
                                                  {"--crop-scale-min", "0.5", "0.08"});
   EXPECT_FALSE(fs::exists(dir.path("x/student.safetensors")));
   c = small(dir.path("x"));  // the store's own values, given explicitly, are accepted
-  c.batch_size = 4;
+  c.views.batch_size = 4;
   c.epochs = 2;
   c.prune_ratio = 0.9;
   EXPECT_NO_THROW(train::train_student(c, Progress::null()));
@@ -365,7 +365,7 @@ TEST(Train, RuleBasedPoolIsTheRankingOfIndependentlyComputedScores) {
   test::TempDir dir;
   labels::LabelStore store(labelled().labels_full);
   const auto& h = store.header();
-  ASSERT_TRUE(h.cutmix);
+  ASSERT_TRUE(h.views.cutmix);
   std::map<std::string, std::vector<double>> scores;
   for (int64_t s = 0; s < h.total_steps(); ++s) {
     auto plan = labels::plan_step(h, s);
@@ -444,13 +444,14 @@ TEST(Train, OnlineLabelsAreTheTeachersOnTheViewsAStoreWouldHold) {
   c.labels = "online";
   c.teacher = test::toy().teacher;
   c.prune_ratio = 0;
-  c.batch_size = 4;
+  c.views.batch_size = 4;
   auto r = train::train_student(c, Progress::null());
   EXPECT_EQ(r.steps, 30 * 3);
   EXPECT_GT(r.top1, 50.0);
   relabel::RelabelConfig lc;
   lc.teacher = c.teacher, lc.images = labelled().images, lc.out = dir.path("fp32.lpld");
-  lc.epochs = 30, lc.batch_size = 4, lc.logits = labels::LabelValues::fp32, lc.forward_batch = 4;
+  lc.epochs = 30, lc.views.batch_size = 4, lc.logits = labels::LabelValues::fp32,
+  lc.forward_batch = 4;
   relabel::relabel(lc, Progress::null());
   auto stored = small(dir.path("stored"));
   stored.labels = lc.out, stored.prune_ratio = 0, stored.granularity = labels::Granularity::epoch;
@@ -495,7 +496,7 @@ TEST(Train, QuantizedLabelsAndLpqldTrainingRun) {
   test::TempDir dir;
   relabel::RelabelConfig lc;
   lc.teacher = test::toy().teacher, lc.images = labelled().images, lc.out = dir.path("q.lpld");
-  lc.epochs = 30, lc.batch_size = 4, lc.topk = 2, lc.logits = labels::LabelValues::int4;
+  lc.epochs = 30, lc.views.batch_size = 4, lc.topk = 2, lc.logits = labels::LabelValues::int4;
   relabel::relabel(lc, Progress::null());
   labels::LabelStore store(lc.out);
   auto p = store.probs(0, 20.0);
@@ -651,7 +652,7 @@ TEST(Device, EveryStageRunsOnTheTestDeviceInFloat32AndBf16) {
     EXPECT_EQ(test::png_bytes(rc.out).size(), 6u) << choice_name(amp);  // 3 classes x 2
     relabel::RelabelConfig lc;
     lc.teacher = sq.out, lc.images = rc.out, lc.out = at + "-labels.lpld";
-    lc.epochs = 4, lc.batch_size = 3, lc.device = device, lc.amp = amp;
+    lc.epochs = 4, lc.views.batch_size = 3, lc.device = device, lc.amp = amp;
     lc.channels_last = sq.channels_last;
     relabel::relabel(lc, Progress::null());
     const labels::LabelStore store(lc.out);

@@ -74,6 +74,11 @@ F blas_symbol(const char* name) {
 }  // namespace
 
 int set_threads(int threads) {
+  if (threads <= 0) {
+    // the variable OpenMP programs honour (e.g. two processes sharing two cores: 1 each)
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    threads = omp ? std::atoi(omp) : 0;
+  }
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   // OpenBLAS runs on the calling thread unless OPENBLAS_NUM_THREADS says otherwise: lpld's

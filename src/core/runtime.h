@@ -12,8 +12,8 @@ namespace lpld {
 // available in this build.
 torch::Device parse_device(const std::string& spec);
 
-// Sets libtorch's intra-op threads: `threads` <= 0 means all cores (Debian's libtorch
-// defaults to one). An OpenBLAS behind libtorch gets one thread (the caller's) unless
+// Sets libtorch's intra-op threads: `threads` <= 0 means OMP_NUM_THREADS when set, else all
+// cores (Debian's libtorch defaults to one). An OpenBLAS behind libtorch gets one thread (the caller's) unless
 // OPENBLAS_NUM_THREADS is set, so its spinning workers do not take the cores from the
 // OpenMP regions. Returns the number in use.
 int set_threads(int threads);

@@ -23,7 +23,7 @@ json store_info(const InspectConfig& config) {
           {"classes", h.num_classes},
           {"image_size", h.image_size},
           {"epochs", h.epochs},
-          {"batch_size", h.batch_size},
+          {"batch_size", h.views.batch_size},
           {"batches_per_epoch", h.batches_per_epoch()},
           {"steps_kept", h.steps_kept},
           {"total_steps", h.total_steps()},
@@ -33,7 +33,7 @@ json store_info(const InspectConfig& config) {
           {"replay_version", h.replay_version},
           {"views_stored", h.views_stored},
           {"seed", h.seed},
-          {"cutmix_alpha", h.cutmix ? json(h.cutmix_alpha) : json()},
+          {"cutmix_alpha", h.views.cutmix ? json(h.views.cutmix_alpha) : json()},
           {"bytes", s.bytes_by_part()}};
 }
 

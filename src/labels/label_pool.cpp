@@ -1,6 +1,9 @@
 #include "labels/label_pool.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <stdexcept>
 
@@ -106,6 +109,16 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
     steps.push_back(perm[i]);
   }
   return steps;
+}
+
+void check_prune_ratio(double prune_ratio, const std::string& what) {
+  check_arg(prune_ratio >= 0 && prune_ratio < 1, what,
+            fmt::format("must be in [0, 1), got {}", prune_ratio));
+}
+
+int64_t steps_for_ratio(double prune_ratio, int64_t total_steps) {
+  check_prune_ratio(prune_ratio);
+  return static_cast<int64_t>(std::floor((1.0 - prune_ratio) * total_steps + 1e-9));
 }
 
 }  // namespace lpld::labels

@@ -55,6 +55,13 @@ std::vector<int64_t> select_by_score(const std::vector<double>& scores, int64_t 
 // Validates the spec; throws invalid_argument naming --granularity / --metric.
 void validate_pool(const PoolSpec& spec);
 
+// A pruning ratio R is in [0, 1): the one check of every place that takes one; `what` names
+// it in the error ("--prune-ratio", "demo.yaml: prune_ratios").
+void check_prune_ratio(double prune_ratio, const std::string& what = "--prune-ratio");
+// Steps kept for a pruning ratio: floor((1 - r) * S), exact for decimal ratios (a small
+// epsilon absorbs 1 - 0.9 = 0.0999...; the official code loses a step there).
+int64_t steps_for_ratio(double prune_ratio, int64_t total_steps);
+
 // The step ids that training epoch `epoch` replays, in order (batches_per_epoch of them).
 std::vector<int64_t> draw_epoch_steps(const PoolSpec& spec, int64_t epoch);
 

@@ -28,6 +28,7 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "labels/codec.h"
+#include "labels/views.h"
 
 namespace lpld::labels {
 
@@ -37,7 +38,8 @@ constexpr int kLabelStoreVersion = 2;  // what the writer writes; 1 and 2 are re
 
 struct LabelHeader {
   int64_t num_images = 0, num_classes = 0, channels = 0, image_size = 0;
-  int64_t epochs = 0, batch_size = 0;
+  int64_t epochs = 0;
+  ViewOptions views;       // batch size, crop, CutMix (labels/views.h)
   int64_t steps_kept = 0;  // the label pool: steps 0 .. steps_kept-1
   double prune_ratio = 0;
   LabelCodec codec;  // format 1: full logits in codec.values (fp16 | bf16 | fp32)
@@ -45,9 +47,6 @@ struct LabelHeader {
   int replay_version = 1;     // of the views (replay.h kReplayVersion); format 1 stores: 1
   bool views_stored = false;  // the views are in every record (format 2, --store-views)
   uint64_t seed = 0;
-  data::CropOptions crop;
-  bool cutmix = true;
-  double cutmix_alpha = 1.0;
   data::Normalization norm;
   std::vector<std::string> images;  // relative paths, index order
   std::vector<int64_t> labels;      // class of each image
@@ -55,7 +54,9 @@ struct LabelHeader {
   std::string blas;  // the BLAS the logits were computed with (core/runtime.h; "" in old stores)
   json config = json::object();  // resolved relabel config
 
-  int64_t batches_per_epoch() const { return (num_images + batch_size - 1) / batch_size; }
+  int64_t batches_per_epoch() const {
+    return (num_images + views.batch_size - 1) / views.batch_size;
+  }
   int64_t total_steps() const { return epochs * batches_per_epoch(); }
   int64_t step_size(int64_t step) const;  // images in step `step`
   // Bytes of a record of n images: rows, stored views, digest, checksum.
@@ -64,10 +65,6 @@ struct LabelHeader {
   json to_json() const;
   static LabelHeader from_json(const json& j, const std::string& path);
 };
-
-// Steps kept for a pruning ratio: floor((1 - r) * S), exact for decimal ratios (a small
-// epsilon absorbs 1 - 0.9 = 0.0999...; the official code loses a step there).
-int64_t steps_for_ratio(double prune_ratio, int64_t total_steps);
 
 // Byte offset of step `step`'s record in a store whose records start at `data_offset`
 // (records are fixed-size but for each epoch's last, smaller batch).

@@ -22,14 +22,14 @@ StepPlan plan_step(const LabelHeader& h, int64_t step, const std::vector<int64_t
   StepPlan p;
   p.step = step;
   const int64_t n = h.step_size(step);
-  p.indices.assign(order->begin() + b * h.batch_size, order->begin() + b * h.batch_size + n);
+  p.indices.assign(order->begin() + b * h.views.batch_size, order->begin() + b * h.views.batch_size + n);
   Rng view_rng(derive_seed(h.seed, kTagView, static_cast<uint64_t>(step)));
   for (int64_t i = 0; i < n; ++i)
-    p.views.push_back(data::random_view(view_rng, h.image_size, h.image_size, h.crop));
-  p.cutmix = h.cutmix;
-  if (h.cutmix) {
+    p.views.push_back(data::random_view(view_rng, h.image_size, h.image_size, h.views.crop));
+  p.cutmix = h.views.cutmix;
+  if (h.views.cutmix) {
     Rng mix_rng(derive_seed(h.seed, kTagCutMix, static_cast<uint64_t>(step)));
-    p.mix = data::random_cutmix(mix_rng, n, h.image_size, h.image_size, h.cutmix_alpha);
+    p.mix = data::random_cutmix(mix_rng, n, h.image_size, h.image_size, h.views.cutmix_alpha);
   }
   return p;
 }
@@ -92,7 +92,7 @@ std::string encode_views(const LabelHeader& h, const StepPlan& p) {
     put<float>(out, v.x0), put<float>(out, v.y0), put<float>(out, v.w), put<float>(out, v.h);
   }
   for (const auto& v : p.views) put<uint8_t>(out, v.flip);
-  if (h.cutmix) {
+  if (h.views.cutmix) {
     put<float>(out, static_cast<float>(p.mix.lambda));
     for (int64_t c : {p.mix.x1, p.mix.y1, p.mix.x2, p.mix.y2})
       put<uint16_t>(out, static_cast<uint16_t>(c));
@@ -114,8 +114,8 @@ StepPlan decode_views(const LabelHeader& h, int64_t step, const std::string& blo
     v.w = get<float>(block, pos), v.h = get<float>(block, pos);
   }
   for (auto& v : p.views) v.flip = get<uint8_t>(block, pos) != 0;
-  p.cutmix = h.cutmix;
-  if (h.cutmix) {
+  p.cutmix = h.views.cutmix;
+  if (h.views.cutmix) {
     p.mix.lambda = get<float>(block, pos);
     p.mix.x1 = get<uint16_t>(block, pos), p.mix.y1 = get<uint16_t>(block, pos);
     p.mix.x2 = get<uint16_t>(block, pos), p.mix.y2 = get<uint16_t>(block, pos);

@@ -92,11 +92,9 @@ PipelineConfig load_pipeline_config(const std::string& path) {
   apply_section(root, "train", c.train, path);
   check_arg(!c.modes.empty() && !c.ipcs.empty() && !c.prune_ratios.empty() && !c.seeds.empty(),
             path, "modes, ipcs, prune_ratios and seeds must not be empty");
-  for (const auto& m : c.modes)
-    parse_choice<recover::RecoverMode>(m, path + ": modes");
+  for (const auto& m : c.modes) parse_choice<recover::RecoverMode>(m, path + ": modes");
   for (auto i : c.ipcs) check_arg(i >= 1, path + ": ipcs", "must be >= 1");
-  for (auto r : c.prune_ratios)
-    check_arg(r >= 0 && r < 1, path + ": prune_ratios", fmt::format("{} is not in [0, 1)", r));
+  for (auto r : c.prune_ratios) labels::check_prune_ratio(r, path + ": prune_ratios");
   return c;
 }
 
@@ -259,7 +257,8 @@ class PipelineRun {
       tc.labels = lc.out;
       tc.prune_ratio = ratio;
       tc.epochs = lc.epochs;
-      if (config_.order_at_1x && ratio == 0) tc.granularity = labels::Granularity::epoch, tc.metric = "order";
+      if (config_.order_at_1x && ratio == 0)
+        tc.granularity = labels::Granularity::epoch, tc.metric = "order";
       auto tr = train_and_record(tc, seed, ratio, label_bytes, ratio_tag(ratio));
       progress_.message(
           fmt::format("train {} {} seed {}: top-1 {:.2f}%", tag_, factor(ratio), seed, tr.top1));
@@ -289,10 +288,7 @@ class PipelineRun {
       tc.teacher = teacher_;
       const auto& lc = relabel_;
       tc.epochs = lc.epochs;
-      tc.batch_size = lc.batch_size;
-      tc.cutmix = lc.cutmix;
-      tc.cutmix_alpha = lc.cutmix_alpha;
-      tc.crop_scale_min = lc.crop_scale_min;
+      tc.views = lc.views;
       tc.prune_ratio = 0;
       train_and_record(tc, seed, -1.0, 0, "online");
     }

@@ -11,6 +11,7 @@
 #include "core/worker.h"
 #include "engine/precision.h"
 #include "labels/image_set.h"
+#include "labels/label_pool.h"
 #include "labels/label_store.h"
 #include "labels/replay.h"
 #include "models/checkpoint.h"
@@ -23,18 +24,14 @@ void RelabelConfig::declare(OptionSet& o) {
       .add("images", &images, "synthetic image folder from recover")
       .add("out", &out, "label store file to write")
       .add("epochs", &epochs, "relabel epochs E (= student training epochs)")
-      .add("batch_size", &batch_size, "label batch size B")
-      .add("prune_ratio", &prune_ratio, "R: keep the first floor((1-R) * E * batches) steps")
-      .add("cutmix", &cutmix, "CutMix within each label batch")
-      .value_sets("cutmix_alpha")
-      .add("cutmix_alpha", &cutmix_alpha, "CutMix Beta(alpha, alpha)")
-      .add("logits", &logits,
-           "stored logit values: float as they are, int8 / int4 with a scale and offset per row, "
-           "or int8-max / int4-max below the row's maximum with a one-byte scale")
+      .add("prune_ratio", &prune_ratio, "R: keep the first floor((1-R) * E * batches) steps");
+  views.declare(o);
+  o.add("logits", &logits,
+        "stored logit values: float as they are, int8 / int4 with a scale and offset per row, "
+        "or int8-max / int4-max below the row's maximum with a one-byte scale")
       .add("topk", &topk, "keep only the k largest logits of each row and their classes (0: all)")
       .add("store_views", &store_views,
            "store each step's views (indices, crops, flips, CutMix) explicitly")
-      .add("crop_scale_min", &crop_scale_min, "RandomResizedCrop minimum area fraction")
       .add("seed", &seed, "random seed of the views")
       .add("forward_batch", &forward_batch, "images per teacher forward (0: automatic)")
       .add("device", &device, "cpu, cuda or cuda:N")
@@ -44,11 +41,12 @@ void RelabelConfig::declare(OptionSet& o) {
 
 void RelabelConfig::apply_recipe(const std::string& name) {
   const RelabelConfig small;
-  epochs = small.epochs, batch_size = small.batch_size, cutmix = small.cutmix;
+  epochs = small.epochs, views.batch_size = small.views.batch_size;
+  views.cutmix = small.views.cutmix;
   if (name == "imagenet1k") {
-    batch_size = 128;
+    views.batch_size = 128;
   } else if (name == "tiny") {
-    epochs = 100, batch_size = 64, cutmix = false;
+    epochs = 100, views.batch_size = 64, views.cutmix = false;
   } else if (name != "small" && name != "auto") {
     throw std::invalid_argument("--recipe: unknown recipe '" + name +
                                 "' (use auto, imagenet1k, tiny or small)");
@@ -61,11 +59,9 @@ void RelabelConfig::validate() const {
   check_arg(!images.empty(), "--images", "the synthetic image folder is required");
   check_arg(!out.empty(), "--out", "a label store path is required");
   check_arg(epochs >= 1, "--epochs", "must be >= 1");
-  check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
-  check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
-  check_arg(cutmix_alpha > 0, "--cutmix", "alpha must be > 0");
+  views.validate();
+  labels::check_prune_ratio(prune_ratio);
   labels::LabelCodec{topk, logits}.validate();
-  check_arg(crop_scale_min > 0 && crop_scale_min <= 1, "--crop-scale-min", "must be in (0, 1]");
   check_arg(forward_batch >= 0, "--forward-batch", "must be >= 0");
 }
 
@@ -109,16 +105,13 @@ labels::LabelHeader make_header(const RelabelConfig& config, const labels::Image
   h.channels = ck.meta.channels;
   h.image_size = ck.meta.image_size;
   h.epochs = config.epochs;
-  h.batch_size = config.batch_size;
+  h.views = config.views;
   h.steps_kept = labels::steps_for_ratio(config.prune_ratio, h.total_steps());
   h.prune_ratio = config.prune_ratio;
   h.codec = {config.topk, config.logits};
   h.views_stored = config.store_views;
   h.replay_version = labels::kReplayVersion;
   h.seed = config.seed;
-  h.crop.scale_lo = config.crop_scale_min;
-  h.cutmix = config.cutmix;
-  h.cutmix_alpha = config.cutmix_alpha;
   h.norm = ck.meta.norm;
   h.images = set.paths();
   h.labels = set.labels();
@@ -239,7 +232,7 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
   // spread (results/relabel-spread.md), so 40 stays. On a GPU, fill it.
   const int64_t forward =
       config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
-  const int64_t group = std::max<int64_t>(1, forward / h.batch_size);
+  const int64_t group = std::max<int64_t>(1, forward / h.views.batch_size);
 
   using Writer = labels::LabelStoreWriter;
   std::unique_ptr<Writer> writer;

@@ -7,6 +7,7 @@
 #include "core/progress.h"
 #include "engine/precision.h"
 #include "labels/codec.h"
+#include "labels/views.h"
 
 namespace lpld::relabel {
 
@@ -17,14 +18,11 @@ struct RelabelConfig {
   std::string recipe = "auto";
   std::string teacher, images, out;
   int64_t epochs = 300;
-  int64_t batch_size = 20;
+  labels::ViewOptions views;  // batch size, crop, CutMix (labels/views.h)
   double prune_ratio = 0;
-  bool cutmix = true;
-  double cutmix_alpha = 1.0;
   labels::LabelValues logits = labels::LabelValues::fp16;  // labels/codec.h
   int64_t topk = 0;          // keep the k largest logits of each row (0: all; LPQLD's MR-k)
   bool store_views = false;  // the views in every record, for tools without lpld's streams
-  double crop_scale_min = 0.08;
   uint64_t seed = 0;
   int64_t forward_batch = 0;  // images per teacher forward (0: automatic)
   std::string device = "cpu";

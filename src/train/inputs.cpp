@@ -14,12 +14,9 @@ labels::LabelHeader online_header(const TrainConfig& config, const labels::Image
   h.channels = teacher.meta.channels;
   h.image_size = teacher.meta.image_size;
   h.epochs = config.epochs;
-  h.batch_size = config.batch_size;
+  h.views = config.views;
   h.steps_kept = h.total_steps();
   h.seed = config.seed;
-  h.crop.scale_lo = config.crop_scale_min;
-  h.cutmix = config.cutmix;
-  h.cutmix_alpha = config.cutmix_alpha;
   h.norm = teacher.meta.norm;
   h.images = set.paths();
   h.labels = set.labels();
@@ -56,22 +53,11 @@ labels::PoolSpec pool_spec(const TrainConfig& config, const labels::LabelHeader&
 // recipe) that differs from the store's would be silently ignored, so it is an error naming it
 // (issue: no silent settings).
 void check_store_views(const TrainConfig& config, const labels::LabelHeader& h) {
-  const json set = options_set(config);
-  const auto clash = [&](const char* key, bool differs, const std::string& option,
-                         const std::string& mine, const std::string& theirs) {
-    check_arg(!set.contains(key) || !differs, option,
-              fmt::format("{} here, but {} was relabelled with {}: a store's views fix it (leave "
-                          "{} out, or relabel with {} {})",
-                          mine, config.labels, theirs, option, option, mine));
-  };
-  clash("batch_size", config.batch_size != h.batch_size, "--batch-size",
-        std::to_string(config.batch_size), std::to_string(h.batch_size));
-  clash("cutmix", config.cutmix != h.cutmix, "--cutmix", config.cutmix ? "true" : "false",
-        h.cutmix ? "true" : "false");
-  clash("cutmix_alpha", h.cutmix && config.cutmix_alpha != h.cutmix_alpha, "--cutmix-alpha",
-        fmt::format("{}", config.cutmix_alpha), fmt::format("{}", h.cutmix_alpha));
-  clash("crop_scale_min", config.crop_scale_min != h.crop.scale_lo, "--crop-scale-min",
-        fmt::format("{}", config.crop_scale_min), fmt::format("{}", h.crop.scale_lo));
+  for (const auto& c : labels::view_clashes(config.views, h.views, options_set(config)))
+    throw std::invalid_argument(
+        fmt::format("{}: {} here, but {} was relabelled with {}: a store's views fix it (leave "
+                    "{} out, or relabel with {} {})",
+                    c.option, c.mine, config.labels, c.theirs, c.option, c.option, c.mine));
 }
 
 }  // namespace
@@ -95,10 +81,7 @@ TrainInputs open_inputs(const TrainConfig& requested, const torch::Device& devic
     check_store_views(requested, in.header);
     in.config = resolve_recipe(requested, in.header.image_size, "train", &note);
     // the views are the store's: recorded as they are, whatever the recipe would have chosen
-    in.config.batch_size = in.header.batch_size;
-    in.config.cutmix = in.header.cutmix;
-    in.config.cutmix_alpha = in.header.cutmix_alpha;
-    in.config.crop_scale_min = in.header.crop.scale_lo;
+    in.config.views = in.header.views;
   }
   if (!note.empty()) progress.message(note);
   const TrainConfig& config = in.config;

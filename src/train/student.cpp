@@ -70,13 +70,9 @@ void TrainConfig::declare(OptionSet& o) {
       .add("student_temperature_search", &student_temperature_search,
            "re-choose the student temperature after every epoch (LPQLD's dynamic CA)")
       .add("eval_every", &eval_every, "evaluate every K epochs (0: at the end only)")
-      .add("checkpoint_every", &checkpoint_every, "epochs between resume checkpoints")
-      .add("batch_size", &batch_size, "online labels: batch size")
-      .add("cutmix", &cutmix, "online labels: CutMix")
-      .value_sets("cutmix_alpha")
-      .add("cutmix_alpha", &cutmix_alpha, "online labels: CutMix Beta(alpha, alpha)")
-      .add("crop_scale_min", &crop_scale_min, "online labels: crop minimum area fraction")
-      .add("seed", &seed, "random seed (student init, pool draws)")
+      .add("checkpoint_every", &checkpoint_every, "epochs between resume checkpoints");
+  views.declare(o, "online labels (a store's own otherwise): ");
+  o.add("seed", &seed, "random seed (student init, pool draws)")
       .add("device", &device, "cpu, cuda or cuda:N")
       .add("amp", &amp, "mixed precision: off, bf16 or fp16 (autocast; fp16 with loss scaling)")
       .add("channels_last", &channels_last, "channels-last (NHWC) model and inputs")
@@ -89,12 +85,12 @@ void TrainConfig::apply_recipe(const std::string& name) {
   if (name == "auto") {  // resolved by open_inputs
   } else if (name == "imagenet1k" || name == "small") {
     epochs = 300, optimizer = Optimizer::adamw, lr = 1e-3, weight_decay = 0.01, warmup_epochs = 0;
-    temperature = 20, temperature_squared = false, cutmix = true,
-    batch_size = name == "small" ? 20 : 128;
+    temperature = 20, temperature_squared = false, views.cutmix = true;
+    views.batch_size = name == "small" ? 20 : 128;
   } else if (name == "tiny") {
     epochs = 100, optimizer = Optimizer::sgd, lr = 0.2, momentum = 0.9, weight_decay = 1e-4;
-    warmup_epochs = 5, temperature = 20, temperature_squared = true, cutmix = false,
-    batch_size = 64;
+    warmup_epochs = 5, temperature = 20, temperature_squared = true, views.cutmix = false;
+    views.batch_size = 64;
   } else {
     throw std::invalid_argument("--recipe: unknown recipe '" + name +
                                 "' (use auto, imagenet1k, tiny or small)");
@@ -109,7 +105,7 @@ void TrainConfig::validate() const {
   check_arg(!val.empty(), "--val", "a validation set is required");
   check_arg(!out.empty(), "--out", "an output folder is required");
   check_arg(epochs >= 1, "--epochs", "must be >= 1");
-  check_arg(prune_ratio >= 0 && prune_ratio < 1, "--prune-ratio", "must be in [0, 1)");
+  labels::check_prune_ratio(prune_ratio);
   check_arg(labels != "online" || prune_ratio == 0, "--prune-ratio",
             "online labels are never pruned");
   check_arg(lr > 0, "--lr", "must be > 0");
@@ -123,10 +119,9 @@ void TrainConfig::validate() const {
   check_arg(student_temperature >= 0, "--student-temperature", "must be >= 0 (0: the teacher's)");
   check_arg(eval_every >= 0, "--eval-every", "must be >= 0");
   check_arg(checkpoint_every >= 1, "--checkpoint-every", "must be >= 1");
-  check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
   check_arg(read_ahead >= -1 && read_ahead <= 64, "--read-ahead",
             "must be in [0, 64], or -1 (automatic)");
-  check_arg(cutmix_alpha > 0, "--cutmix-alpha", "must be > 0");
+  views.validate();
 }
 
 json TrainResult::to_json() const {

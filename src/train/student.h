@@ -12,6 +12,7 @@
 #include "core/progress.h"
 #include "engine/precision.h"
 #include "labels/label_pool.h"
+#include "labels/views.h"
 
 namespace lpld::train {
 
@@ -60,11 +61,8 @@ struct TrainConfig {
   bool student_temperature_search = false;
   int64_t eval_every = 0;         // evaluate every K epochs (0: only at the end)
   int64_t checkpoint_every = 25;  // epochs between resume checkpoints
-  // Views for online labels (a store carries its own).
-  int64_t batch_size = 20;
-  bool cutmix = true;
-  double cutmix_alpha = 1.0;
-  double crop_scale_min = 0.08;
+  // Views for online labels (a store carries its own: set here, they must match it).
+  labels::ViewOptions views;  // labels/views.h
   uint64_t seed = 0;
   std::string device = "cpu";
   engine::Amp amp = engine::Amp::off;  // engine/precision.h
