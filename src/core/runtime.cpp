@@ -78,6 +78,7 @@ int set_threads(int threads) {
     // the variable OpenMP programs honour (e.g. two processes sharing two cores: 1 each)
     const char* omp = std::getenv("OMP_NUM_THREADS");
     threads = omp ? std::atoi(omp) : 0;
+    if (threads > 1024) threads = 0;  // (--threads' range; OpenMP's lists "4,2": the first)
   }
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);

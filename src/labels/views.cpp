@@ -16,7 +16,7 @@ void ViewOptions::declare(OptionSet& o, const std::string& context) {
 
 void ViewOptions::validate() const {
   check_arg(batch_size >= 1, "--batch-size", "must be >= 1");
-  check_arg(cutmix_alpha > 0, "--cutmix", "alpha must be > 0");
+  check_arg(cutmix_alpha > 0, "--cutmix-alpha", "must be > 0");
   check_arg(crop.scale_lo > 0 && crop.scale_lo <= 1, "--crop-scale-min", "must be in (0, 1]");
 }
 

@@ -125,34 +125,22 @@ RecoverResult recover_part(const RecoverConfig& requested, Progress& progress, D
   return result;
 }
 
-// A distributed run (WORLD_SIZE > 1): every rank optimizes its share of the one-process
-// run's groups into unit files; rank 0 then publishes the folder from them, exactly as it
-// resumes an interrupted run. A rank that fails records why, and the others stop with it.
-RecoverResult recover_distributed(const RecoverConfig& config, Progress& progress,
-                                  const DistEnv& env) {
+// A rank of a distributed run (WORLD_SIZE > 1): every rank optimizes its share of the
+// one-process run's groups into unit files; rank 0 then publishes the folder from them,
+// exactly as it resumes an interrupted run (run_distributed reports a rank's failure to the
+// others).
+RecoverResult recover_rank(const RecoverConfig& config, Progress& progress, Dist& dist) {
   check_arg(config.classes.empty(), "--classes",
             "a distributed run (WORLD_SIZE > 1) divides the classes itself; leave it out");
-  Dist dist(env, resolve_device(config.device, env));
-  RecoverResult result;
-  try {
-    result = recover_part(config, progress, &dist);
-  } catch (const std::exception& e) {
-    dist.report_failure(e.what());
-    throw;
-  }
+  RecoverResult result = recover_part(config, progress, &dist);
   dist.barrier("recover: waiting for the other ranks' units");
   if (dist.rank() == 0) {
-    try {
-      RecoverResult mine = result;
-      result = recover_part(config, progress, nullptr);
-      result.iterations_per_second = mine.iterations_per_second;
-      result.image_iterations_per_second = mine.image_iterations_per_second;
-      result.units_optimized += mine.units_optimized;
-      result.seconds += mine.seconds;
-    } catch (const std::exception& e) {
-      dist.report_failure(e.what());
-      throw;
-    }
+    const RecoverResult mine = result;
+    result = recover_part(config, progress, nullptr);
+    result.iterations_per_second = mine.iterations_per_second;
+    result.image_iterations_per_second = mine.image_iterations_per_second;
+    result.units_optimized += mine.units_optimized;
+    result.seconds += mine.seconds;
   }
   dist.barrier("recover: waiting for rank 0 to publish " + config.out);
   return result;
@@ -161,9 +149,9 @@ RecoverResult recover_distributed(const RecoverConfig& config, Progress& progres
 }  // namespace
 
 RecoverResult recover(const RecoverConfig& config, Progress& progress) {
-  const DistEnv env = DistEnv::from_environment();
-  if (env.distributed()) return recover_distributed(config, progress, env);
-  return recover_part(config, progress, nullptr);
+  return run_distributed(config.device, [&](Dist* dist) {
+    return dist ? recover_rank(config, progress, *dist) : recover_part(config, progress, nullptr);
+  });
 }
 
 }  // namespace lpld::recover

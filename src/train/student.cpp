@@ -271,23 +271,31 @@ struct StateFile {
   bool writer = true;
 };
 
+// A run's clocks: since it started, and its training time (a resumed run's before it too).
+struct RunClock {
+  Clock::time_point start, train_start;
+  double prior_train_seconds = 0;
+  double run_seconds() const { return seconds_since(start); }
+  double train_seconds() const { return prior_train_seconds + seconds_since(train_start); }
+};
+
 // After an epoch but the last: an evaluation every eval_every epochs, the resume state every
-// checkpoint_every. `seconds`: of training so far, and since the run started.
+// checkpoint_every (its training time read after the evaluation, which it includes).
 void after_epoch(EpochContext& ctx, int64_t epochs_done, const StateFile& state,
-                 int64_t images_seen, std::pair<double, double> seconds, TrainResult& result,
+                 int64_t images_seen, const RunClock& clock, TrainResult& result,
                  Progress& progress) {
   const TrainConfig& config = ctx.inputs->config;
   const bool eval = config.eval_every > 0 && epochs_done % config.eval_every == 0;
   const bool save = epochs_done % config.checkpoint_every == 0;
   if (eval || save) sync_buffers(ctx);
   if (eval) {
-    evaluate_and_log(config, *ctx.inputs, *ctx.model, ctx.device, epochs_done, seconds.second,
+    evaluate_and_log(config, *ctx.inputs, *ctx.model, ctx.device, epochs_done, clock.run_seconds(),
                      result.evals, progress, ctx.dist);
     ctx.model->train();
   }
   if (save && state.writer)
     save_resume_state(state.path, state.identity, *ctx.model, *ctx.optimizer,
-                      {epochs_done, result.steps, images_seen, seconds.first,
+                      {epochs_done, result.steps, images_seen, clock.train_seconds(),
                        ctx.student_temperature, result.evals});
 }
 
@@ -342,8 +350,7 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
   if (rs.student_temperature > 0) ctx.student_temperature = rs.student_temperature;
 
   result.setup_seconds = seconds_since(start);
-  const auto train_start = Clock::now();
-  auto train_seconds = [&] { return rs.train_seconds + seconds_since(train_start); };
+  const RunClock clock{start, Clock::now(), rs.train_seconds};
   const int64_t bpe = h.batches_per_epoch();
   progress.start(
       "train " + std::string(in.online() ? "online" : fmt::format("R={}", config.prune_ratio)),
@@ -362,12 +369,12 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
     progress.update((epoch + 1 - result.resumed_from_epoch) * bpe,
                     fmt::format("epoch {} loss {:.4f}", epoch + 1, loss));
     if (epoch + 1 < config.epochs)
-      after_epoch(ctx, epoch + 1, {state_path, identity, writer}, rs.images_seen,
-                  {train_seconds(), seconds_since(start)}, result, progress);
+      after_epoch(ctx, epoch + 1, {state_path, identity, writer}, rs.images_seen, clock, result,
+                  progress);
   }
   progress.finish();
   sync_buffers(ctx);
-  result.train_seconds = train_seconds();
+  result.train_seconds = clock.train_seconds();
   result.images_per_second = result.train_seconds > 0 ? rs.images_seen / result.train_seconds : 0;
   result.input_wait_seconds = ctx.input_wait_seconds;
   auto ev = evaluate_and_log(config, in, model, device, config.epochs, seconds_since(start),
