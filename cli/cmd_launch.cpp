@@ -9,13 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
 
 #include "common.h"
 #include "core/dist.h"
+#include "core/runtime.h"
 
 namespace lpld::cli {
 namespace {
@@ -76,11 +76,10 @@ void add_launch_command(CLI::App& app, Context& ctx) {
       throw std::invalid_argument("launch: name the stage to run after --, e.g. -- recover ...");
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     // each rank: --threads, else OMP_NUM_THREADS (as torchrun leaves it), else its share
-    const char* omp = std::getenv("OMP_NUM_THREADS");
-    const int from_env = omp ? std::atoi(omp) : 0;
-    const int threads = ctx.threads > 0                    ? ctx.threads
-                        : from_env > 0 && from_env <= 1024 ? from_env
-                                                           : std::max(1, cores / *n);
+    const int from_env = threads_from_environment();
+    const int threads = ctx.threads > 0 ? ctx.threads
+                        : from_env > 0  ? from_env
+                                        : std::max(1, cores / *n);
     const int port = free_local_port();
     std::vector<std::string> stage = args;
     if (ctx.quiet) stage.insert(stage.begin(), "--quiet");

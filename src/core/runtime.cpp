@@ -73,13 +73,15 @@ F blas_symbol(const char* name) {
 }
 }  // namespace
 
+int threads_from_environment() {
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  const int n = omp ? std::atoi(omp) : 0;
+  return n >= 1 && n <= 1024 ? n : 0;
+}
+
 int set_threads(int threads) {
-  if (threads <= 0) {
-    // the variable OpenMP programs honour (e.g. two processes sharing two cores: 1 each)
-    const char* omp = std::getenv("OMP_NUM_THREADS");
-    threads = omp ? std::atoi(omp) : 0;
-    if (threads > 1024) threads = 0;  // (--threads' range; OpenMP's lists "4,2": the first)
-  }
+  // the variable OpenMP programs honour (e.g. two processes sharing two cores: 1 each)
+  if (threads <= 0) threads = threads_from_environment();
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   // OpenBLAS runs on the calling thread unless OPENBLAS_NUM_THREADS says otherwise: lpld's

@@ -13,10 +13,13 @@ namespace lpld {
 torch::Device parse_device(const std::string& spec);
 
 // Sets libtorch's intra-op threads: `threads` <= 0 means OMP_NUM_THREADS when set, else all
-// cores (Debian's libtorch defaults to one). An OpenBLAS behind libtorch gets one thread (the caller's) unless
-// OPENBLAS_NUM_THREADS is set, so its spinning workers do not take the cores from the
-// OpenMP regions. Returns the number in use.
+// cores (Debian's libtorch defaults to one). An OpenBLAS behind libtorch gets one thread (the
+// caller's) unless OPENBLAS_NUM_THREADS is set, so its spinning workers do not take the cores from
+// the OpenMP regions. Returns the number in use.
 int set_threads(int threads);
+// OMP_NUM_THREADS when it is a thread count in --threads' range 1..1024 (OpenMP's lists "4,2":
+// the first), else 0.
+int threads_from_environment();
 
 // `--deterministic`: PyTorch's deterministic algorithms (an op without a deterministic kernel
 // is then an error naming it), cuDNN's deterministic convolutions without autotuning, and a
@@ -25,8 +28,9 @@ int set_threads(int threads);
 void set_deterministic(bool on);
 
 // What computed a result, as every result records it: libtorch's version, its threads, and
-// whether deterministic algorithms were on, the BLAS library libtorch's matrix products go to (the system's libblas.so.3: Debian's
-// reference BLAS or OpenBLAS, which differ in the last bits of some results) with its threads.
+// whether deterministic algorithms were on, the BLAS library libtorch's matrix products go to (the
+// system's libblas.so.3: Debian's reference BLAS or OpenBLAS, which differ in the last bits of some
+// results) with its threads.
 nlohmann::json runtime_info();
 // The heap allocator in use, with its settings: {"name": "jemalloc", "version", the decay
 // times, MALLOC_CONF} or {"name": "glibc"}.

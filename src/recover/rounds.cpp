@@ -57,9 +57,8 @@ class Settler {
 
  private:
   void warn_restart(const Unit& u, const UnitResult& r) const {
-    const std::string who = u.label >= 0 ? "class " + names_[static_cast<size_t>(u.label)]
-                                         : fmt::format("batch {} of classes {}..{}", u.chunk,
-                                                       u.first, u.first + u.count - 1);
+    const std::string who =
+        u.label >= 0 ? "class " + names_[static_cast<size_t>(u.label)] : describe(u);
     progress_.warning(
         fmt::format("recover: {} stalled (ce {:.3f}, bn {:.2f} from {:.2f}, {:.0f} of its images "
                     "classified right); restart {} of {}",
