@@ -13,6 +13,7 @@
 #include "common.h"
 #include "core/dist.h"
 #include "core/runtime.h"
+#include "pipeline/stages.h"
 
 namespace {
 
@@ -68,11 +69,15 @@ void check_distributed(const CLI::App& app) {
   if (!env.distributed()) return;
   for (const auto* sub : app.get_subcommands()) {
     const std::string name = sub->get_name();
-    if (name != "squeeze" && name != "recover" && name != "relabel" && name != "train" &&
-        name != "launch")
-      throw std::invalid_argument(
-          name + ": runs as one process only (WORLD_SIZE=" + std::to_string(env.world_size) +
-          "); the stages squeeze, recover, relabel and train run distributed");
+    const lpld::StageDescriptor* stage = lpld::pipeline::find_stage(name);
+    if (name != "launch" && !(stage && stage->distributed)) {
+      std::string distributed;
+      for (const auto* s : lpld::pipeline::all_stages())
+        if (s->distributed) distributed += (distributed.empty() ? "" : ", ") + s->name;
+      throw std::invalid_argument(name + ": runs as one process only (WORLD_SIZE=" +
+                                  std::to_string(env.world_size) + "); the stages " +
+                                  distributed + " run distributed");
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 #include "core/clock.h"
 #include "core/dist.h"
 #include "core/error.h"
-#include "core/lock.h"
+#include "core/stage_output.h"
 #include "core/runtime.h"
 #include "data/batches.h"
 #include "engine/data_parallel.h"
@@ -220,20 +220,17 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
   SqueezeResult result;
   result.recipe = config.recipe;
   // One writer per checkpoint; a killed run's state is resumed (squeeze/resume.h).
-  const bool writer = !dist || dist->rank() == 0;
-  std::unique_ptr<FileLock> lock;
-  if (writer) lock = FileLock::acquire_or_fail(config.out + ".lock", config.out);
-  if (dist) dist->barrier("squeeze: waiting for rank 0 to lock " + config.out);
-  const std::string state_path = config.out + ".state";
-  const json identity = squeeze_identity(config);
-  SqueezeState state = load_squeeze_state(state_path, identity, *ck.model).value_or(SqueezeState{});
+  StageOutput output("squeeze", config.out, StageOutput::Kind::kFile, "state",
+                     squeeze_identity(config), dist);
+  SqueezeState state = load_squeeze_state(output.state_path(), output.identity(), *ck.model)
+                           .value_or(SqueezeState{});
   result.resumed_from_epoch = state.epochs_done;
   if (state.epochs_done > 0 || state.phase == "stats")
     progress.message(fmt::format("squeeze: resuming {} after epoch {}{}", config.out,
                                  state.epochs_done,
                                  state.phase == "stats" ? ", in the class-statistics pass" : ""));
   auto save = [&](const SqueezeState& s) {
-    if (writer) save_squeeze_state(state_path, identity, *ck.model, s);
+    if (output.writer()) save_squeeze_state(output.state_path(), output.identity(), *ck.model, s);
   };
   result.setup_seconds = seconds_since(start);
   if (config.epochs > 0 && state.phase == "train")
@@ -269,12 +266,7 @@ SqueezeResult squeeze_part(const SqueezeConfig& requested, Progress& progress, D
 
   ck.meta.info = {
       {"stage", "squeeze"}, {"config", config_json(config)}, {"top1", ev.top1}, {"top5", ev.top5}};
-  if (writer) {
-    models::save_checkpoint(config.out, ck);
-    std::filesystem::remove(state_path);
-    lock->release_and_remove();
-  }
-  if (dist) dist->barrier("squeeze: waiting for rank 0 to write " + config.out);
+  output.publish([&] { models::save_checkpoint(config.out, ck); });
   result.checkpoint = config.out;
   result.num_classes = ck.meta.num_classes;
   result.checkpoint_hash = hash_file(config.out);

@@ -25,9 +25,7 @@ void save_resume_state(const std::string& path, const json& identity, models::Cl
 ResumeState load_resume_state(const std::string& path, const json& identity,
                               models::ClassifierImpl& model, torch::optim::Optimizer& optimizer);
 
-// The finished run recorded in `result_path` when it has this identity; nothing when there
-// is none; an invalid_argument naming --out when it is another run.
-std::optional<TrainResult> finished_run(const std::string& result_path, const json& identity,
-                                        const std::string& out);
+// The finished run recorded in `done` (its result.json: core/stage_output.h), as reused.
+TrainResult finished_run(const json& done);
 
 }  // namespace lpld::train

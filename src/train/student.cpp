@@ -7,7 +7,7 @@
 #include "core/clock.h"
 #include "core/dist.h"
 #include "core/error.h"
-#include "core/lock.h"
+#include "core/stage_output.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
 #include "data/batches.h"
@@ -100,18 +100,14 @@ EpochContext make_epoch_context(TrainInputs& in, models::ClassifierImpl& model,
   return ctx;
 }
 
-// The student checkpoint and result.json (with the run's identity, so a rerun reuses it).
-void write_outputs(const TrainConfig& config, const json& identity, models::Checkpoint& student,
-                   const TrainResult& result) {
+// The student checkpoint, its metadata recording the run.
+void write_checkpoint(const TrainConfig& config, models::Checkpoint& student,
+                      const TrainResult& result) {
   student.meta.info = {{"stage", "train"},
                        {"config", config_json(config)},
                        {"top1", result.top1},
                        {"top5", result.top5}};
   models::save_checkpoint(config.out + "/student.safetensors", student);
-  json rj = result.to_json();
-  rj["identity"] = identity;
-  rj["runtime"] = runtime_info();
-  write_json(config.out + "/result.json", rj);
 }
 
 // A killed run's model, optimizer and counts, restored from its state file; none: a fresh run.
@@ -184,17 +180,11 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
   const torch::Device device = parse_device(requested.device);
   TrainInputs in = open_inputs(requested, device, progress);
   const TrainConfig& config = in.config;  // the recipe resolved, a store's views
-  const json identity = run_identity(config, in);
-  const bool writer = !dist || dist->rank() == 0;
-  std::unique_ptr<FileLock> lock;
-  if (writer) {
-    make_dirs(config.out);
-    lock = FileLock::acquire_or_fail(config.out + "/.lock", config.out);
-  }
-  if (dist) dist->barrier("train: waiting for rank 0 to lock " + config.out);
-  const std::string result_path = config.out + "/result.json";
-  const std::string state_path = config.out + "/train-state.safetensors";
-  if (auto done = finished_run(result_path, identity, config.out)) return *done;
+  StageOutput output("train", config.out, StageOutput::Kind::kFolder, "train-state.safetensors",
+                     run_identity(config, in), dist);
+  if (auto done = output.finished()) return finished_run(*done);
+  const std::string& state_path = output.state_path();
+  const json& identity = output.identity();
 
   const auto& h = in.header;
   labels::StepPlanner planner(h);
@@ -236,7 +226,7 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
     progress.update((epoch + 1 - result.resumed_from_epoch) * bpe,
                     fmt::format("epoch {} loss {:.4f}", epoch + 1, loss));
     if (epoch + 1 < config.epochs)
-      after_epoch(ctx, epoch + 1, {state_path, identity, writer}, rs.images_seen, clock, result,
+      after_epoch(ctx, epoch + 1, {state_path, identity, output.writer()}, rs.images_seen, clock, result,
                   progress);
   }
   progress.finish();
@@ -249,11 +239,7 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
   result.top1 = ev.top1;
   result.top5 = ev.top5;
   result.seconds = seconds_since(start);
-  if (!writer) return result;  // rank 0 writes
-
-  write_outputs(config, identity, student, result);
-  fs::remove(state_path);
-  lock->release_and_remove();
+  output.publish([&] { write_checkpoint(config, student, result); }, result.to_json());
   return result;
 }
 
