@@ -85,8 +85,8 @@ LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& h
   std::string head = header_bytes(header_);
   std::memcpy(head.data(), kPartialMagic, 8);
   data_offset_ = head.size();
-  const bool owner = role == Role::kOwner;
-  if (owner) lock_ = FileLock::acquire_or_fail(path + ".lock", path);
+  const bool owner = owner_ = role != Role::kJoin;
+  if (role == Role::kOwner) lock_ = FileLock::acquire_or_fail(path + ".lock", path);
   fd_ = ::open(partial_.c_str(), O_RDWR | O_CLOEXEC | (owner ? O_CREAT : 0), 0644);
   if (fd_ < 0)
     fail_file(partial_, std::string(owner ? "cannot create: " : "cannot open rank 0's file: ") +
@@ -159,7 +159,7 @@ void LabelStoreWriter::sync() {
 }
 
 void LabelStoreWriter::commit() {
-  TORCH_CHECK(lock_ != nullptr, "label store: only the owner commits");
+  TORCH_CHECK(owner_, "label store: only the owner commits");
   adopted_ = true;  // what another rank wrote is checked like a killed run's records
   for (int64_t step = 0; step < header_.steps_kept; ++step)
     if (!intact(step))
@@ -173,7 +173,7 @@ void LabelStoreWriter::commit() {
   if (::rename(partial_.c_str(), path_.c_str()) != 0)
     fail_file(path_,
               std::string("cannot rename the partial file into place: ") + std::strerror(errno));
-  lock_->release_and_remove();
+  if (lock_) lock_->release_and_remove();
 }
 
 namespace {

@@ -79,7 +79,11 @@ uint64_t record_offset(const LabelHeader& header, uint64_t data_offset, int64_t 
 // that every kept step is there and renames the file into place. Memory use is one record.
 class LabelStoreWriter {
  public:
-  enum class Role { kOwner, kJoin };
+  enum class Role {
+    kOwner,       // creates the partial file and holds path.lock
+    kOwnerLocked, // the same, the caller holding path.lock already (core/stage_output.h)
+    kJoin,        // writes its records into the owner's file
+  };
   LabelStoreWriter(const std::string& path, const LabelHeader& header, Role role = Role::kOwner);
   ~LabelStoreWriter();
   LabelStoreWriter(const LabelStoreWriter&) = delete;
@@ -101,7 +105,8 @@ class LabelStoreWriter {
 
  private:
   std::string path_, partial_;
-  std::unique_ptr<FileLock> lock_;
+  std::unique_ptr<FileLock> lock_;  // kOwner's
+  bool owner_ = false;
   int fd_ = -1;
   LabelHeader header_;
   uint64_t data_offset_ = 0;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/read_ahead.h"
 #include "core/runtime.h"
+#include "core/stage_output.h"
 #include "core/worker.h"
 #include "engine/precision.h"
 #include "labels/image_set.h"
@@ -234,9 +235,13 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
       config.forward_batch > 0 ? config.forward_batch : (device.is_cuda() ? 1024 : 40);
   const int64_t group = std::max<int64_t>(1, forward / h.views.batch_size);
 
+  // The store's partial file is its resume state: a killed run's records of the same header
+  // are kept, another header's are discarded (labels/label_store.h).
+  StageOutput output("relabel", config.out, StageOutput::Kind::kFile, "partial", h.to_json(),
+                     dist);
   using Writer = labels::LabelStoreWriter;
   std::unique_ptr<Writer> writer;
-  if (!dist || dist->rank() == 0) writer = std::make_unique<Writer>(config.out, h);
+  if (output.writer()) writer = std::make_unique<Writer>(config.out, h, Writer::Role::kOwnerLocked);
   if (dist) dist->barrier("relabel: waiting for rank 0 to open " + config.out + ".partial");
   if (!writer) writer = std::make_unique<Writer>(config.out, h, Writer::Role::kJoin);
   const Share share = groups_to_label(*writer, group, dist);
@@ -255,9 +260,8 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
     dist->all_reduce_sum(v, "relabel: waiting for the other ranks' records");
     views = v[0].item<int64_t>();
   }
-  if (!dist || dist->rank() == 0) writer->commit();
+  output.publish([&] { writer->commit(); });
   writer.reset();
-  if (dist) dist->barrier("relabel: waiting for rank 0 to publish " + config.out);
 
   RelabelResult r;
   r.recipe = config.recipe;
