@@ -152,6 +152,11 @@ TEST(Pipeline, ConfigErrorsNameTheKey) {
   std::ofstream(dir.path("t.yaml")) << "recover: {ipc: 50}\n";
   test::expect_throw_with<std::invalid_argument>(
       [&] { pipeline::load_pipeline_config(dir.path("t.yaml")); }, {"recover: ipc", "ipcs"});
+  // a stage the pipeline does not run (from the stage descriptors): named as such
+  std::ofstream(dir.path("u.yaml")) << "import: {from: w.pt}\n";
+  test::expect_throw_with<std::invalid_argument>(
+      [&] { pipeline::load_pipeline_config(dir.path("u.yaml")); },
+      {"u.yaml: import: the pipeline does not run import", "lpld import"});
 }
 
 // The configs the README and the benches point users to stay valid as options change.

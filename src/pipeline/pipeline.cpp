@@ -13,6 +13,7 @@
 #include "labels/label_store.h"
 #include "models/checkpoint.h"
 #include "pipeline/image_grid.h"
+#include "pipeline/stages.h"
 
 namespace lpld::pipeline {
 namespace fs = std::filesystem;
@@ -85,7 +86,17 @@ PipelineConfig load_pipeline_config(const std::string& path) {
       .add("order_at_1x", &c.order_at_1x, "")
       .add("seed", &c.seed, "")
       .add("device", &c.device, "");
-  top.apply_yaml(root, path, {"squeeze", "recover", "relabel", "train"});
+  // A section for a stage that exists but that the pipeline does not run (its descriptor,
+  // pipeline/stages.h) is named as such, not as an unknown key.
+  const std::vector<std::string> sections = {"squeeze", "recover", "relabel", "train"};
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>("");
+    if (find_stage(key) && std::find(sections.begin(), sections.end(), key) == sections.end())
+      throw std::invalid_argument(path + ": " + key + ": the pipeline does not run " + key +
+                                  " (its sections: squeeze, recover, relabel, train); run `lpld " +
+                                  key + "` on its own");
+  }
+  top.apply_yaml(root, path, sections);
   apply_section(root, "squeeze", c.squeeze, path);
   apply_section(root, "recover", c.recover, path);
   apply_section(root, "relabel", c.relabel, path);
