@@ -74,9 +74,9 @@ void check_distributed(const CLI::App& app) {
       std::string distributed;
       for (const auto* s : lpld::pipeline::all_stages())
         if (s->distributed) distributed += (distributed.empty() ? "" : ", ") + s->name;
-      throw std::invalid_argument(name + ": runs as one process only (WORLD_SIZE=" +
-                                  std::to_string(env.world_size) + "); the stages " +
-                                  distributed + " run distributed");
+      throw std::invalid_argument(
+          name + ": runs as one process only (WORLD_SIZE=" + std::to_string(env.world_size) +
+          "); the stages " + distributed + " run distributed");
     }
   }
 }

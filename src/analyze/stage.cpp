@@ -1,8 +1,9 @@
 // `lpld analyze` (core/stage.h).
+#include "core/stage.h"
+
 #include <fmt/format.h>
 
 #include "analyze/analyze.h"
-#include "core/stage.h"
 
 namespace lpld {
 namespace {

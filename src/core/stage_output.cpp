@@ -18,8 +18,8 @@ StageOutput::StageOutput(std::string stage, std::string path, Kind kind, std::st
       writer_(!dist || dist->rank() == 0) {
   if (writer_) {
     if (kind_ == Kind::kFolder) make_dirs(path_);
-    lock_ = FileLock::acquire_or_fail(kind_ == Kind::kFile ? path_ + ".lock" : path_ + "/.lock",
-                                      path_);
+    lock_ =
+        FileLock::acquire_or_fail(kind_ == Kind::kFile ? path_ + ".lock" : path_ + "/.lock", path_);
   }
   if (dist_) dist_->barrier(stage_ + ": waiting for rank 0 to lock " + path_);
 }

@@ -1,7 +1,8 @@
 // `lpld import` (core/stage.h).
+#include "core/stage.h"
+
 #include <fmt/format.h>
 
-#include "core/stage.h"
 #include "import/import.h"
 
 namespace lpld {
@@ -18,8 +19,8 @@ std::string import_summary(const import::ImportConfig& c, const import::ImportRe
 
 const StageDescriptor& import_stage() {
   static const StageDescriptor d = make_stage<import::ImportConfig, import::ImportResult>(
-      "import",
-      "a teacher from published weights (torch.save or safetensors): then squeeze --init", "",
+      "import", "a teacher from published weights (torch.save or safetensors): then squeeze --init",
+      "",
       /*distributed=*/false, import::import_teacher, import_summary);
   return d;
 }

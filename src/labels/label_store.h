@@ -80,9 +80,9 @@ uint64_t record_offset(const LabelHeader& header, uint64_t data_offset, int64_t 
 class LabelStoreWriter {
  public:
   enum class Role {
-    kOwner,       // creates the partial file and holds path.lock
-    kOwnerLocked, // the same, the caller holding path.lock already (core/stage_output.h)
-    kJoin,        // writes its records into the owner's file
+    kOwner,        // creates the partial file and holds path.lock
+    kOwnerLocked,  // the same, the caller holding path.lock already (core/stage_output.h)
+    kJoin,         // writes its records into the owner's file
   };
   LabelStoreWriter(const std::string& path, const LabelHeader& header, Role role = Role::kOwner);
   ~LabelStoreWriter();

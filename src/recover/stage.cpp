@@ -1,7 +1,8 @@
 // `lpld recover` (core/stage.h).
+#include "core/stage.h"
+
 #include <fmt/format.h>
 
-#include "core/stage.h"
 #include "recover/recover.h"
 
 namespace lpld {
@@ -25,8 +26,8 @@ std::string recover_summary(const recover::RecoverConfig& c, const recover::Reco
 const StageDescriptor& recover_stage() {
   static const StageDescriptor d = make_stage<recover::RecoverConfig, recover::RecoverResult>(
       "recover", "synthesize IPC images per class from the teacher (Stage 2)",
-      "auto (from the teacher), imagenet1k, tiny or small", /*distributed=*/true,
-      recover::recover, recover_summary);
+      "auto (from the teacher), imagenet1k, tiny or small", /*distributed=*/true, recover::recover,
+      recover_summary);
   return d;
 }
 

@@ -237,8 +237,7 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
 
   // The store's partial file is its resume state: a killed run's records of the same header
   // are kept, another header's are discarded (labels/label_store.h).
-  StageOutput output("relabel", config.out, StageOutput::Kind::kFile, "partial", h.to_json(),
-                     dist);
+  StageOutput output("relabel", config.out, StageOutput::Kind::kFile, "partial", h.to_json(), dist);
   using Writer = labels::LabelStoreWriter;
   std::unique_ptr<Writer> writer;
   if (output.writer()) writer = std::make_unique<Writer>(config.out, h, Writer::Role::kOwnerLocked);

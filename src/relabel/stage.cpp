@@ -1,7 +1,8 @@
 // `lpld relabel` (core/stage.h).
+#include "core/stage.h"
+
 #include <fmt/format.h>
 
-#include "core/stage.h"
 #include "relabel/relabel.h"
 
 namespace lpld {
@@ -23,8 +24,8 @@ std::string relabel_summary(const relabel::RelabelConfig&, const relabel::Relabe
 const StageDescriptor& relabel_stage() {
   static const StageDescriptor d = make_stage<relabel::RelabelConfig, relabel::RelabelResult>(
       "relabel", "soft labels for the label pool, into one label store (Stage 3)",
-      "auto (from the teacher), imagenet1k, tiny or small", /*distributed=*/true,
-      relabel::relabel, relabel_summary);
+      "auto (from the teacher), imagenet1k, tiny or small", /*distributed=*/true, relabel::relabel,
+      relabel_summary);
   return d;
 }
 

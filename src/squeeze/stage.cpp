@@ -1,7 +1,8 @@
 // `lpld squeeze` (core/stage.h).
+#include "core/stage.h"
+
 #include <fmt/format.h>
 
-#include "core/stage.h"
 #include "squeeze/squeeze.h"
 
 namespace lpld {

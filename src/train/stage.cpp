@@ -1,7 +1,8 @@
 // `lpld train` (core/stage.h).
+#include "core/stage.h"
+
 #include <fmt/format.h>
 
-#include "core/stage.h"
 #include "train/student.h"
 
 namespace lpld {

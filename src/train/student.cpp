@@ -7,9 +7,9 @@
 #include "core/clock.h"
 #include "core/dist.h"
 #include "core/error.h"
-#include "core/stage_output.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
+#include "core/stage_output.h"
 #include "data/batches.h"
 #include "engine/data_parallel.h"
 #include "engine/evaluate.h"
@@ -226,8 +226,8 @@ TrainResult train_part(const TrainConfig& requested, Progress& progress, Dist* d
     progress.update((epoch + 1 - result.resumed_from_epoch) * bpe,
                     fmt::format("epoch {} loss {:.4f}", epoch + 1, loss));
     if (epoch + 1 < config.epochs)
-      after_epoch(ctx, epoch + 1, {state_path, identity, output.writer()}, rs.images_seen, clock, result,
-                  progress);
+      after_epoch(ctx, epoch + 1, {state_path, identity, output.writer()}, rs.images_seen, clock,
+                  result, progress);
   }
   progress.finish();
   sync_buffers(ctx);
