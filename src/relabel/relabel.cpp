@@ -1,7 +1,10 @@
 #include "relabel/relabel.h"
 
+#include <algorithm>
 #include <deque>
 #include <future>
+#include <mutex>
+#include <thread>
 
 #include "core/clock.h"
 #include "core/dist.h"
@@ -152,66 +155,146 @@ Share groups_to_label(labels::LabelStoreWriter& writer, int64_t group, const Dis
   return share;
 }
 
-// Labels the groups `todo` into `writer`: the teacher's forwards on this thread, the next
-// group's plans and images read ahead on one helper thread, the records written behind on
-// another. Returns the views labelled.
-int64_t label_groups(const labels::ImageSet& set, models::Checkpoint& ck,
-                     labels::LabelStoreWriter& writer, const std::vector<int64_t>& todo,
-                     int64_t group, const torch::Device& device, const engine::Precision& precision,
-                     Progress& progress) {
-  const labels::LabelHeader& h = writer.header();
-  const data::NormTensors norm(h.norm, device);
-  auto& teacher = *ck.model;  // load_checkpoint leaves it in eval mode
-  torch::NoGradGuard no_grad;
-  labels::StepPlanner planner(h);   // used by one planning thread at a time
-  auto prepare = [&](int64_t s0) {  // on a helper thread, ahead of the forward
-    StepGroup g;
-    for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
-      g.plans.push_back(planner.plan(s));
-      g.images.push_back(set.read(g.plans.back().indices));
-      // Pinned, so the copy below can run without blocking this thread (CUDA only).
-      if (device.is_cuda()) g.images.back() = g.images.back().pin_memory();
-    }
-    return g;
-  };
-  // (after everything their tasks use, so they finish first on the way out)
-  SerialWorker planning, writing;
-  std::deque<std::future<void>> writes;  // in flight, oldest first
-  ReadAhead<StepGroup> ahead(planning, static_cast<int64_t>(todo.size()), 1,
-                             [&](int64_t i) { return prepare(todo[static_cast<size_t>(i)]); });
-  int64_t views = 0, steps_done = 0;
-  while (auto next = ahead.next()) {
-    StepGroup g = std::move(*next);
-    std::vector<torch::Tensor> batches;
-    for (size_t k = 0; k < g.plans.size(); ++k)
-      batches.push_back(labels::render_step(g.images[k].to(device, /*non_blocking=*/true), norm,
-                                            g.plans[k], h.image_size));
-    torch::Tensor logits;
-    {  // the views are rendered on the device; the forward under autocast (engine/precision.h)
-      engine::AutocastGuard autocast(device, precision.amp);
-      logits = teacher.forward(engine::in_layout(torch::cat(batches), precision));
-    }
-    logits = logits.to(torch::kFloat).to(torch::kCPU);
-    // The writer runs behind the next forwards, a few groups deep: waiting for each write
-    // before the next forward left the main thread idle whenever the writer thread was not
-    // scheduled at once.
-    while (writes.size() >= 4) writes.front().get(), writes.pop_front();
+// The views of a group rendered on `device` and the teacher's logits for them (float, on the
+// CPU), under autocast (engine/precision.h). Thread-safe: the CPU path runs one per core.
+torch::Tensor forward_group(const StepGroup& g, models::ClassifierImpl& teacher,
+                            const labels::LabelHeader& h, const data::NormTensors& norm,
+                            const torch::Device& device, const engine::Precision& precision) {
+  torch::NoGradGuard no_grad;  // (per thread, as autocast is)
+  std::vector<torch::Tensor> batches;
+  for (size_t k = 0; k < g.plans.size(); ++k)
+    batches.push_back(labels::render_step(g.images[k].to(device, /*non_blocking=*/true), norm,
+                                          g.plans[k], h.image_size));
+  engine::AutocastGuard autocast(device, precision.amp);
+  torch::Tensor logits = teacher.forward(engine::in_layout(torch::cat(batches), precision));
+  return logits.to(torch::kFloat).to(torch::kCPU);
+}
+
+// The forwards' logits on their way into the store: counted for the progress, then written
+// on one helper thread behind the forwards, a few groups deep (waiting for each write before
+// the next forward left the forwards idle whenever the writer thread was not scheduled at
+// once). Thread-safe.
+class RecordQueue {
+ public:
+  RecordQueue(labels::LabelStoreWriter& writer, Progress& progress)
+      : writer_(writer), progress_(progress) {}
+  void push(const StepGroup& g, const torch::Tensor& logits) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (writes_.size() >= 4) writes_.front().get(), writes_.pop_front();
     // Counted before the write is queued, so a progress log never lags the store (a kill
-    // between a write and its update would show more on disk than was logged); it leads it by
-    // at most the 4 groups queued behind the writer.
-    for (const auto& p : g.plans) views += static_cast<int64_t>(p.indices.size());
-    steps_done += static_cast<int64_t>(g.plans.size());
-    progress.update(steps_done);
-    writes.push_back(writing.submit([&writer, logits, plans = g.plans] {
+    // between a write and its update would show more on disk than was logged); it leads it
+    // by at most the 4 groups queued behind the writer.
+    for (const auto& p : g.plans) views_ += static_cast<int64_t>(p.indices.size());
+    steps_ += static_cast<int64_t>(g.plans.size());
+    progress_.update(steps_);
+    writes_.push_back(writing_.submit([this, logits, plans = g.plans] {
       int64_t row = 0;
       for (const auto& p : plans) {
         const int64_t n = static_cast<int64_t>(p.indices.size());
-        writer.write(p.step, logits.narrow(0, row, n), p);
+        writer_.write(p.step, logits.narrow(0, row, n), p);
         row += n;
       }
     }));
   }
-  for (auto& w : writes) w.get();
+  // Waits for every write; returns the views labelled.
+  int64_t finish() {
+    for (auto& w : writes_) w.get();
+    writes_.clear();
+    return views_;
+  }
+
+ private:
+  labels::LabelStoreWriter& writer_;
+  Progress& progress_;
+  std::mutex mutex_;
+  int64_t views_ = 0, steps_ = 0;
+  std::deque<std::future<void>> writes_;  // in flight, oldest first
+  SerialWorker writing_;                  // (last: it finishes before the rest goes)
+};
+
+// A group's plans and images, read from the image cache.
+StepGroup prepare_group(const labels::ImageSet& set, labels::StepPlanner& planner,
+                        const labels::LabelHeader& h, int64_t s0, int64_t group,
+                        const torch::Device& device) {
+  StepGroup g;
+  for (int64_t s = s0; s < std::min(h.steps_kept, s0 + group); ++s) {
+    g.plans.push_back(planner.plan(s));
+    g.images.push_back(set.read(g.plans.back().indices));
+    // Pinned, so the copy to the device can run without blocking the forwards (CUDA only).
+    if (device.is_cuda()) g.images.back() = g.images.back().pin_memory();
+  }
+  return g;
+}
+
+// What label_groups needs besides the groups.
+struct LabelJob {
+  const labels::ImageSet& set;
+  models::Checkpoint& ck;
+  labels::LabelStoreWriter& writer;
+  int64_t group;
+  torch::Device device;
+  engine::Precision precision;
+};
+
+// On a GPU: the forwards on this thread, the next group's plans and images read ahead on one
+// helper thread, the records written behind on another.
+int64_t label_groups_on_device(const LabelJob& job, const std::vector<int64_t>& todo,
+                               Progress& progress) {
+  const labels::LabelHeader& h = job.writer.header();
+  const data::NormTensors norm(h.norm, job.device);
+  labels::StepPlanner planner(h);  // used by one planning thread at a time
+  RecordQueue records(job.writer, progress);
+  SerialWorker planning;  // (after what its tasks use, so it finishes first on the way out)
+  ReadAhead<StepGroup> ahead(planning, static_cast<int64_t>(todo.size()), 1, [&](int64_t i) {
+    return prepare_group(job.set, planner, h, todo[static_cast<size_t>(i)], job.group, job.device);
+  });
+  while (auto g = ahead.next())
+    records.push(*g, forward_group(*g, *job.ck.model, h, norm, job.device, job.precision));
+  return records.finish();
+}
+
+// On the CPU: one forward per core, each on one thread (at::set_num_threads(1) on each worker
+// sets that thread's OpenMP and MKL thread counts alone), so each group's logits are a
+// single-threaded forward's whatever --threads is (the store is bitwise the same at any thread
+// count), and a small forward does not pay for splitting each of its ops over the cores
+// (bench/results/relabel-cores.md).
+int64_t label_groups_on_cores(const LabelJob& job, const std::vector<int64_t>& todo,
+                              Progress& progress) {
+  const labels::LabelHeader& h = job.writer.header();
+  const data::NormTensors norm(h.norm, job.device);
+  labels::StepPlanner planner(h);
+  RecordQueue records(job.writer, progress);
+  std::mutex mutex;  // the planner, the next group, the first error
+  size_t next = 0;
+  std::exception_ptr error;
+  auto work = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mutex);  // (one at a time: it resets libtorch's pools)
+      at::set_num_threads(1);
+    }
+    try {
+      while (true) {
+        StepGroup g;
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (next == todo.size() || error) return;
+          g = prepare_group(job.set, planner, h, todo[next++], job.group, job.device);
+        }
+        records.push(g, forward_group(g, *job.ck.model, h, norm, job.device, job.precision));
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  const int threads = at::get_num_threads();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < std::min<int64_t>(threads, static_cast<int64_t>(todo.size())); ++t)
+    workers.emplace_back(work);
+  for (auto& w : workers) w.join();
+  at::set_num_threads(threads);  // (the count is also kept process-wide by libtorch)
+  const int64_t views = records.finish();
+  if (error) std::rethrow_exception(error);
   return views;
 }
 
@@ -251,7 +334,9 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
   progress.start("relabel", share.steps_todo, "step");
   const auto precision = engine::Precision{config.amp, config.channels_last};
   if (precision.channels_last) engine::to_channels_last(*ck.model);
-  int64_t views = label_groups(set, ck, *writer, share.todo, group, device, precision, progress);
+  const LabelJob job{set, ck, *writer, group, device, precision};
+  int64_t views = device.is_cpu() ? label_groups_on_cores(job, share.todo, progress)
+                                  : label_groups_on_device(job, share.todo, progress);
   progress.finish();
   if (dist) {
     writer->sync();
