@@ -13,15 +13,14 @@ void add_stage(CLI::App& app, Context& ctx, const StageDescriptor& stage) {
   auto* sub = app.add_subcommand(stage.name, stage.help);
   const std::shared_ptr<StageConfig> config = stage.make_config();
   auto json_path = std::make_shared<std::string>();
+  ConfigBinding binding{nullptr,
+                        [config](const YAML::Node& node, const std::string& where) {
+                          config->apply_yaml(node, where);
+                        },
+                        config->options(), stage.recipes};
   if (config->has_recipes())
-    sub->add_option_function<std::string>(
-        "--recipe", [config](const std::string& name) { config->apply_recipe(name); },
-        "preset: " + stage.recipes + " (--config and flags override it)");
-  sub->add_option_function<std::string>(
-      "--config",
-      [config](const std::string& path) { config->apply_yaml(load_yaml_file(path), path); },
-      "YAML file with these options (flags override it)");
-  bind_options(sub, config->options(), config->has_recipes() ? "recipe" : "");
+    binding.apply_recipe = [config](const std::string& name) { config->apply_recipe(name); };
+  bind_config(sub, std::move(binding));
   sub->add_option("--json", *json_path, "write the result as JSON here");
   sub->callback([&ctx, config, json_path] {
     ctx.run = [&ctx, config, json_path] {

@@ -56,6 +56,18 @@ void bind_options(CLI::App* sub, const OptionSet& set, const std::string& skip) 
   }
 }
 
+void bind_config(CLI::App* sub, ConfigBinding b) {
+  const bool recipes = static_cast<bool>(b.apply_recipe);
+  if (recipes)
+    sub->add_option_function<std::string>(
+        "--recipe", b.apply_recipe, "preset: " + b.recipes + " (--config and flags override it)");
+  sub->add_option_function<std::string>(
+      "--config",
+      [apply = b.apply_yaml](const std::string& path) { apply(load_yaml_file(path), path); },
+      "YAML file with these options (flags override it)");
+  bind_options(sub, b.options, recipes ? "recipe" : "");
+}
+
 void write_result(const std::string& path, const json& result) {
   if (!path.empty()) write_json(path, result);
 }

@@ -30,18 +30,27 @@ struct Context {
 // left out.
 void bind_options(CLI::App* sub, const OptionSet& set, const std::string& skip = "");
 
+// What bind_config binds: a config's recipe (null: it has none) and YAML setters, and its
+// options (bound to its fields).
+struct ConfigBinding {
+  std::function<void(const std::string&)> apply_recipe;
+  std::function<void(const YAML::Node&, const std::string&)> apply_yaml;
+  OptionSet options;
+  std::string recipes;  // --recipe's names for the help
+};
 // --recipe NAME (configs with presets), --config FILE.yaml, then the config's options.
+void bind_config(CLI::App* sub, ConfigBinding binding);
+
 template <typename Config>
 void bind_config(CLI::App* sub, const std::shared_ptr<Config>& config, const std::string& recipes) {
+  ConfigBinding b{nullptr,
+                  [config](const YAML::Node& node, const std::string& where) {
+                    apply_yaml_config(*config, node, where);
+                  },
+                  options_of(*config), recipes};
   if constexpr (has_recipe<Config>::value)
-    sub->add_option_function<std::string>(
-        "--recipe", [config](const std::string& name) { config->apply_recipe(name); },
-        "preset: " + recipes + " (--config and flags override it)");
-  sub->add_option_function<std::string>(
-      "--config",
-      [config](const std::string& path) { apply_yaml_config(*config, load_yaml_file(path), path); },
-      "YAML file with these options (flags override it)");
-  bind_options(sub, options_of(*config), has_recipe<Config>::value ? "recipe" : "");
+    b.apply_recipe = [config](const std::string& name) { config->apply_recipe(name); };
+  bind_config(sub, std::move(b));
 }
 
 // Writes `result` to `path` atomically when `path` is not empty.

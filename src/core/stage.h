@@ -75,7 +75,6 @@ class TypedStageConfig final : public StageConfig {
     return {stage_result_json(r.to_json(), to_json()),
             summary_(config_, r, DistEnv::from_environment())};
   }
-  Config& config() { return config_; }
 
  private:
   Config config_;

@@ -226,7 +226,7 @@ StepGroup prepare_group(const labels::ImageSet& set, labels::StepPlanner& planne
   return g;
 }
 
-// What label_groups needs besides the groups.
+// What label_groups_on_device and label_groups_on_cores need besides the groups.
 struct LabelJob {
   const labels::ImageSet& set;
   models::Checkpoint& ck;
