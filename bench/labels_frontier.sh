@@ -26,6 +26,11 @@ methods=(
   "prune+top3-int8|--logits int8 --topk 3||0.9 0.975 0.99"
   "prune+dkr-ca|--logits fp16|--temperature-schedule step --student-temperature-search|0.975 0.99 0.995"
   "prune+int4+dkr-ca|--logits int4|--temperature-schedule step --student-temperature-search|0.9 0.975 0.99"
+  # the image-label fallback (issue #30): a share of the training steps renders pruned steps'
+  # views labelled from each image's whole-view labels (one int4-max row per image, counted)
+  "prune+int4-max+fb50|--logits int4-max --image-labels|--fallback-share 0.5|0.9766 0.99"
+  "prune+int4-max+fb80|--logits int4-max --image-labels|--fallback-share 0.8|0.9766 0.99"
+  "prune+int4-max+fb95|--logits int4-max --image-labels|--fallback-share 0.95|0.9766 0.99"
 )
 base() {  # set -> teacher and images of lpld's defaults
   local set=$1 data val ipc

@@ -11,7 +11,10 @@ out, md, plots = {}, ["# Soft-label storage frontier: pruning, quantization, LPQ
        "and checksum); compression against the 1× fp16 store of the same run. Methods: `prune` is",
        "LPLD's random pruning (fp16 logits); `quant-*` quantize every step's labels (int8/int4 with a",
        "scale and offset per row, top-k: LPQLD's MR-k); `prune+*` both; `dkr-ca`: LPQLD's step",
-       "temperature schedule (20 · 0.7^(e // 30), ≥ 2) and searched student temperature.", ""], []
+       "temperature schedule (20 · 0.7^(e // 30), ≥ 2) and searched student temperature; `fbNN`:",
+       "NN % of the training steps render a pruned step's views, labelled from each image's whole-view",
+       "labels (`relabel --image-labels`, one row per image in the store's codec, counted in the bytes;",
+       "`train --fallback-share`).", ""], []
 for setdir in sorted(glob.glob(f"{w}/*/")):
     set_ = os.path.basename(setdir.rstrip("/"))
     rows = []
@@ -27,15 +30,24 @@ for setdir in sorted(glob.glob(f"{w}/*/")):
                      "compression": b["compression_vs_fp16_1x"],
                      "relabel_seconds": info["seconds"], "top1": top1,
                      "mean": st.mean(top1), "std": st.stdev(top1) if len(top1) > 1 else 0.0})
-    if not rows:
-        continue
-    out[set_] = rows
-    md += [f"## {set_}", "", "| method | prune ratio | label bytes | compression | values | params | indices | student top-1 | relabel s |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    if rows:
+        out[set_] = rows
+# Rows measured before (the committed JSON) stay unless this work folder measured the same
+# (set, method, ratio) again: a partial run (SETS/METHODS/RATIOS) adds to the table.
+old = "bench/results/labels-frontier.json"
+if os.path.exists(old):
+    for set_, rows in json.load(open(old)).items():
+        new = {(x["method"], x["prune_ratio"]) for x in out.get(set_, [])}
+        out[set_] = [x for x in rows if (x["method"], x["prune_ratio"]) not in new] + out.get(set_, [])
+for set_, rows in sorted(out.items()):
+    setdir = f"{w}/{set_}/"
+    os.makedirs(setdir, exist_ok=True)
+    md += [f"## {set_}", "", "| method | prune ratio | label bytes | compression | values | params | indices | image labels | student top-1 | relabel s |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for x in sorted(rows, key=lambda x: (x["method"], x["prune_ratio"])):
         b = x["bytes"]
         md.append(f"| {x['method']} | {x['prune_ratio']:g} | {x['total']} | {x['compression']:.1f}x | {b['values']} | "
-                  f"{b['quantization_params']} | {b['indices']} | {x['mean']:.2f} ± {x['std']:.2f} | {x['relabel_seconds']:.1f} |")
+                  f"{b['quantization_params']} | {b['indices']} | {b.get('image_labels', 0)} | {x['mean']:.2f} ± {x['std']:.2f} | {x['relabel_seconds']:.1f} |")
     md.append("")
     plots.append(set_)
     dat = ""

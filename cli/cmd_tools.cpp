@@ -36,7 +36,7 @@ void print_info(const json& i) {
       "  images {}  classes {}  image size {}  epochs {}  batch size {}  batches/epoch {}\n"
       "  steps kept {} of {} (prune ratio {}, {:.1f}x)  logits {}{}{}  seed {}  cutmix {}\n"
       "  bytes: total {} = header {} + values {} + quantization {} + indices {} + views {} + "
-      "digests/checksums {}\n"
+      "digests/checksums {} + image labels {}\n"
       "  {:.1f}x fewer bytes than the 1x fp16 store of this run ({} bytes)\n",
       i["file"].get<std::string>(), i["format_version"].get<int>(), i["replay_version"].get<int>(),
       i["images"].get<int64_t>(), i["classes"].get<int64_t>(), i["image_size"].get<int64_t>(),
@@ -51,7 +51,7 @@ void print_info(const json& i) {
       b["total"].get<uint64_t>(), b["header"].get<uint64_t>(), b["values"].get<uint64_t>(),
       b["quantization_params"].get<uint64_t>(), b["indices"].get<uint64_t>(),
       b["views"].get<uint64_t>(), b["digests_and_checksums"].get<uint64_t>(),
-      b["compression_vs_fp16_1x"].get<double>(), b["fp16_1x"].get<uint64_t>());
+      b["image_labels"].get<uint64_t>(), b["compression_vs_fp16_1x"].get<double>(), b["fp16_1x"].get<uint64_t>());
 }
 
 void add_labels(CLI::App& app, Context& ctx) {

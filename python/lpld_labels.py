@@ -227,7 +227,7 @@ class LabelStore:
         self.version = h["format_version"]
         if self.version != int(head[7:8]):
             raise ValueError(f"{path}: magic and header disagree on the format")
-        self.data_offset = 24 + n
+        self.header_end = 24 + n
         self.C, self.N, self.B = h["num_classes"], h["num_images"], h["batch_size"]
         codec = h.get("codec", {"topk": 0, "values": h.get("dtype")})
         self.topk, self.values = codec["topk"], codec["values"]
@@ -243,6 +243,10 @@ class LabelStore:
         ib = (2 if self.C <= 65536 else 4) if self.k < self.C else 0
         self.value_bytes, self.param_bytes, self.index_bytes = vb, pb, ib
         self.row_bytes = vb + pb + ib * self.k
+        # the fallback table (--image-labels): N rows and a checksum, before the records
+        self.image_labels = h.get("image_labels", False)
+        self.image_labels_bytes = self.N * self.row_bytes + 8 if self.image_labels else 0
+        self.data_offset = self.header_end + self.image_labels_bytes
 
     def step_size(self, step):
         b = step % self.bpe
@@ -276,8 +280,26 @@ class LabelStore:
 
     def rows(self, step):
         """Kept logits [n, k] (float32) and, with top-k, their classes [n, k] (else None)."""
-        n = self.step_size(step)
-        raw = np.frombuffer(self.record(step), dtype=np.uint8)[: n * self.row_bytes]
+        return self._decode(self.record(step), self.step_size(step))
+
+    def image_rows(self):
+        """The fallback table's rows (each image's whole view), all N images, as rows()."""
+        if not self.image_labels:
+            raise ValueError(f"{self.path}: no image labels (relabel with --image-labels)")
+        size = self.image_labels_bytes
+        self.f.seek(self.header_end)
+        table = self.f.read(size)
+        (stored,) = struct.unpack("<Q", table[-8:])
+        if len(table) != size or xxh64(table[:-8], 2**64 - 1) != stored:
+            raise ValueError(f"{self.path}: the image labels are damaged")
+        return self._decode(table[:-8], self.N)
+
+    def image_probs(self, T):
+        """Each image's teacher distribution [N, C] at temperature T, from the fallback table."""
+        return self._probs(*self.image_rows(), T)
+
+    def _decode(self, data, n):
+        raw = np.frombuffer(data, dtype=np.uint8)[: n * self.row_bytes]
         raw = raw.reshape(n, self.row_bytes)
         vb, pb = self.value_bytes, self.param_bytes
         col = lambda a, b: np.ascontiguousarray(raw[:, a:b])
@@ -306,7 +328,9 @@ class LabelStore:
 
     def probs(self, step, T):
         """The teacher distribution [n, C] at temperature T: a softmax over the kept logits."""
-        values, indices = self.rows(step)
+        return self._probs(*self.rows(step), T)
+
+    def _probs(self, values, indices, T):
         z = values.astype(np.float64) / T
         p = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)

@@ -394,7 +394,7 @@ TEST(Parity, PythonReaderKnowsEveryLabelValuesFormat) {
 
 // python/lpld_labels.py (numpy only) reads every codec as lpld does, bit for bit, regenerates
 // each step's views from the seed exactly (their digests equal the store's), reads stored
-// views, and gives the same teacher distributions.
+// views and the fallback table (--image-labels), and gives the same teacher distributions.
 TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
   REQUIRE_TORCH();
   test::TempDir dir;
@@ -403,14 +403,16 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
     int64_t topk;
     const char* values;
     bool views;
+    bool image_labels = false;
   };
-  for (const Case c : {Case{0, "fp16", false}, Case{2, "int8", true}, Case{2, "int4", false},
-                       Case{0, "bf16", true}, Case{1, "fp32", false}, Case{0, "int4-max", false},
-                       Case{2, "int8-max", true}}) {
+  for (const Case c :
+       {Case{0, "fp16", false, true}, Case{2, "int8", true}, Case{2, "int4", false, true},
+        Case{0, "bf16", true}, Case{1, "fp32", false}, Case{0, "int4-max", false, true},
+        Case{2, "int8-max", true}}) {
     relabel::RelabelConfig lc;
     lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.views.batch_size = 4;
     lc.topk = c.topk, lc.logits = parse_choice<labels::LabelValues>(c.values, "test"),
-    lc.store_views = c.views;
+    lc.store_views = c.views, lc.image_labels = c.image_labels;
     lc.out = dir.path(fmt::format("s-{}-{}-{}.lpld", c.topk, c.values, c.views));
     relabel::relabel(lc, Progress::null());
     const std::string sub = dir.path(fmt::format("py-{}-{}-{}", c.topk, c.values, c.views));
@@ -446,6 +448,16 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
         EXPECT_EQ(py.at(p + "lambda").item<double>(), plan.mix.lambda) << name;
       }
     }
+    ASSERT_EQ(py.count("image.values") == 1, c.image_labels) << lc.out;
+    if (!c.image_labels) continue;
+    const auto rows = store.image_rows();
+    EXPECT_TRUE(torch::equal(py.at("image.values"), rows.values)) << lc.out;
+    if (rows.indices.defined()) EXPECT_TRUE(torch::equal(py.at("image.indices"), rows.indices));
+    EXPECT_LE((py.at("image.probs") - labels::teacher_probs(rows, h.num_classes, 4.0))
+                  .abs()
+                  .max()
+                  .item<double>(),
+              1e-6);
   }
 }
 

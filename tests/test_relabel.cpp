@@ -207,6 +207,52 @@ TEST(LabelStore, EveryFlippedByteAndTruncationIsDetected) {
   EXPECT_NO_THROW(ok.verify());
 }
 
+// --image-labels: the fallback table holds the teacher's logits for every image's whole view,
+// sits between the header and the records (which stay byte for byte those of a store
+// without it), is counted in the bytes, and is checked like a record.
+TEST(LabelStore, ImageLabelsAreTheWholeViewsLogitsAndChecked) {
+  test::TempDir dir;
+  auto plain = small(dir.path("plain.lpld"), 0.6);
+  plain.logits = labels::LabelValues::fp32;
+  relabel::relabel(plain, Progress::null());
+  auto c = plain;
+  c.out = dir.path("table.lpld"), c.image_labels = true;
+  relabel::relabel(c, Progress::null());
+  labels::LabelStore store(c.out), without(plain.out);
+  const auto& h = store.header();
+  ASSERT_TRUE(h.image_labels);
+  EXPECT_EQ(h.image_labels_bytes(), 12 * 3 * 4 + 8);  // 12 images, 3 classes, fp32
+  EXPECT_EQ(store.file_bytes() - without.file_bytes(),
+            static_cast<uint64_t>(h.image_labels_bytes()) + store.header_bytes() -
+                without.header_bytes());
+  EXPECT_EQ(store.bytes_by_part()["image_labels"], h.image_labels_bytes());
+  EXPECT_EQ(without.bytes_by_part()["image_labels"], 0);
+  for (int64_t step = 0; step < h.steps_kept; ++step)
+    EXPECT_TRUE(torch::equal(store.logits(step), without.logits(step))) << step;
+  // the rows are the teacher's logits on each whole, unflipped image
+  auto ck = models::load_checkpoint(c.teacher, torch::kCPU);
+  const auto set = labels::ImageSet::open(c.images);
+  labels::StepPlan whole;
+  for (int64_t i = 0; i < 12; ++i) whole.indices.push_back(i);
+  whole.views.assign(12, data::View{});
+  torch::NoGradGuard ng;
+  const auto expected = ck.model->forward(labels::render_step(
+      set.read(whole.indices), data::NormTensors(h.norm, torch::kCPU), whole, h.image_size));
+  EXPECT_TRUE(torch::allclose(store.image_rows().values, expected, 1e-5, 1e-5));
+  test::expect_throw_with<std::invalid_argument>([&] { without.image_rows(); },
+                                                 {"--labels", plain.out, "--image-labels"});
+  // a flipped byte in the table is named at open-and-verify and by image_rows
+  std::string bytes = read_file(c.out);
+  const size_t table = static_cast<size_t>(store.header_bytes()) + 7;
+  bytes[table] = static_cast<char>(bytes[table] ^ 0x04);
+  const std::string bad = dir.path("bad.lpld");
+  write_file_atomic(bad, bytes);
+  labels::LabelStore damaged(bad);
+  test::expect_throw_with<std::runtime_error>([&] { damaged.image_rows(); },
+                                              {bad, "image labels are damaged"});
+  EXPECT_THROW(damaged.verify(), std::runtime_error);
+}
+
 // A relabel killed mid-write leaves no store under the final name, only its partial file
 // (which is not a valid store); the re-run resumes it and writes the bytes an uninterrupted
 // run writes, leaving nothing behind.

@@ -515,6 +515,97 @@ TEST(Train, QuantizedLabelsAndLpqldTrainingRun) {
   EXPECT_NE(lpqld.top1, plain.top1);
 }
 
+// The fallback (issue #30): a share of each epoch's steps renders pruned steps' views, drawn
+// reproducibly and uniformly from the steps the pool lacks, and the others replay the pool.
+TEST(LabelPool, FallbackStepsArePrunedStepsAtTheirShare) {
+  labels::PoolSpec p;
+  p.pool_steps = 10, p.batches_per_epoch = 8, p.stored_epochs = 100, p.total_steps = 800;
+  p.seed = 5;
+  auto steps = labels::draw_epoch_steps(p, 3);
+  const auto unchanged = steps;
+  EXPECT_EQ(labels::draw_fallback_steps(p, 3, steps), std::vector<uint8_t>(8, 0));
+  EXPECT_EQ(steps, unchanged);  // no share: the pool's draw as it was
+  p.fallback_share = 0.25;
+  int64_t fallbacks = 0, draws = 0;
+  std::set<int64_t> pruned_seen;
+  for (int64_t e = 0; e < 400; ++e) {
+    auto s = labels::draw_epoch_steps(p, e);
+    const auto pool_draw = s;
+    const auto fb = labels::draw_fallback_steps(p, e, s);
+    auto again = labels::draw_epoch_steps(p, e);
+    EXPECT_EQ(labels::draw_fallback_steps(p, e, again), fb);  // reproducible
+    EXPECT_EQ(again, s);
+    for (size_t i = 0; i < s.size(); ++i, ++draws) {
+      if (fb[i]) {
+        ++fallbacks;
+        EXPECT_GE(s[i], 10);
+        EXPECT_LT(s[i], 800);
+        pruned_seen.insert(s[i]);
+      } else {
+        EXPECT_EQ(s[i], pool_draw[i]);
+      }
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(fallbacks) / static_cast<double>(draws), 0.25, 0.02);
+  EXPECT_GT(pruned_seen.size(), 400u);  // spread over the pruned steps, not a few of them
+  p.fallback_share = 1.0;
+  test::expect_throw_with<std::invalid_argument>([&] { labels::validate_pool(p); },
+                                                 {"--fallback-share", "[0, 1)"});
+  p.fallback_share = 0.5, p.pool_steps = 800;
+  test::expect_throw_with<std::invalid_argument>([&] { labels::validate_pool(p); },
+                                                 {"--fallback-share", "prunes none"});
+}
+
+// A fallback step's teacher distribution: each image's row of the image labels at T, mixed
+// with its CutMix partner's by the share of pixels pasted from the partner.
+TEST(Train, FallbackLabelsMixImageRowsByThePastedArea) {
+  labels::LabelHeader h;
+  h.num_classes = 3, h.image_size = 8;
+  labels::LabelCodec::Rows rows;
+  rows.values = torch::tensor({{2.0f, 0.0f, 0.0f}, {0.0f, 4.0f, 0.0f}, {0.0f, 0.0f, 6.0f}});
+  labels::StepPlan plan;
+  plan.indices = {2, 0};
+  const auto p2 = torch::softmax(rows.values[2] / 2.0, 0), p0 = torch::softmax(rows.values[0] / 2.0, 0);
+  auto probs = train::fallback_probs(rows, h, plan, 2.0);
+  EXPECT_TRUE(torch::allclose(probs, torch::stack({p2, p0})));
+  plan.cutmix = true;
+  plan.mix.perm = {1, 0};
+  plan.mix.x1 = 0, plan.mix.y1 = 0, plan.mix.x2 = 4, plan.mix.y2 = 4;  // 16 of 64 pixels pasted
+  plan.mix.lambda = 0.9;  // (the Beta draw; the clipped box decides the mix)
+  probs = train::fallback_probs(rows, h, plan, 2.0);
+  EXPECT_TRUE(torch::allclose(probs, torch::stack({0.75 * p2 + 0.25 * p0, 0.75 * p0 + 0.25 * p2})));
+  // top-k rows: the dropped classes get nothing
+  rows.indices = torch::tensor({{0, 1, 2}, {1, 0, 2}, {2, 0, 1}});
+  EXPECT_TRUE(torch::allclose(train::fallback_probs(rows, h, plan, 2.0).sum(1), torch::ones({2})));
+}
+
+// Training with a fallback share needs a store with image labels (an error naming the option
+// and the store otherwise) and a pruned pool; with them it trains, and differently.
+TEST(Train, FallbackShareTrainsFromImageLabels) {
+  test::TempDir dir;
+  auto c = small(dir.path("no-table"));
+  c.fallback_share = 0.5, c.epochs = 3;
+  test::expect_throw_with<std::invalid_argument>(
+      [&] { train::train_student(c, Progress::null()); },
+      {"--fallback-share", labelled().labels, "--image-labels"});
+  relabel::RelabelConfig lc;
+  lc.teacher = test::toy().teacher, lc.images = labelled().images, lc.out = dir.path("t.lpld");
+  lc.epochs = 30, lc.views.batch_size = 4, lc.prune_ratio = 0.9, lc.image_labels = true;
+  relabel::relabel(lc, Progress::null());
+  auto fb = small(dir.path("fallback"));
+  fb.labels = lc.out, fb.prune_ratio = 0.9, fb.fallback_share = 0.5;
+  const auto with = train::train_student(fb, Progress::null());
+  EXPECT_GT(with.top1, 40.0);
+  auto none = fb;
+  none.out = dir.path("none"), none.fallback_share = 0;
+  train::train_student(none, Progress::null());
+  const auto a = load_safetensors(fb.out + "/student.safetensors").tensors;
+  const auto b = load_safetensors(none.out + "/student.safetensors").tensors;
+  bool differ = false;
+  for (const auto& [k, t] : a) differ = differ || !torch::equal(t, b.at(k));
+  EXPECT_TRUE(differ);
+}
+
 // A store whose recorded views are not those this lpld renders (another replay version, or a
 // different draw order) is refused at its first step, not trained on.
 TEST(Train, RefusesAStoreWhoseViewsDigestDiffers) {

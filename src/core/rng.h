@@ -45,6 +45,7 @@ enum RngTag : uint64_t {
   kTagTrainOrder = 7,
   kTagTrainAug = 8,
   kTagSample = 9,
+  kTagFallback = 10,
 };
 
 class Rng {

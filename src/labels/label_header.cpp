@@ -20,6 +20,10 @@ int64_t LabelHeader::record_bytes(int64_t n) const {
   return n * codec.row_bytes(num_classes) + views_bytes(n) + (format_version >= 2 ? 8 : 0) + 8;
 }
 
+int64_t LabelHeader::image_labels_bytes() const {
+  return image_labels ? num_images * codec.row_bytes(num_classes) + 8 : 0;
+}
+
 json LabelHeader::to_json() const {
   json j = {{"format", "lpld-labels"},
             {"format_version", format_version},
@@ -54,6 +58,7 @@ json LabelHeader::to_json() const {
     j["codec"] = {{"topk", codec.topk}, {"values", choice_name(codec.values)}};
     j["replay_version"] = replay_version;
     j["views_stored"] = views_stored;
+    if (image_labels) j["image_labels"] = true;  // (absent: stores before the table existed)
   }
   return j;
 }
@@ -82,6 +87,7 @@ LabelHeader LabelHeader::from_json(const json& j, const std::string& path) {
       h.codec.topk = j.at("codec").at("topk");
       h.replay_version = j.at("replay_version");
       h.views_stored = j.at("views_stored");
+      h.image_labels = j.value("image_labels", false);
     }
     h.seed = j.at("seed");
     auto& crop = h.views.crop;

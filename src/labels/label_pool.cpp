@@ -64,6 +64,10 @@ void validate_pool(const PoolSpec& s) {
             "cut_ratio, confidence), not '" +
                 s.metric + "'");
   check_arg(s.pool_steps >= 1, "--prune-ratio", "leaves an empty label pool");
+  check_arg(s.fallback_share >= 0 && s.fallback_share < 1, "--fallback-share",
+            fmt::format("must be in [0, 1), got {}", s.fallback_share));
+  check_arg(s.fallback_share == 0 || s.pool_steps < s.total_steps, "--fallback-share",
+            "renders pruned steps' views, and --prune-ratio 0 prunes none");
   if (s.granularity == Granularity::epoch)
     check_arg(s.pool_steps >= s.batches_per_epoch, "--granularity",
               "epoch needs at least one whole stored epoch in the pool");
@@ -109,6 +113,20 @@ std::vector<int64_t> draw_epoch_steps(const PoolSpec& s, int64_t epoch) {
     steps.push_back(perm[i]);
   }
   return steps;
+}
+
+std::vector<uint8_t> draw_fallback_steps(const PoolSpec& s, int64_t epoch,
+                                         std::vector<int64_t>& steps) {
+  std::vector<uint8_t> fallback(steps.size(), 0);
+  if (s.fallback_share <= 0) return fallback;
+  Rng rng(derive_seed(s.seed, kTagFallback, static_cast<uint64_t>(epoch)));
+  for (size_t i = 0; i < steps.size(); ++i) {
+    // (both draws for every step, so that one step's outcome does not shift the next's)
+    const bool fall = rng.uniform() < s.fallback_share;
+    const int64_t pruned = s.pool_steps + rng.below(s.total_steps - s.pool_steps);
+    if (fall) steps[i] = pruned, fallback[i] = 1;
+  }
+  return fallback;
 }
 
 void check_prune_ratio(double prune_ratio, const std::string& what) {

@@ -38,6 +38,10 @@ struct PoolSpec {
   int64_t stored_epochs = 0;
   uint64_t seed = 0;
   std::vector<int64_t> selected;  // rule-based metrics: the chosen step ids
+  // The image-label fallback (issue #30; train/epoch.h): the share of training steps that
+  // render a pruned step's views (ids pool_steps .. total_steps-1) instead of replaying the pool.
+  double fallback_share = 0;
+  int64_t total_steps = 0;  // S
 };
 
 // True for the rule-based metrics (<rule>_easy / <rule>_hard).
@@ -64,5 +68,12 @@ int64_t steps_for_ratio(double prune_ratio, int64_t total_steps);
 
 // The step ids that training epoch `epoch` replays, in order (batches_per_epoch of them).
 std::vector<int64_t> draw_epoch_steps(const PoolSpec& spec, int64_t epoch);
+
+// With a fallback share: each of the epoch's `steps`, with probability fallback_share, is
+// replaced by a pruned step's id drawn uniformly from pool_steps .. total_steps-1, from stream
+// (seed, kTagFallback, epoch); returns which were (1) so that their labels come from the image
+// labels. Without a share: all 0, `steps` unchanged.
+std::vector<uint8_t> draw_fallback_steps(const PoolSpec& spec, int64_t epoch,
+                                         std::vector<int64_t>& steps);
 
 }  // namespace lpld::labels

@@ -84,7 +84,8 @@ LabelStoreWriter::LabelStoreWriter(const std::string& path, const LabelHeader& h
     : path_(path), partial_(path + ".partial"), header_(header) {
   std::string head = header_bytes(header_);
   std::memcpy(head.data(), kPartialMagic, 8);
-  data_offset_ = head.size();
+  table_offset_ = head.size();
+  data_offset_ = table_offset_ + static_cast<uint64_t>(header_.image_labels_bytes());
   const bool owner = owner_ = role != Role::kJoin;
   if (role == Role::kOwner) lock_ = FileLock::acquire_or_fail(path + ".lock", path);
   fd_ = ::open(partial_.c_str(), O_RDWR | O_CLOEXEC | (owner ? O_CREAT : 0), 0644);
@@ -154,6 +155,34 @@ void LabelStoreWriter::write(int64_t step, const torch::Tensor& logits, const St
   done_[step] = 1;
 }
 
+bool LabelStoreWriter::image_labels_intact() {
+  if (table_done_ || !header_.image_labels) return true;
+  if (!adopted_) return false;
+  const size_t bytes = static_cast<size_t>(header_.image_labels_bytes() - 8);
+  std::string buf(bytes + 8, '\0');
+  if (::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(table_offset_)) !=
+      static_cast<ssize_t>(buf.size()))
+    return false;
+  uint64_t stored = 0;
+  std::memcpy(&stored, buf.data() + bytes, 8);
+  table_done_ = xxh64(buf.data(), bytes, kImageLabelsSeed) == stored;
+  return table_done_;
+}
+
+void LabelStoreWriter::write_image_labels(const torch::Tensor& logits) {
+  TORCH_CHECK(owner_ && header_.image_labels, "label store: no fallback table to write");
+  TORCH_CHECK(logits.dim() == 2 && logits.size(0) == header_.num_images &&
+                  logits.size(1) == header_.num_classes,
+              "label store: image labels have the wrong shape");
+  std::string table = header_.codec.encode(logits);
+  const uint64_t hash = xxh64(table.data(), table.size(), kImageLabelsSeed);
+  table.append(reinterpret_cast<const char*>(&hash), 8);
+  TORCH_CHECK(static_cast<int64_t>(table.size()) == header_.image_labels_bytes(),
+              "label store: fallback table size mismatch");
+  write_all(fd_, table.data(), table.size(), table_offset_, partial_);
+  table_done_ = true;
+}
+
 void LabelStoreWriter::sync() {
   if (::fsync(fd_) != 0) fail_file(partial_, std::string("fsync failed: ") + std::strerror(errno));
 }
@@ -166,6 +195,8 @@ void LabelStoreWriter::commit() {
       fail_file(partial_, fmt::format("step {} of {} is missing or damaged: a rank or run did "
                                       "not write it; re-run relabel to fill it in",
                                       step, header_.steps_kept));
+  if (!image_labels_intact())
+    fail_file(partial_, "the image labels (fallback table) are missing or damaged; re-run relabel");
   write_all(fd_, magic(header_.format_version), 8, 0, partial_);
   sync();
   ::close(fd_);
@@ -222,7 +253,8 @@ LabelStore::LabelStore(const std::string& path) : path_(path) {
     header_ = LabelHeader::from_json(j, path);
     check_file(head[7] - '0' == header_.format_version, path,
                "magic and header disagree on the format version");
-    data_offset_ = 24 + len;
+    header_end_ = 24 + len;
+    data_offset_ = header_end_ + static_cast<uint64_t>(header_.image_labels_bytes());
     const uint64_t expected = record_offset(header_.steps_kept);
     check_file(size_ == expected, path,
                fmt::format("file is {} bytes, the header implies {} ({})", size_, expected,
@@ -294,7 +326,25 @@ std::string LabelStore::views_block(int64_t step) const {
                     static_cast<size_t>(header_.views_bytes(n)));
 }
 
+LabelCodec::Rows LabelStore::image_rows() const {
+  check_arg(header_.image_labels, "--labels",
+            path_ + " has no image labels (relabel it with --image-labels)");
+  const size_t bytes = static_cast<size_t>(header_.image_labels_bytes() - 8);
+  std::string table(bytes + 8, '\0');
+  if (!read_at(fd_, table.data(), table.size(), header_end_))
+    fail_file(path_, "the image labels cannot be read");
+  uint64_t stored = 0;
+  std::memcpy(&stored, table.data() + bytes, 8);
+  if (xxh64(table.data(), bytes, kImageLabelsSeed) != stored)
+    fail_file(path_, "the image labels are damaged (checksum mismatch)");
+  auto rows = header_.codec.decode(table.data(), header_.num_images, header_.num_classes);
+  rows.values = rows.values.clone();  // decode views the table's bytes
+  if (rows.indices.defined()) rows.indices = rows.indices.clone();
+  return rows;
+}
+
 void LabelStore::verify() const {
+  if (header_.image_labels) image_rows();
   for (int64_t s = 0; s < header_.steps_kept; ++s) record(s);
 }
 
@@ -312,8 +362,9 @@ json LabelStore::bytes_by_part() const {
   for (int64_t step = 0; step < h.total_steps(); ++step) images += h.step_size(step);
   const uint64_t per_step = (h.format_version >= 2 ? 8 : 0) + 8;
   // The 1x fp16 store of the same run: every step, full logits in fp16, the same header.
-  const uint64_t fp16_1x = data_offset_ + images * C * 2 + h.total_steps() * 16;
-  return {{"header", data_offset_},
+  const uint64_t fp16_1x = header_end_ + images * C * 2 + h.total_steps() * 16;
+  return {{"header", header_end_},
+          {"image_labels", h.image_labels_bytes()},
           {"values", values},
           {"quantization_params", params},
           {"indices", indices},

@@ -5,6 +5,8 @@
 //   header_len                        u64 little-endian
 //   header                            header_len bytes of zlib-compressed JSON (LabelHeader)
 //   header_hash                       u64 xxh64 of the header bytes
+//   image labels (--image-labels)     N codec rows (each image's whole view), u64 xxh64 (seed
+//                                     kImageLabelsSeed) of them: the fallback table
 //   records, step 0 .. steps_kept-1   n_s rows of the codec (codec.h: kept logits, their
 //                                     quantization parameters and class indices), then the
 //                                     views if stored (--store-views), then a u64 digest of the
@@ -35,6 +37,8 @@ namespace lpld::labels {
 struct StepPlan;  // replay.h
 
 constexpr int kLabelStoreVersion = 2;  // what the writer writes; 1 and 2 are read
+// The fallback table's checksum seed (a record's is its step id, >= 0).
+constexpr uint64_t kImageLabelsSeed = ~uint64_t{0};
 
 struct LabelHeader {
   int64_t num_images = 0, num_classes = 0, channels = 0, image_size = 0;
@@ -46,6 +50,10 @@ struct LabelHeader {
   int format_version = kLabelStoreVersion;
   int replay_version = 1;     // of the views (replay.h kReplayVersion); format 1 stores: 1
   bool views_stored = false;  // the views are in every record (format 2, --store-views)
+  // The fallback table (--image-labels, issue #30): the teacher's logits for each image's whole,
+  // unaugmented view, one codec row per image, between the header and the records. Training
+  // labels a step whose labels were pruned from it (train/epoch.h). Written only when true.
+  bool image_labels = false;
   uint64_t seed = 0;
   data::Normalization norm;
   std::vector<std::string> images;  // relative paths, index order
@@ -62,6 +70,8 @@ struct LabelHeader {
   // Bytes of a record of n images: rows, stored views, digest, checksum.
   int64_t views_bytes(int64_t n) const;
   int64_t record_bytes(int64_t n) const;
+  // Bytes of the fallback table: N rows and a checksum (0 without image labels).
+  int64_t image_labels_bytes() const;
   json to_json() const;
   static LabelHeader from_json(const json& j, const std::string& path);
 };
@@ -96,6 +106,10 @@ class LabelStoreWriter {
   // logits: [n_s, classes], any float dtype and device, encoded by the header's codec;
   // `plan`: the step's views (their digest, and the views themselves when stored).
   void write(int64_t step, const torch::Tensor& logits, const StepPlan& plan);
+  // The fallback table (header.image_labels): logits [N, classes] of every image's whole view.
+  // Written by the owner; image_labels_intact() says whether an adopted file holds it already.
+  void write_image_labels(const torch::Tensor& logits);
+  bool image_labels_intact();
   // Flushes this process's records to the file system (a joining rank, before the owner commits).
   void sync();
   // The owner: verifies every record that another rank wrote or a killed run left, then
@@ -109,9 +123,10 @@ class LabelStoreWriter {
   bool owner_ = false;
   int fd_ = -1;
   LabelHeader header_;
-  uint64_t data_offset_ = 0;
+  uint64_t table_offset_ = 0, data_offset_ = 0;
   bool adopted_ = false;       // the partial file may hold records (a killed run's, a rank's)
   std::vector<uint8_t> done_;  // per kept step: written here or found intact
+  bool table_done_ = false;    // the fallback table: written here or found intact
 };
 
 class LabelStore {
@@ -138,6 +153,9 @@ class LabelStore {
   // float32 [n_s, classes] logits; stores without top-k only (an invalid_argument otherwise).
   torch::Tensor logits(int64_t step) const;
   uint64_t digest(int64_t step) const { return read_step(step).digest; }
+  // The fallback table's rows, all N images in index order (image_labels stores; an
+  // invalid_argument naming --labels otherwise); checks its checksum.
+  LabelCodec::Rows image_rows() const;
   // The record's stored views (views_stored stores): the views block's bytes (replay.h).
   std::string views_block(int64_t step) const;
   // Checks every record; throws runtime_error at the first damaged one.
@@ -145,9 +163,9 @@ class LabelStore {
 
   uint64_t file_bytes() const { return size_; }
   uint64_t logit_bytes() const;  // the codec's rows alone (values, parameters, indices)
-  uint64_t header_bytes() const { return data_offset_; }
+  uint64_t header_bytes() const { return header_end_; }
   // Bytes by part (header, values, quantization parameters, indices, views, digests,
-  // checksums, total) and the compression against the 1x fp16 store of the same run.
+  // checksums, the fallback table, total) and the compression against the 1x fp16 store of the same run.
   json bytes_by_part() const;
 
  private:
@@ -156,7 +174,7 @@ class LabelStore {
   std::string path_;
   LabelHeader header_;
   int fd_ = -1;
-  uint64_t size_ = 0, data_offset_ = 0;
+  uint64_t size_ = 0, header_end_ = 0, data_offset_ = 0;  // data: after the fallback table
 };
 
 }  // namespace lpld::labels

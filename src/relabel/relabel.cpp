@@ -36,6 +36,9 @@ void RelabelConfig::declare(OptionSet& o) {
       .add("topk", &topk, "keep only the k largest logits of each row and their classes (0: all)")
       .add("store_views", &store_views,
            "store each step's views (indices, crops, flips, CutMix) explicitly")
+      .add("image_labels", &image_labels,
+           "also store each image's labels at its whole view (one row per image), for training "
+           "steps whose labels were pruned (train --fallback-share)")
       .add("seed", &seed, "random seed of the views")
       .add("forward_batch", &forward_batch, "images per teacher forward (0: automatic)")
       .add("device", &device, "cpu, cuda or cuda:N")
@@ -114,6 +117,7 @@ labels::LabelHeader make_header(const RelabelConfig& config, const labels::Image
   h.prune_ratio = config.prune_ratio;
   h.codec = {config.topk, config.logits};
   h.views_stored = config.store_views;
+  h.image_labels = config.image_labels;
   h.replay_version = labels::kReplayVersion;
   h.seed = config.seed;
   h.norm = ck.meta.norm;
@@ -298,6 +302,25 @@ int64_t label_groups_on_cores(const LabelJob& job, const std::vector<int64_t>& t
   return views;
 }
 
+// The fallback table (--image-labels): the teacher's logits for every image's whole view (no
+// crop, flip or CutMix), `forward` images at a time, on this thread.
+torch::Tensor image_logits(const LabelJob& job, int64_t forward) {
+  const labels::LabelHeader& h = job.writer.header();
+  const data::NormTensors norm(h.norm, job.device);
+  std::vector<torch::Tensor> out;
+  for (int64_t i0 = 0; i0 < h.num_images; i0 += forward) {
+    StepGroup g;
+    g.plans.emplace_back();
+    auto& plan = g.plans.back();
+    for (int64_t i = i0; i < std::min(h.num_images, i0 + forward); ++i)
+      plan.indices.push_back(i);
+    plan.views.assign(plan.indices.size(), data::View{});  // the whole image, not flipped
+    g.images.push_back(job.set.read(plan.indices));
+    out.push_back(forward_group(g, *job.ck.model, h, norm, job.device, job.precision));
+  }
+  return torch::cat(out);
+}
+
 // One process's part of a relabel run (`dist` null: the whole run). Rank 0 owns the store
 // file; the other ranks write their records into it (docs/distributed.md).
 RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, Dist* dist) {
@@ -335,6 +358,11 @@ RelabelResult relabel_part(const RelabelConfig& requested, Progress& progress, D
   const auto precision = engine::Precision{config.amp, config.channels_last};
   if (precision.channels_last) engine::to_channels_last(*ck.model);
   const LabelJob job{set, ck, *writer, group, device, precision};
+  if (h.image_labels && output.writer() && !writer->image_labels_intact()) {
+    progress.message(fmt::format("relabel: labelling the {} images' whole views (--image-labels)",
+                                 h.num_images));
+    writer->write_image_labels(image_logits(job, forward));
+  }
   int64_t views = device.is_cpu() ? label_groups_on_cores(job, share.todo, progress)
                                   : label_groups_on_device(job, share.todo, progress);
   progress.finish();

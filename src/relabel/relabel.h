@@ -23,6 +23,9 @@ struct RelabelConfig {
   labels::LabelValues logits = labels::LabelValues::fp16;  // labels/codec.h
   int64_t topk = 0;          // keep the k largest logits of each row (0: all; LPQLD's MR-k)
   bool store_views = false;  // the views in every record, for tools without lpld's streams
+  // The fallback table (issue #30): the teacher's logits for each image's whole view, one codec
+  // row per image, for training steps whose labels were pruned (train --fallback-share).
+  bool image_labels = false;
   uint64_t seed = 0;
   int64_t forward_batch = 0;  // images per teacher forward (0: automatic)
   std::string device = "cpu";

@@ -35,6 +35,9 @@ void TrainConfig::declare(OptionSet& o) {
       .add("metric", &metric,
            "random, order, or rule-based <rule>_easy|_hard with rule correct, diff, diff_signed, "
            "cut_ratio or confidence (needs an unpruned store)")
+      .add("fallback_share", &fallback_share,
+           "share of training steps that render a pruned step's views, labelled from the "
+           "store's image labels (relabel --image-labels) instead of the pool")
       .add("optimizer", &optimizer, "optimizer")
       .add("lr", &lr, "peak learning rate (cosine per epoch)")
       .add("weight_decay", &weight_decay, "weight decay")
@@ -91,6 +94,8 @@ void TrainConfig::validate() const {
   labels::check_prune_ratio(prune_ratio);
   check_arg(labels != "online" || prune_ratio == 0, "--prune-ratio",
             "online labels are never pruned");
+  check_arg(labels != "online" || fallback_share == 0, "--fallback-share",
+            "online labels label every step");
   check_arg(lr > 0, "--lr", "must be > 0");
   check_arg(weight_decay >= 0, "--weight-decay", "must be >= 0");
   check_arg(warmup_epochs >= 0 && warmup_epochs < epochs, "--warmup-epochs",

@@ -19,15 +19,19 @@ namespace {
 struct StepInput {
   labels::StepPlan plan;
   torch::Tensor images;           // uint8 [n, C, H, W]
-  labels::LabelCodec::Rows rows;  // stored labels (online: none)
+  labels::LabelCodec::Rows rows;  // stored labels (online or fallback: none)
+  torch::Tensor fallback;         // a fallback step's teacher distribution [n, classes]
 };
 
-StepInput read_step_input(const EpochContext& ctx, int64_t step) {
+StepInput read_step_input(const EpochContext& ctx, const TrainStep& ts) {
   const auto& h = ctx.inputs->header;
+  const int64_t step = ts.step;
   StepInput in;
   in.plan = ctx.planner->plan(step);
   in.images = ctx.inputs->set.read(in.plan.indices);  // only this step's
-  if (!ctx.inputs->online()) {
+  if (ts.fallback) {
+    in.fallback = fallback_probs(ctx.inputs->image_rows, h, in.plan, ctx.temperature);
+  } else if (!ctx.inputs->online()) {
     auto rec = ctx.inputs->store->read_step(step);
     if (h.format_version >= 2 && rec.digest != labels::plan_digest(in.plan))
       throw std::runtime_error(fmt::format(
@@ -39,13 +43,29 @@ StepInput read_step_input(const EpochContext& ctx, int64_t step) {
   if (ctx.device.is_cuda()) {
     in.images = in.images.pin_memory();
     if (in.rows.values.defined()) in.rows.values = in.rows.values.pin_memory();
+    if (in.fallback.defined()) in.fallback = in.fallback.pin_memory();
   }
   return in;
 }
 
 }  // namespace
 
-double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& images_seen,
+torch::Tensor fallback_probs(const labels::LabelCodec::Rows& image_rows,
+                             const labels::LabelHeader& h, const labels::StepPlan& plan,
+                             double T) {
+  const auto idx = torch::tensor(plan.indices, torch::kInt64);
+  labels::LabelCodec::Rows rows;
+  rows.values = image_rows.values.index_select(0, idx);
+  if (image_rows.indices.defined()) rows.indices = image_rows.indices.index_select(0, idx);
+  torch::Tensor p = labels::teacher_probs(rows, h.num_classes, T);
+  if (!plan.cutmix) return p;
+  const auto& m = plan.mix;
+  const double pasted = static_cast<double>((m.x2 - m.x1) * (m.y2 - m.y1)) /
+                        static_cast<double>(h.image_size * h.image_size);
+  return (1 - pasted) * p + pasted * p.index_select(0, torch::tensor(m.perm, torch::kInt64));
+}
+
+double run_epoch(EpochContext& ctx, const std::vector<TrainStep>& steps, int64_t& images_seen,
                  int64_t& steps_done) {
   const auto& h = ctx.inputs->header;
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(ctx.device));
@@ -70,7 +90,9 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
     const int64_t n = batch.size(0);
     const auto [lo, hi] = engine::shard_rows(n, ctx.dist);
     labels::LabelCodec::Rows rows;
-    if (ctx.inputs->online()) {  // labels for this rank's rows only
+    if (in.fallback.defined()) {  // the image labels' distribution, this rank's rows
+      in.fallback = in.fallback.to(ctx.device, /*non_blocking=*/true).slice(0, lo, hi);
+    } else if (ctx.inputs->online()) {  // labels for this rank's rows only
       torch::NoGradGuard ng;
       engine::AutocastGuard autocast(ctx.device, ctx.precision.amp);
       if (hi > lo)
@@ -94,10 +116,12 @@ double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& 
       }
       out = out.to(torch::kFloat);
       torch::Tensor loss;
-      if (!topk && Ts == T) {  // the plain KD loss (METHOD.md Stage 4), unchanged numerics
+      if (!in.fallback.defined() && !topk && Ts == T) {
+        // the plain KD loss (METHOD.md Stage 4), unchanged numerics
         loss = engine::kd_loss(out, rows.values, T, ctx.temperature_squared);
-      } else {  // top-k labels (LPQLD's MR-k) and/or a student temperature of its own (CA)
-        auto p = labels::teacher_probs(rows, h.num_classes, T);
+      } else {  // top-k labels (LPQLD's MR-k), a student temperature of its own (CA), fallback
+        auto p = in.fallback.defined() ? in.fallback
+                                       : labels::teacher_probs(rows, h.num_classes, T);
         loss = engine::kd_loss_probs(out, p, Ts) * (ctx.temperature_squared ? T * T : 1.0);
         ctx.last_teacher = p.detach();
         ctx.last_student = out.detach();
@@ -130,12 +154,17 @@ double search_student_temperature(const EpochContext& ctx) {
   return best_t;
 }
 
-std::vector<int64_t> epoch_steps(const TrainInputs& in, int64_t epoch) {
-  if (!in.online()) return labels::draw_epoch_steps(in.pool, epoch);
-  const int64_t bpe = in.header.batches_per_epoch();
-  std::vector<int64_t> s(static_cast<size_t>(bpe));
-  for (int64_t b = 0; b < bpe; ++b) s[b] = epoch * bpe + b;
-  return s;
+std::vector<TrainStep> epoch_steps(const TrainInputs& in, int64_t epoch) {
+  std::vector<TrainStep> out;
+  if (in.online()) {
+    const int64_t bpe = in.header.batches_per_epoch();
+    for (int64_t b = 0; b < bpe; ++b) out.push_back({epoch * bpe + b, false});
+    return out;
+  }
+  auto steps = labels::draw_epoch_steps(in.pool, epoch);
+  const auto fallback = labels::draw_fallback_steps(in.pool, epoch, steps);
+  for (size_t i = 0; i < steps.size(); ++i) out.push_back({steps[i], fallback[i] != 0});
+  return out;
 }
 
 }  // namespace lpld::train

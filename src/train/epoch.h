@@ -37,17 +37,31 @@ struct EpochContext {
   torch::Tensor last_student, last_teacher;
 };
 
-// Trains on `steps` (label step ids) in order; returns the epoch's mean loss over every rank's
+// A training step: the label step whose views it renders, and whether its labels come from the
+// store's image labels (the fallback, labels/label_pool.h) instead of the step's record.
+struct TrainStep {
+  int64_t step = 0;
+  bool fallback = false;
+};
+
+// Trains on `steps` in order; returns the epoch's mean loss over every rank's
 // rows (one host sync per epoch). Adds to `images_seen` and `steps_done`.
-double run_epoch(EpochContext& ctx, const std::vector<int64_t>& steps, int64_t& images_seen,
+double run_epoch(EpochContext& ctx, const std::vector<TrainStep>& steps, int64_t& images_seen,
                  int64_t& steps_done);
+
+// The fallback's teacher distribution of a step at temperature T, [n, classes]: each image's
+// row of the image labels, mixed with its CutMix partner's by the share of pixels pasted from
+// it (what the step's views show of each image; crops and flips are not seen by the table).
+torch::Tensor fallback_probs(const labels::LabelCodec::Rows& image_rows,
+                             const labels::LabelHeader& header, const labels::StepPlan& plan,
+                             double T);
 
 // LPQLD's dynamic calibrated alignment: the student temperature t in {0.01, 0.02, ..., 1}
 // that minimizes KL(teacher || softmax(student / t)) on the epoch's last step.
 double search_student_temperature(const EpochContext& ctx);
 
-// The label steps epoch `epoch` trains on: the pool's draw, or with online labels the
-// epoch's own steps in order.
-std::vector<int64_t> epoch_steps(const TrainInputs& inputs, int64_t epoch);
+// The steps epoch `epoch` trains on: the pool's draw with its fallback steps, or with online
+// labels the epoch's own steps in order.
+std::vector<TrainStep> epoch_steps(const TrainInputs& inputs, int64_t epoch);
 
 }  // namespace lpld::train

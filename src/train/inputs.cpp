@@ -32,6 +32,8 @@ labels::PoolSpec pool_spec(const TrainConfig& config, const labels::LabelHeader&
   pool.batches_per_epoch = h.batches_per_epoch();
   pool.stored_epochs = h.epochs;
   pool.seed = config.seed;
+  pool.fallback_share = config.fallback_share;
+  pool.total_steps = h.total_steps();
   pool.pool_steps =
       online ? h.total_steps() : labels::steps_for_ratio(config.prune_ratio, h.total_steps());
   labels::validate_pool(pool);
@@ -89,6 +91,12 @@ TrainInputs open_inputs(const TrainConfig& requested, const torch::Device& devic
   check_arg(in.set.num_classes() == h.num_classes, "--images",
             "class count differs from the labels'");
   in.pool = pool_spec(config, h, in.online());
+  if (config.fallback_share > 0) {
+    check_arg(h.image_labels, "--fallback-share",
+              config.labels + " has no image labels to fall back on (relabel it with "
+                              "--image-labels)");
+    in.image_rows = in.store->image_rows();
+  }
   in.val = data::open_dataset(config.val);
   check_arg(in.val->num_classes() == h.num_classes, "--val",
             "has " + std::to_string(in.val->num_classes()) + " classes, the labels " +

@@ -21,6 +21,7 @@ struct TrainInputs {
   std::optional<models::Checkpoint> teacher;  // online labels
   labels::LabelHeader header;                 // the store's, or the online views'
   labels::PoolSpec pool;
+  labels::LabelCodec::Rows image_rows;  // the store's fallback table (with a fallback share)
   std::shared_ptr<data::Dataset> val;
   bool online() const { return teacher.has_value(); }
 };

@@ -37,6 +37,10 @@ struct TrainConfig {
   double prune_ratio = 0;
   labels::Granularity granularity = labels::Granularity::batch_to_epoch;
   std::string metric = "random";
+  // The image-label fallback (issue #30): this share of training steps renders a pruned step's
+  // views and labels them from the store's image labels (relabel --image-labels), CutMix's
+  // partner mixed in by its pasted area, instead of replaying the pool (labels/label_pool.h).
+  double fallback_share = 0;
   Optimizer optimizer = Optimizer::adamw;
   double lr = 1e-3;
   double weight_decay = 0.01;

@@ -262,6 +262,12 @@ def case_store(out, store):
                 arrays[f"{step}.{name}.perm"] = np.array(p["cutmix"]["perm"], dtype=np.int64)
                 arrays[f"{step}.{name}.lambda"] = np.array([p["cutmix"]["lambda"]], dtype=np.float64)
         arrays[f"{step}.digest"] = np.array([s.digest(step)], dtype=np.uint64).view(np.int64)
+    if s.image_labels:
+        values, indices = s.image_rows()
+        arrays["image.values"] = values
+        if indices is not None:
+            arrays["image.indices"] = indices
+        arrays["image.probs"] = s.image_probs(4.0).astype(np.float32)
     save_safetensors(os.path.join(out, "store.safetensors"), arrays)
 
 
