@@ -221,6 +221,10 @@ TEST(LabelStore, ImageLabelsAreTheWholeViewsLogitsAndChecked) {
   labels::LabelStore store(c.out), without(plain.out);
   const auto& h = store.header();
   ASSERT_TRUE(h.image_labels);
+  // off, the option is not in the header's config: stores of an lpld from before it stay reused
+  EXPECT_FALSE(without.header().config.contains("image_labels"));
+  EXPECT_FALSE(without.header().to_json().contains("image_labels"));
+  EXPECT_TRUE(h.config.at("image_labels").get<bool>());
   EXPECT_EQ(h.image_labels_bytes(), 12 * 3 * 4 + 8);  // 12 images, 3 classes, fp32
   EXPECT_EQ(store.file_bytes() - without.file_bytes(),
             static_cast<uint64_t>(h.image_labels_bytes()) + store.header_bytes() -

@@ -75,6 +75,8 @@ void RelabelConfig::validate() const {
 json RelabelConfig::identity() const {
   json j = config_json(*this);
   for (const char* k : {"recipe", "device", "forward_batch", "out"}) j.erase(k);
+  // (absent when off: a store's header and reuse stay those of an lpld from before the option)
+  if (!image_labels) j.erase("image_labels");
   return j;
 }
 

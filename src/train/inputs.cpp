@@ -109,6 +109,8 @@ json run_identity(const TrainConfig& config, const TrainInputs& in) {
   json identity = config_json(config);
   for (const char* k : {"recipe", "device", "eval_every", "checkpoint_every", "out", "read_ahead"})
     identity.erase(k);
+  // (absent when off, so that runs of an lpld from before the option stay reusable)
+  if (config.fallback_share == 0) identity.erase("fallback_share");
   const std::string header_text = in.header.to_json().dump();
   identity["label_header_hash"] =
       in.online() ? in.header.teacher_hash : hash_bytes(header_text.data(), header_text.size());
