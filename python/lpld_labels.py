@@ -35,6 +35,7 @@ VALUE_FORMATS = {
     "int4": (4, 4, False),
     "int8-max": (8, 1, True),
     "int4-max": (4, 1, True),
+    "int2-max": (2, 1, True),
 }
 
 
@@ -311,8 +312,10 @@ class LabelStore:
             values = (col(0, vb).view("<u2").astype(np.uint32) << 16).view(np.float32)
         else:
             q = col(0, vb)
-            if self.bits == 4:
-                q = np.stack([q & 0xF, q >> 4], axis=2).reshape(n, -1)[:, : self.k]
+            if self.bits < 8:  # 8 // bits values a byte, the first in the lowest bits
+                mask = (1 << self.bits) - 1
+                parts = [(q >> s) & mask for s in range(0, 8, self.bits)]
+                q = np.stack(parts, axis=2).reshape(n, -1)[:, : self.k]
             if self.max_relative:  # levels below the row's maximum, a scale byte
                 code = col(vb, vb + 1).astype(np.int32)
                 scale = np.ldexp((16 + (code & 0xF)).astype(np.float32), (code >> 4) - 12)

@@ -408,7 +408,7 @@ TEST(Parity, PythonReaderDecodesAndReplaysStoresAsLpld) {
   for (const Case c :
        {Case{0, "fp16", false, true}, Case{2, "int8", true}, Case{2, "int4", false, true},
         Case{0, "bf16", true}, Case{1, "fp32", false}, Case{0, "int4-max", false, true},
-        Case{2, "int8-max", true}}) {
+        Case{2, "int8-max", true}, Case{0, "int2-max", false, true}}) {
     relabel::RelabelConfig lc;
     lc.teacher = rc.teacher, lc.images = rc.out, lc.epochs = 2, lc.views.batch_size = 4;
     lc.topk = c.topk, lc.logits = parse_choice<labels::LabelValues>(c.values, "test"),

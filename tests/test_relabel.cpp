@@ -514,7 +514,7 @@ TEST(KnownAnswer, StepPlanAndDigest) {
 TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
   torch::manual_seed(0);
   auto x = torch::randn({6, 50}) * 5;
-  ASSERT_EQ(labels::label_values_formats().size(), 7u);  // a new format needs its tolerance
+  ASSERT_EQ(labels::label_values_formats().size(), 8u);  // a new format needs its tolerance
   for (const auto& format : labels::label_values_formats()) {
     const std::string values = format.name;
     for (int64_t k : {0, 7}) {
@@ -536,7 +536,8 @@ TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
                          : values == "int4" ? range / 15 / 2 * 1.01 + 1e-2
                          // the scale byte rounds the step up by at most 1/16
                          : values == "int8-max" ? range / 255 / 2 * 1.07
-                                                : range / 15 / 2 * 1.07;
+                         : values == "int4-max" ? range / 15 / 2 * 1.07
+                                                : range / 3 / 2 * 1.07;
       EXPECT_LE((rows.values - ref).abs().max().item<double>(), tol) << values << " k " << k;
     }
   }
@@ -544,6 +545,7 @@ TEST(LabelCodec, RoundTripsWithinTheirPrecision) {
   EXPECT_EQ((labels::LabelCodec{7, labels::LabelValues::int4}.row_bytes(50)), 22);
   EXPECT_EQ((labels::LabelCodec{7, labels::LabelValues::int4_max}.row_bytes(50)), 19);
   EXPECT_EQ((labels::LabelCodec{0, labels::LabelValues::int4_max}.row_bytes(10)), 6);
+  EXPECT_EQ((labels::LabelCodec{0, labels::LabelValues::int2_max}.row_bytes(10)), 4);
   EXPECT_EQ((labels::LabelCodec{0, labels::LabelValues::fp16}.row_bytes(50)), 100);
 }
 
@@ -568,11 +570,19 @@ TEST(LabelCodec, MaxRelativeRowsHaveTheirDocumentedBytes) {
   const std::string b8 =
       labels::LabelCodec{0, labels::LabelValues::int8_max}.encode(torch::tensor({{1.f, 0.f}}));
   EXPECT_EQ(b8, std::string("\x00\xf1\x01", 3));
+  // int2-max: range 6 over 3 levels: scale 2; q = 0, 1 (1.25), 2, 3, 0 (0.5 to even); four a
+  // byte, the first in the lowest bits, then the scale byte (2 = 16 * 2^(9 - 12): 0x90)
+  const auto x2 = torch::tensor({{3.f, 0.5f, -1.f, -3.f, 2.f}});
+  const std::string b2 = labels::LabelCodec{0, labels::LabelValues::int2_max}.encode(x2);
+  EXPECT_EQ(b2, std::string("\xe4\x00\x90", 3));
+  EXPECT_TRUE(torch::equal(
+      labels::LabelCodec{0, labels::LabelValues::int2_max}.decode(b2.data(), 1, 5).values,
+      torch::tensor({{0.f, -2.f, -4.f, -6.f, 0.f}})));
   // A name the table lacks is an error, never a prefix match ("int2" was once 8-bit).
-  for (const char* bad : {"int2-max", "int2", "int8-", "fp8", ""})
+  for (const char* bad : {"int2", "int8-", "fp8", ""})
     test::expect_throw_with<std::invalid_argument>(
         [&] { parse_choice<labels::LabelValues>(bad, "--logits"); },
-        {"--logits: must be fp32, fp16, bf16, int8, int4, int8-max or int4-max"});
+        {"--logits: must be fp32, fp16, bf16, int8, int4, int8-max, int4-max or int2-max"});
   EXPECT_THROW(labels::LabelCodec({-1, labels::LabelValues::fp16}).validate(),
                std::invalid_argument);
 }

@@ -19,6 +19,7 @@ const std::vector<LabelValuesFormat>& label_values_formats() {
       {V::int4, "int4", 4, 4, false, torch::ScalarType::Undefined},
       {V::int8_max, "int8-max", 8, 1, true, torch::ScalarType::Undefined},
       {V::int4_max, "int4-max", 4, 1, true, torch::ScalarType::Undefined},
+      {V::int2_max, "int2-max", 2, 1, true, torch::ScalarType::Undefined},
   };
   return table;
 }
@@ -82,8 +83,8 @@ torch::Tensor bytes_of(const torch::Tensor& t) {
   return t.contiguous().view(torch::kUInt8).view({t.size(0), -1});
 }
 
-// int8 / int4 rows of x [n, k] (float32, contiguous, CPU): the packed values (int4: two a
-// byte, the even one in the low nibble), then the scale and offset as fp16, or (int8-max /
+// int8 / int4 / int2 rows of x [n, k] (float32, contiguous, CPU): the packed values (int4: two
+// a byte, the even one in the low nibble; int2: four, the first in the lowest bits), then the scale and offset as fp16, or (int8-max /
 // int4-max) the levels below the row's maximum and the scale byte (codec.h). Plain loops, not
 // tensor ops: this runs on relabel's writer thread once per step, where a dozen small ops
 // cost more than their arithmetic and held up the forward (a quantized relabel was 3x slower
@@ -93,7 +94,7 @@ torch::Tensor quantize_rows(const torch::Tensor& x, const LabelCodec& codec, int
   const int64_t n = x.size(0), k = x.size(1), row_bytes = value_bytes + codec.param_bytes();
   const int bits = codec.bits();
   const bool max_relative = codec.max_relative();
-  const float levels = bits == 8 ? 255.f : 15.f;
+  const float levels = static_cast<float>((1 << bits) - 1);
   auto out = torch::zeros({n, row_bytes}, torch::kUInt8);
   const float* in = x.data_ptr<float>();
   uint8_t* rows = out.data_ptr<uint8_t>();
@@ -109,10 +110,8 @@ torch::Tensor quantize_rows(const torch::Tensor& x, const LabelCodec& codec, int
       const float d = max_relative ? hi - row[j] : row[j] - lo;
       const float q = std::min(std::max(std::nearbyint(d / scale), 0.f), levels);
       const auto v = static_cast<uint8_t>(q);
-      if (bits == 8)
-        dst[j] = v;
-      else
-        dst[j / 2] |= static_cast<uint8_t>(j % 2 ? v << 4 : v);
+      // 8 / bits values a byte, the first in the lowest bits
+      dst[j * bits / 8] |= static_cast<uint8_t>(v << ((j * bits) % 8));
     }
     if (max_relative) {
       dst[value_bytes] = code;
@@ -157,8 +156,12 @@ LabelCodec::Rows LabelCodec::decode(const char* data, int64_t n, int64_t C) cons
     rows.values = column(0, vb).view(format_of(values).type).view({n, k}).to(torch::kFloat32);
   } else {
     auto q = column(0, vb);
-    if (bits() == 4)
-      q = torch::stack({q.bitwise_and(0xF), q.__rshift__(4)}, 2).view({n, -1}).narrow(1, 0, k);
+    if (bits() < 8) {  // 8 / bits values a byte, the first in the lowest bits
+      std::vector<torch::Tensor> parts;
+      for (int shift = 0; shift < 8; shift += bits())
+        parts.push_back(q.__rshift__(shift).bitwise_and((1 << bits()) - 1));
+      q = torch::stack(parts, 2).view({n, -1}).narrow(1, 0, k);
+    }
     if (max_relative()) {
       const auto& t = max_relative_scales();
       const auto table = torch::from_blob(const_cast<float*>(t.data()), {256}, torch::kFloat32);

@@ -6,7 +6,7 @@
 //   values: fp32, fp16, bf16 as they are; int8 / int4 with a per-row scale and offset (fp16):
 //        q = round((x - lo) / scale), scale = (hi - lo) / (2^bits - 1) over the row's kept
 //        values. The offset's rounding does not matter: a softmax ignores a shift of its row.
-//   int8-max / int4-max: the same levels below the row's maximum, x' = -scale * q with
+//   int8-max / int4-max / int2-max: the same levels below the row's maximum, x' = -scale * q with
 //        q = round((hi - x) / scale), and only the scale kept, as one byte (a 4-bit exponent
 //        and a 4-bit mantissa: scale = (16 + m) * 2^(e - 12), 2^-8 ... 248, steps <= 6.25 %),
 //        the smallest such scale >= (hi - lo) / (2^bits - 1). Why: the offset is dead weight
@@ -15,7 +15,11 @@
 //        more label steps. The decoded values are exact in float32 (q * scale has <= 13
 //        significant bits), so any reader decodes them bit for bit.
 //
-// Row layout: values (k x 4 / 2 / 2 / 1 bytes, or ceil(k / 2) bytes for int4), then the
+// int2-max (issue #30: fewer bits where the student does not need them) has 3 levels below the
+// maximum, four values a byte: with 10 classes a row is 4 bytes against int4-max's 6.
+//
+// Row layout: values (k x 4 / 2 / 2 / 1 bytes, ceil(k / 2) for int4, ceil(k / 4) for int2),
+// then the
 // int8/int4 scale and offset (2 x fp16) or the int8-max/int4-max scale byte, then the class
 // indices (k x uint16, or uint32 above 65,536 classes). A record is n rows
 // (docs/label-store.md).
@@ -30,7 +34,7 @@
 namespace lpld::labels {
 
 // How a row's kept logits are stored (above).
-enum class LabelValues { fp32, fp16, bf16, int8, int4, int8_max, int4_max };
+enum class LabelValues { fp32, fp16, bf16, int8, int4, int8_max, int4_max, int2_max };
 
 // The one table of label value formats: validation, help text, sizes, the header's names and
 // the Python reader's table (python/lpld_labels.py, checked against this one by a test) all

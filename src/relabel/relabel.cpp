@@ -32,7 +32,7 @@ void RelabelConfig::declare(OptionSet& o) {
   views.declare(o);
   o.add("logits", &logits,
         "stored logit values: float as they are, int8 / int4 with a scale and offset per row, "
-        "or int8-max / int4-max below the row's maximum with a one-byte scale")
+        "or int8-max / int4-max / int2-max below the row's maximum with a one-byte scale")
       .add("topk", &topk, "keep only the k largest logits of each row and their classes (0: all)")
       .add("store_views", &store_views,
            "store each step's views (indices, crops, flips, CutMix) explicitly")
