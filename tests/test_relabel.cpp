@@ -372,6 +372,7 @@ TEST(Relabel, TheStoreIsTheSameBytesAtOneAndTwoThreads) {
   c.images = rc.out;
   c.epochs = 4;
   c.views.batch_size = 50;
+  c.image_labels = true;  // (the fallback table too)
   const int threads = at::get_num_threads();
   for (int t : {1, 2}) {
     at::set_num_threads(t);

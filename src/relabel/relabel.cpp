@@ -305,8 +305,19 @@ int64_t label_groups_on_cores(const LabelJob& job, const std::vector<int64_t>& t
 }
 
 // The fallback table (--image-labels): the teacher's logits for every image's whole view (no
-// crop, flip or CutMix), `forward` images at a time, on this thread.
+// crop, flip or CutMix), `forward` images at a time, on this thread; on the CPU single-threaded
+// as label_groups_on_cores' forwards are, so the table too is the same bytes at any --threads.
 torch::Tensor image_logits(const LabelJob& job, int64_t forward) {
+  struct OneThread {  // restores the thread count however the forwards end
+    bool on;
+    int threads = at::get_num_threads();
+    explicit OneThread(bool on_) : on(on_) {
+      if (on) at::set_num_threads(1);
+    }
+    ~OneThread() {
+      if (on) at::set_num_threads(threads);
+    }
+  } one_thread(job.device.is_cpu());
   const labels::LabelHeader& h = job.writer.header();
   const data::NormTensors norm(h.norm, job.device);
   std::vector<torch::Tensor> out;
