@@ -36,7 +36,10 @@ methods=(
   # the student's KD temperature for a pruned store (the paper's 20 was tuned for full labels)
   "prune+int4-max+T4|--logits int4-max|--temperature 4|0.974"
   "prune+int4-max+T8|--logits int4-max|--temperature 8|0.974"
-  "prune+int4-max+T40|--logits int4-max|--temperature 40|0.974"
+  "prune+int4-max+T40|--logits int4-max|--temperature 40|0.9715 0.974"
+  # which steps a pruned run replays: the pool used evenly (without replacement) instead of
+  # drawn with replacement (the paper's choice)
+  "prune+int4-max+even|--logits int4-max|--granularity batch|0.9715 0.974"
   # LPQLD's recipe: MR-k (top-k fp16 logits, u16 classes), DKR and CA. Its README keeps the
   # top 10 % of ImageNet's classes at 40x; 10 % of 10 classes is one (a hard label), so k = 2.
   "lpqld-top2|--logits fp16 --topk 2|--temperature-schedule step --student-temperature-search|0.94 0.9777 0.98"

@@ -14,7 +14,8 @@ out, md, plots = {}, ["# Soft-label storage frontier: pruning, quantization, LPQ
        "temperature schedule (20 · 0.7^(e // 30), ≥ 2) and searched student temperature; `fbNN`:",
        "NN % of the training steps render a pruned step's views, labelled from each image's whole-view",
        "labels (`relabel --image-labels`, one row per image in the store's codec, counted in the bytes;",
-       "`train --fallback-share`).", ""], []
+       "`train --fallback-share`); `TNN`: student temperature NN; `even`: the pool used evenly",
+       "(`--granularity batch`); `lpqld-top2`: LPQLD's recipe (top-2 fp16 logits, DKR and CA).", ""], []
 for setdir in sorted(glob.glob(f"{w}/*/")):
     set_ = os.path.basename(setdir.rstrip("/"))
     rows = []
