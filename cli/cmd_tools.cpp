@@ -51,7 +51,8 @@ void print_info(const json& i) {
       b["total"].get<uint64_t>(), b["header"].get<uint64_t>(), b["values"].get<uint64_t>(),
       b["quantization_params"].get<uint64_t>(), b["indices"].get<uint64_t>(),
       b["views"].get<uint64_t>(), b["digests_and_checksums"].get<uint64_t>(),
-      b["image_labels"].get<uint64_t>(), b["compression_vs_fp16_1x"].get<double>(), b["fp16_1x"].get<uint64_t>());
+      b["image_labels"].get<uint64_t>(), b["compression_vs_fp16_1x"].get<double>(),
+      b["fp16_1x"].get<uint64_t>());
 }
 
 void add_labels(CLI::App& app, Context& ctx) {

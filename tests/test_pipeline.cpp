@@ -263,8 +263,9 @@ TEST(Cli, EveryFailureIsOneLineNamingItsCauseWithExitOneOrTwo) {
   check("--threads -1 squeeze --out x", 2, "--threads");
   // choices: each flag names its own (a recover flag once named relabel's codecs)
   check("recover --mode both --teacher t --out x", 2, "--mode: must be class or mixed, not 'both'");
-  check("relabel --logits int2 --teacher t --images i --out x", 2,
-        "--logits: must be fp32, fp16, bf16, int8, int4, int8-max or int4-max, not 'int2'");
+  check(
+      "relabel --logits int2 --teacher t --images i --out x", 2,
+      "--logits: must be fp32, fp16, bf16, int8, int4, int8-max, int4-max or int2-max, not 'int2'");
   std::ofstream(d + "/mode.yaml") << "mode: both\n";
   check("recover --config " + d + "/mode.yaml --teacher t --out x", 2,
         "mode: must be class or mixed, not 'both'");

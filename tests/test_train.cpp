@@ -565,7 +565,8 @@ TEST(Train, FallbackLabelsMixImageRowsByThePastedArea) {
   rows.values = torch::tensor({{2.0f, 0.0f, 0.0f}, {0.0f, 4.0f, 0.0f}, {0.0f, 0.0f, 6.0f}});
   labels::StepPlan plan;
   plan.indices = {2, 0};
-  const auto p2 = torch::softmax(rows.values[2] / 2.0, 0), p0 = torch::softmax(rows.values[0] / 2.0, 0);
+  const auto p2 = torch::softmax(rows.values[2] / 2.0, 0),
+             p0 = torch::softmax(rows.values[0] / 2.0, 0);
   auto probs = train::fallback_probs(rows, h, plan, 2.0);
   EXPECT_TRUE(torch::allclose(probs, torch::stack({p2, p0})));
   plan.cutmix = true;

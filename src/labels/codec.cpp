@@ -84,12 +84,12 @@ torch::Tensor bytes_of(const torch::Tensor& t) {
 }
 
 // int8 / int4 / int2 rows of x [n, k] (float32, contiguous, CPU): the packed values (int4: two
-// a byte, the even one in the low nibble; int2: four, the first in the lowest bits), then the scale and offset as fp16, or (int8-max /
-// int4-max) the levels below the row's maximum and the scale byte (codec.h). Plain loops, not
-// tensor ops: this runs on relabel's writer thread once per step, where a dozen small ops
-// cost more than their arithmetic and held up the forward (a quantized relabel was 3x slower
-// than an fp16 one). The float32 operations are the tensor form's (x - lo) / scale rounded
-// half to even, so the bytes are the same.
+// a byte, the even one in the low nibble; int2: four, the first in the lowest bits), then the scale
+// and offset as fp16, or (int8-max / int4-max) the levels below the row's maximum and the scale
+// byte (codec.h). Plain loops, not tensor ops: this runs on relabel's writer thread once per step,
+// where a dozen small ops cost more than their arithmetic and held up the forward (a quantized
+// relabel was 3x slower than an fp16 one). The float32 operations are the tensor form's (x - lo) /
+// scale rounded half to even, so the bytes are the same.
 torch::Tensor quantize_rows(const torch::Tensor& x, const LabelCodec& codec, int64_t value_bytes) {
   const int64_t n = x.size(0), k = x.size(1), row_bytes = value_bytes + codec.param_bytes();
   const int bits = codec.bits();

@@ -165,7 +165,8 @@ class LabelStore {
   uint64_t logit_bytes() const;  // the codec's rows alone (values, parameters, indices)
   uint64_t header_bytes() const { return header_end_; }
   // Bytes by part (header, values, quantization parameters, indices, views, digests,
-  // checksums, the fallback table, total) and the compression against the 1x fp16 store of the same run.
+  // checksums, the fallback table, total) and the compression against the 1x fp16 store of the same
+  // run.
   json bytes_by_part() const;
 
  private:

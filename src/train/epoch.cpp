@@ -51,8 +51,7 @@ StepInput read_step_input(const EpochContext& ctx, const TrainStep& ts) {
 }  // namespace
 
 torch::Tensor fallback_probs(const labels::LabelCodec::Rows& image_rows,
-                             const labels::LabelHeader& h, const labels::StepPlan& plan,
-                             double T) {
+                             const labels::LabelHeader& h, const labels::StepPlan& plan, double T) {
   const auto idx = torch::tensor(plan.indices, torch::kInt64);
   labels::LabelCodec::Rows rows;
   rows.values = image_rows.values.index_select(0, idx);
@@ -120,8 +119,8 @@ double run_epoch(EpochContext& ctx, const std::vector<TrainStep>& steps, int64_t
         // the plain KD loss (METHOD.md Stage 4), unchanged numerics
         loss = engine::kd_loss(out, rows.values, T, ctx.temperature_squared);
       } else {  // top-k labels (LPQLD's MR-k), a student temperature of its own (CA), fallback
-        auto p = in.fallback.defined() ? in.fallback
-                                       : labels::teacher_probs(rows, h.num_classes, T);
+        auto p =
+            in.fallback.defined() ? in.fallback : labels::teacher_probs(rows, h.num_classes, T);
         loss = engine::kd_loss_probs(out, p, Ts) * (ctx.temperature_squared ? T * T : 1.0);
         ctx.last_teacher = p.detach();
         ctx.last_student = out.detach();

@@ -93,8 +93,9 @@ TrainInputs open_inputs(const TrainConfig& requested, const torch::Device& devic
   in.pool = pool_spec(config, h, in.online());
   if (config.fallback_share > 0) {
     check_arg(h.image_labels, "--fallback-share",
-              config.labels + " has no image labels to fall back on (relabel it with "
-                              "--image-labels)");
+              config.labels +
+                  " has no image labels to fall back on (relabel it with "
+                  "--image-labels)");
     in.image_rows = in.store->image_rows();
   }
   in.val = data::open_dataset(config.val);
